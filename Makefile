@@ -1,0 +1,30 @@
+# dcres: the two set-up commands of README.md, plus helpers.
+#   make demo   build everything and run the demo (the most complete
+#               lifecycle that works so far)
+#   make test   build everything and run the whole suite through ctest
+# Both first install missing Debian packages (scripts/install-deps.sh).
+BUILD ?= build
+CMAKE_ARGS ?=
+CTEST_ARGS ?=
+
+.PHONY: all deps configure build test demo clean
+
+all: build
+
+deps:
+	scripts/install-deps.sh
+
+configure: deps
+	cmake -S . -B $(BUILD) -G Ninja $(CMAKE_ARGS)
+
+build: configure
+	cmake --build $(BUILD)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure $(CTEST_ARGS)
+
+demo: build
+	scripts/demo.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD)
