@@ -1,0 +1,26 @@
+# Common helpers for dcres's shell tests and scripts. Source it.
+#   skip MSG        exit 77 (ctest SKIP_RETURN_CODE) with a reason
+#   fail MSG        exit 1 with a message
+#   at_exit CMD     run CMD (a string) at exit, last registered first, also
+#                   after a failure, SIGINT or SIGTERM
+#   TEST_TMP        a private temporary directory, removed at exit
+
+_at_exit_cmds=()
+_run_at_exit() {
+  local i
+  for ((i = ${#_at_exit_cmds[@]} - 1; i >= 0; i--)); do
+    eval "${_at_exit_cmds[i]}" || true
+  done
+  _at_exit_cmds=()
+}
+at_exit() { _at_exit_cmds+=("$1"); }
+trap _run_at_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+skip() { echo "SKIP: $*" >&2; exit 77; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+note() { echo "# $*" >&2; }
+
+TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/dcres-test.XXXXXX")
+at_exit 'rm -rf "$TEST_TMP"'
