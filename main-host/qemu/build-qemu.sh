@@ -9,7 +9,7 @@
 # `apt-get source qemu/trixie` and must be QEMU 10.0.x. Re-running with an
 # unchanged series does nothing but a no-op ninja; a changed series resets the
 # tree to the pristine tag and re-applies it, so only files the patches touch
-# are recompiled (and ccache, which meson picks up by itself, softens that).
+# are recompiled (and ccache, when installed, softens that).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/qemu-tree.sh"
@@ -31,6 +31,11 @@ CONFIGURE_FLAGS=(
   --python=/usr/bin/python3
   "--extra-cflags=-DDCRES_VERSION=\"$dcres_version\""
 )
+# QEMU's configure names the compiler for meson, so meson does not add ccache
+# by itself: put it in front when it is there.
+if command -v ccache >/dev/null; then
+  CONFIGURE_FLAGS+=("--cc=ccache ${CC:-cc}")
+fi
 
 # 1. Pristine source package, cached.
 dsc=$(ls "$cachedir"/qemu_*.dsc 2>/dev/null | sort -V | tail -n 1 || true)
