@@ -44,7 +44,7 @@ for sig in TERM INT; do
   # env --default-signal: a background job would otherwise start with SIGINT
   # ignored, and bash cannot trap a signal ignored on entry.
   env --default-signal=INT bash -c ". '$lib/common.sh'; . '$lib/hosts.sh'; hosts_up 2
-    echo \$HOSTS_PREFIX; host_exec 1 sleep 60 & sleep 60 & wait" > "$TEST_TMP/child.out" &
+    echo \$HOSTS_PREFIX; host_exec 1 sleep 60 & wait" > "$TEST_TMP/child.out" 2> "$TEST_TMP/child.err" &
   child=$!
   for _ in $(seq 50); do [ -s "$TEST_TMP/child.out" ] && break; sleep 0.1; done
   cprefix=$(cat "$TEST_TMP/child.out")
