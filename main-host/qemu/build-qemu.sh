@@ -33,8 +33,11 @@ CONFIGURE_FLAGS=(
 )
 # QEMU's configure names the compiler for meson, so meson does not add ccache
 # by itself: put it in front when it is there.
+# Paths under BUILDDIR are hashed relative to it, so checkouts in different
+# directories (a fresh CI clone) share cache hits.
 if command -v ccache >/dev/null; then
   CONFIGURE_FLAGS+=("--cc=ccache ${CC:-cc}")
+  export CCACHE_BASEDIR=$builddir CCACHE_NOHASHDIR=1
 fi
 
 # 1. Pristine source package, cached.
