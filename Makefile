@@ -2,12 +2,13 @@
 #   make demo   build everything and run the demo (the most complete
 #               lifecycle that works so far)
 #   make test   build everything and run the whole suite through ctest
+#   make bench  build everything and run the measurements in experiments/
 # Both first install missing Debian packages (scripts/install-deps.sh).
 BUILD ?= build
 CMAKE_ARGS ?=
 CTEST_ARGS ?=
 
-.PHONY: all deps configure build test demo clean
+.PHONY: all deps configure build test demo bench clean
 
 all: build
 
@@ -25,6 +26,9 @@ test: build
 
 demo: build
 	scripts/demo.sh $(BUILD)
+
+bench: build
+	experiments/guest-boot-time.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD)
