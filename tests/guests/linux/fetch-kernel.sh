@@ -20,3 +20,4 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp" --wildcards './boot/vmlinuz-*'
 mv "$tmp"/boot/vmlinuz-* "$2"
+touch "$2" # newer than this script, or the build would unpack it every time
