@@ -9,7 +9,7 @@ set -euo pipefail
 # Packages from bookworm itself.
 BASE_PKGS=(
   build-essential cmake pkg-config ccache git
-  libaio-dev libprotobuf-c-dev protobuf-c-compiler libqcow-dev libgomp1
+  libaio-dev libprotobuf-c-dev protobuf-c-compiler libqcow-dev libgomp1 libssl-dev
   libibverbs-dev
   ninja-build libglib2.0-dev libpixman-1-dev python3-venv flex bison
   libslirp-dev dpkg-dev

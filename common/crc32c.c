@@ -1,0 +1,52 @@
+#include "dcres/crc32c.h"
+
+#include <pthread.h>
+
+#define POLY 0x82f63b78u /* reflected Castagnoli polynomial */
+
+static uint32_t table[256];
+static pthread_once_t table_once = PTHREAD_ONCE_INIT;
+static int have_sse42;
+
+static void init_crc(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+		for (int k = 0; k < 8; k++)
+			c = (c >> 1) ^ (POLY & (0u - (c & 1u)));
+		table[i] = c;
+	}
+	__builtin_cpu_init();
+	have_sse42 = __builtin_cpu_supports("sse4.2");
+}
+
+static uint32_t crc_sw(uint32_t crc, const unsigned char *p, size_t len)
+{
+	while (len--)
+		crc = (crc >> 8) ^ table[(crc ^ *p++) & 0xff];
+	return crc;
+}
+
+__attribute__((target("sse4.2")))
+static uint32_t crc_hw(uint32_t crc, const unsigned char *p, size_t len)
+{
+	uint64_t c = crc;
+
+	while (len && ((uintptr_t)p & 7)) {
+		c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
+		len--;
+	}
+	for (; len >= 8; len -= 8, p += 8)
+		c = __builtin_ia32_crc32di(c, *(const uint64_t *)(const void *)p);
+	while (len--)
+		c = __builtin_ia32_crc32qi((uint32_t)c, *p++);
+	return (uint32_t)c;
+}
+
+uint32_t dcres_crc32c(uint32_t crc, const void *data, size_t len)
+{
+	pthread_once(&table_once, init_crc);
+	crc = ~crc;
+	crc = have_sse42 ? crc_hw(crc, data, len) : crc_sw(crc, data, len);
+	return ~crc;
+}
