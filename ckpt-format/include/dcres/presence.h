@@ -1,0 +1,46 @@
+/* Presence file: which pages a memory server's memory file holds, with a
+ * CRC-32C of each present page, so a damaged page is reported by number.
+ *
+ * On disk (see presence.c): magic "DCRESPRS", version, page size, page
+ * count, present count; the bitmap (64-bit little-endian words); one be32
+ * CRC-32C per present page, in page order; a CRC-32C of all that. Published
+ * atomically. In memory: a bitmap and a per-page CRC array. */
+#ifndef DCRES_PRESENCE_H
+#define DCRES_PRESENCE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dcres/memfile.h"
+
+struct dcres_presence {
+	uint64_t npages;
+	uint32_t page_size;
+	uint64_t *bits;     /* npages bits */
+	uint32_t *page_crc; /* npages entries; meaningful where the bit is set */
+};
+
+/* Allocates an empty set for npages pages. */
+int dcres_presence_init(struct dcres_presence *p, uint64_t npages, uint32_t page_size);
+void dcres_presence_free(struct dcres_presence *p);
+
+/* Marks page present with the CRC-32C of its content, or absent. */
+void dcres_presence_set(struct dcres_presence *p, uint64_t page, uint32_t crc);
+void dcres_presence_clear(struct dcres_presence *p, uint64_t page);
+bool dcres_presence_test(const struct dcres_presence *p, uint64_t page);
+uint64_t dcres_presence_count(const struct dcres_presence *p);
+
+/* Publishes p as path atomically (temp, fsync, rename, fsync directory). */
+int dcres_presence_write(const char *path, const struct dcres_presence *p);
+
+/* Reads and validates path into p (initialised by this call); corruption
+ * or truncation is -EINVAL/-EIO with a message naming path. */
+int dcres_presence_read(const char *path, struct dcres_presence *p);
+
+/* Reads every present page of mf and checks its CRC; the first bad page is
+ * -EBADMSG, logged with the file and page number, and stored in *bad_page
+ * (if not NULL). Parallel (OpenMP). */
+int dcres_presence_verify_pages(const struct dcres_presence *p,
+				struct dcres_memfile *mf, uint64_t *bad_page);
+
+#endif

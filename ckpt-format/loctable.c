@@ -1,0 +1,144 @@
+/* Location tables (loctable.h).
+ *
+ * On disk, integers big-endian:
+ *
+ *   offset size field
+ *        0    8 magic "DCRESLOC"
+ *        8    4 version (1)
+ *       12    4 page size
+ *       16    8 page count N (at most LOC_MAX_PAGES)
+ *       24    N host byte of each page
+ *     24+N    N history byte of each page
+ *   24+2N    4 CRC-32C of all the bytes before it
+ *
+ * Published with dcres_publish_file. */
+#include "dcres/loctable.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dcres/crc32c.h"
+#include "dcres/fileio.h"
+#include "dcres/log.h"
+#include "ondisk.h"
+
+#define LOC_MAGIC "DCRESLOC"
+#define LOC_VERSION 1u
+#define LOC_HDR_SIZE 24u
+/* 16 TiB of 4 KiB pages: bounds what a damaged header can make us allocate. */
+#define LOC_MAX_PAGES (1ull << 32)
+#define LOC_MAX_FILE (LOC_HDR_SIZE + 2 * LOC_MAX_PAGES + 4)
+
+int dcres_loctable_init(struct dcres_loctable *t, uint64_t npages, uint32_t page_size)
+{
+	memset(t, 0, sizeof(*t));
+	if (npages > LOC_MAX_PAGES || !is_pow2(page_size)) {
+		pr_err("location table: unsupported geometry (%llu pages of %u bytes)",
+		       (unsigned long long)npages, page_size);
+		return -EINVAL;
+	}
+	t->host = malloc(npages ? npages : 1);
+	t->history = calloc(npages ? npages : 1, 1);
+	if (!t->host || !t->history) {
+		dcres_loctable_free(t);
+		return -ENOMEM;
+	}
+	memset(t->host, DCRES_LOC_ZERO, npages);
+	t->npages = npages;
+	t->page_size = page_size;
+	return 0;
+}
+
+void dcres_loctable_free(struct dcres_loctable *t)
+{
+	free(t->host);
+	free(t->history);
+	memset(t, 0, sizeof(*t));
+}
+
+int dcres_loctable_write(const char *path, const struct dcres_loctable *t)
+{
+	size_t len = LOC_HDR_SIZE + 2 * t->npages + 4;
+	uint8_t *buf = malloc(len);
+	int ret;
+
+	if (!buf)
+		return -ENOMEM;
+	memcpy(buf, LOC_MAGIC, 8);
+	put_be32(buf + 8, LOC_VERSION);
+	put_be32(buf + 12, t->page_size);
+	put_be64(buf + 16, t->npages);
+	memcpy(buf + LOC_HDR_SIZE, t->host, t->npages);
+	memcpy(buf + LOC_HDR_SIZE + t->npages, t->history, t->npages);
+	put_be32(buf + len - 4, dcres_crc32c(0, buf, len - 4));
+	ret = dcres_publish_file(path, buf, len);
+	free(buf);
+	return ret;
+}
+
+/* Validates a location table file of len bytes at buf (header, size, CRC);
+ * -EINVAL, or -EIO when truncated, naming path. */
+static int check_file(const char *path, const uint8_t *buf, size_t len)
+{
+	uint32_t version, page_size;
+	uint64_t npages;
+
+	if (len < LOC_HDR_SIZE + 4) {
+		pr_err("%s: truncated (%zu bytes)", path, len);
+		return -EIO;
+	}
+	if (memcmp(buf, LOC_MAGIC, 8)) {
+		pr_err("%s: bad magic (not a dcres location table)", path);
+		return -EINVAL;
+	}
+	version = get_be32(buf + 8);
+	page_size = get_be32(buf + 12);
+	npages = get_be64(buf + 16);
+	if (version != LOC_VERSION) {
+		pr_err("%s: unsupported version %u", path, version);
+		return -EINVAL;
+	}
+	if (!is_pow2(page_size) || npages > LOC_MAX_PAGES) {
+		pr_err("%s: invalid header (%llu pages of %u bytes)", path,
+		       (unsigned long long)npages, page_size);
+		return -EINVAL;
+	}
+	if (len != LOC_HDR_SIZE + 2 * npages + 4) {
+		bool short_file = len < LOC_HDR_SIZE + 2 * npages + 4;
+
+		pr_err("%s: %s (%zu bytes for %llu pages)", path,
+		       short_file ? "truncated" : "trailing bytes", len,
+		       (unsigned long long)npages);
+		return short_file ? -EIO : -EINVAL;
+	}
+	if (get_be32(buf + len - 4) != dcres_crc32c(0, buf, len - 4)) {
+		pr_err("%s: checksum mismatch", path);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int dcres_loctable_read(const char *path, struct dcres_loctable *t)
+{
+	void *data;
+	uint8_t *buf;
+	size_t len;
+	int ret;
+
+	memset(t, 0, sizeof(*t));
+	ret = dcres_read_file(path, LOC_MAX_FILE, &data, &len);
+	if (ret)
+		return ret;
+	buf = data;
+	ret = check_file(path, buf, len);
+	if (!ret)
+		ret = dcres_loctable_init(t, get_be64(buf + 16), get_be32(buf + 12));
+	if (!ret) {
+		memcpy(t->host, buf + LOC_HDR_SIZE, t->npages);
+		memcpy(t->history, buf + LOC_HDR_SIZE + t->npages, t->npages);
+	}
+	free(data);
+	return ret;
+}

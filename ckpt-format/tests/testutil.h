@@ -1,0 +1,126 @@
+/* Helpers shared by the dcres-ckpt unit tests: checks that exit on failure,
+ * scratch directories removed at exit, byte flipping and log capture. */
+#ifndef DCRES_CKPT_TESTUTIL_H
+#define DCRES_CKPT_TESTUTIL_H
+
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dcres/log.h"
+
+#define CHECK(cond)                                                              \
+	do {                                                                     \
+		if (!(cond)) {                                                   \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,   \
+				__LINE__, #cond);                                \
+			exit(1);                                                 \
+		}                                                                \
+	} while (0)
+
+/* Checks that expression e (an int) equals want, printing both if not. */
+#define CHECK_EQ(e, want)                                                        \
+	do {                                                                     \
+		long long got_ = (long long)(e), want_ = (long long)(want);      \
+		if (got_ != want_) {                                             \
+			fprintf(stderr, "%s:%d: %s is %lld, want %lld\n", __FILE__, \
+				__LINE__, #e, got_, want_);                      \
+			exit(1);                                                 \
+		}                                                                \
+	} while (0)
+
+#define MAX_TMPDIRS 8
+static char test_tmpdirs[MAX_TMPDIRS][256];
+static int test_ntmpdirs;
+
+static inline int test_rm_entry(const char *path, const struct stat *sb, int type,
+				struct FTW *ftw)
+{
+	(void)sb;
+	(void)type;
+	(void)ftw;
+	return remove(path);
+}
+
+static inline void test_cleanup(void)
+{
+	for (int i = 0; i < test_ntmpdirs; i++)
+		nftw(test_tmpdirs[i], test_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Creates a scratch directory under base, removed when the test exits. */
+static inline const char *test_tmpdir(const char *base)
+{
+	char *dir;
+
+	CHECK(test_ntmpdirs < MAX_TMPDIRS);
+	dir = test_tmpdirs[test_ntmpdirs];
+	snprintf(dir, sizeof(test_tmpdirs[0]), "%s/dcres-ckpt-test.XXXXXX", base);
+	CHECK(mkdtemp(dir) != NULL);
+	if (!test_ntmpdirs++)
+		atexit(test_cleanup);
+	return dir;
+}
+
+/* Returns a malloc'd "dir/name". */
+static inline char *test_path(const char *dir, const char *name)
+{
+	char *p;
+
+	CHECK(asprintf(&p, "%s/%s", dir, name) > 0);
+	return p;
+}
+
+/* Flips (xor 0xff) the byte at off of path. */
+static inline void test_flip_byte(const char *path, off_t off)
+{
+	int fd = open(path, O_RDWR);
+	unsigned char c;
+
+	CHECK(fd >= 0);
+	CHECK(pread(fd, &c, 1, off) == 1);
+	c ^= 0xff;
+	CHECK(pwrite(fd, &c, 1, off) == 1);
+	close(fd);
+}
+
+static inline off_t test_file_size(const char *path)
+{
+	struct stat sb;
+
+	CHECK(stat(path, &sb) == 0);
+	return sb.st_size;
+}
+
+/* Log capture: the lines logged since test_capture_start, also echoed to
+ * stderr so failures stay readable. */
+static char test_log[16384];
+
+static inline void test_sink(enum dcres_log_level level, const char *line)
+{
+	size_t used = strlen(test_log);
+
+	(void)level;
+	fprintf(stderr, "  [log] %s\n", line);
+	snprintf(test_log + used, sizeof(test_log) - used, "%s\n", line);
+}
+
+static inline void test_capture_start(void)
+{
+	test_log[0] = 0;
+	dcres_log_set_sink(test_sink);
+}
+
+/* True when a line logged since test_capture_start contains s. */
+static inline bool test_logged(const char *s)
+{
+	return strstr(test_log, s) != NULL;
+}
+
+#endif
