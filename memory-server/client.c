@@ -1,0 +1,367 @@
+#define _GNU_SOURCE
+#include "dcres/memclient.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "dcres/log.h"
+#include "dcres/wire.h"
+
+struct dcres_memclient {
+	int fd;
+	uint64_t seq;
+	char peer[128];
+	char error[512];
+};
+
+/* Splits "HOST:PORT" (HOST may be [v6]). */
+static int split_addr(const char *addr, char *host, size_t hlen, char *port, size_t plen)
+{
+	const char *colon = strrchr(addr, ':');
+	const char *h = addr;
+	size_t n;
+
+	if (!colon || !colon[1])
+		return -EINVAL;
+	n = (size_t)(colon - addr);
+	if (n && addr[0] == '[' && addr[n - 1] == ']') {
+		h++;
+		n -= 2;
+	}
+	if (n == 0 || n >= hlen || strlen(colon + 1) >= plen)
+		return -EINVAL;
+	memcpy(host, h, n);
+	host[n] = '\0';
+	strcpy(port, colon + 1);
+	return 0;
+}
+
+/* Connects to one resolved address within timeout_ms. */
+static int connect_timeout(const struct addrinfo *ai, int timeout_ms)
+{
+	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+			ai->ai_protocol);
+	struct pollfd pfd;
+	int err = 0;
+	socklen_t elen = sizeof(err);
+
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+		if (errno != EINPROGRESS) {
+			err = -errno;
+			close(fd);
+			return err;
+		}
+		pfd = (struct pollfd){ .fd = fd, .events = POLLOUT };
+		int n = poll(&pfd, 1, timeout_ms);
+		if (n == 0) {
+			close(fd);
+			return -ETIMEDOUT;
+		}
+		if (n < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0 || err) {
+			err = err ? -err : -errno;
+			close(fd);
+			return err;
+		}
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	return fd;
+}
+
+int dcres_memclient_connect(const char *addr, const struct dcres_psk *psk,
+			    int timeout_ms, struct dcres_memclient **out)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
+	char host[256], port[16];
+	struct dcres_memclient *c;
+	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+	int one = 1, fd = -ENOENT, ret;
+
+	if (split_addr(addr, host, sizeof(host), port, sizeof(port))) {
+		pr_err("memory server address '%s' is not HOST:PORT", addr);
+		return -EINVAL;
+	}
+	ret = getaddrinfo(host, port, &hints, &res);
+	if (ret) {
+		pr_err("memory server %s: %s", addr, gai_strerror(ret));
+		return -EHOSTUNREACH;
+	}
+	for (ai = res; ai; ai = ai->ai_next)
+		if ((fd = connect_timeout(ai, timeout_ms)) >= 0)
+			break;
+	freeaddrinfo(res);
+	if (fd < 0) {
+		pr_err("memory server %s: cannot connect: %s", addr, strerror(-fd));
+		return fd;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return -ENOMEM;
+	}
+	c->fd = fd;
+	snprintf(c->peer, sizeof(c->peer), "memory server %s", addr);
+	ret = dcres_auth_client(fd, psk, c->peer);
+	if (ret) {
+		if (ret == -ETIMEDOUT)
+			pr_err("%s: no answer within %d ms", c->peer, timeout_ms);
+		dcres_memclient_close(c);
+		return ret;
+	}
+	*out = c;
+	return 0;
+}
+
+void dcres_memclient_close(struct dcres_memclient *c)
+{
+	if (!c)
+		return;
+	close(c->fd);
+	free(c);
+}
+
+const char *dcres_memclient_error(const struct dcres_memclient *c)
+{
+	return c->error;
+}
+
+const char *dcres_memclient_peer(const struct dcres_memclient *c)
+{
+	return c->peer;
+}
+
+/* Sends request h (+ payload) and receives its reply into r. A reply with
+ * an error status is returned as that status, its message kept in c->error
+ * and logged. */
+static int call(struct dcres_memclient *c, Dcres__Header *h, const void *payload,
+		size_t len, struct dcres_frame *r)
+{
+	int ret;
+
+	c->error[0] = '\0';
+	h->has_seq = 1;
+	h->seq = ++c->seq;
+	ret = dcres_frame_send(c->fd, h, payload, len);
+	if (ret) {
+		pr_err("%s: send %s: %s", c->peer, dcres_msg_name(h->type), strerror(-ret));
+		return ret;
+	}
+	ret = dcres_frame_recv(c->fd, r, c->peer);
+	if (ret) {
+		if (ret == -ECONNRESET)
+			pr_err("%s: connection closed during %s", c->peer, dcres_msg_name(h->type));
+		else if (ret == -ETIMEDOUT)
+			pr_err("%s: no answer to %s in time", c->peer, dcres_msg_name(h->type));
+		return ret;
+	}
+	if (r->hdr->type != DCRES__MSG_TYPE__MSG_REPLY || r->hdr->seq != h->seq) {
+		pr_err("%s: unexpected %s (seq %llu) in answer to %s", c->peer,
+		       dcres_msg_name(r->hdr->type), (unsigned long long)r->hdr->seq,
+		       dcres_msg_name(h->type));
+		dcres_frame_free(r);
+		return -EPROTO;
+	}
+	if (r->hdr->status) {
+		ret = r->hdr->status;
+		snprintf(c->error, sizeof(c->error), "%s", r->hdr->error ? r->hdr->error : "");
+		pr_err("%s refused %s: %s", c->peer, dcres_msg_name(h->type), c->error);
+		dcres_frame_free(r);
+		return ret < 0 ? ret : -EPROTO;
+	}
+	return 0;
+}
+
+/* A request without payload whose reply carries nothing of interest. */
+static int simple_call(struct dcres_memclient *c, Dcres__Header *h)
+{
+	struct dcres_frame r;
+	int ret = call(c, h, NULL, 0, &r);
+
+	if (!ret)
+		dcres_frame_free(&r);
+	return ret;
+}
+
+static Dcres__Header request(Dcres__MsgType type)
+{
+	Dcres__Header h = DCRES__HEADER__INIT;
+
+	h.has_type = 1;
+	h.type = type;
+	return h;
+}
+
+int dcres_memclient_attach(struct dcres_memclient *c, const uint8_t uuid[16],
+			   uint64_t ram_size)
+{
+	Dcres__Header h = request(DCRES__MSG_TYPE__MSG_ATTACH);
+
+	h.has_vm_uuid = 1;
+	h.vm_uuid = (ProtobufCBinaryData){ 16, (uint8_t *)uuid };
+	h.has_ram_size = 1;
+	h.ram_size = ram_size;
+	h.has_page_size = 1;
+	h.page_size = DCRES_PAGE_SIZE;
+	return simple_call(c, &h);
+}
+
+int dcres_memclient_page_out(struct dcres_memclient *c, const uint64_t *pages,
+			     const void *data, size_t n)
+{
+	for (size_t done = 0; done < n;) {
+		size_t k = n - done < DCRES_WIRE_MAX_PAGES ? n - done : DCRES_WIRE_MAX_PAGES;
+		Dcres__Header h = request(DCRES__MSG_TYPE__MSG_PAGE_OUT);
+		struct dcres_frame r;
+		int ret;
+
+		h.n_pages = k;
+		h.pages = (uint64_t *)pages + done;
+		ret = call(c, &h, (const char *)data + done * DCRES_PAGE_SIZE,
+			   k * DCRES_PAGE_SIZE, &r);
+		if (ret)
+			return ret;
+		dcres_frame_free(&r);
+		done += k;
+	}
+	return 0;
+}
+
+/* Sends pages in frame-sized batches as requests of h's type and copies
+ * each reply's payload (4096 bytes a page) into data. */
+static int fetch_pages(struct dcres_memclient *c, Dcres__Header *h, const uint64_t *pages,
+		       void *data, size_t n)
+{
+	for (size_t done = 0; done < n;) {
+		size_t k = n - done < DCRES_WIRE_MAX_PAGES ? n - done : DCRES_WIRE_MAX_PAGES;
+		struct dcres_frame r;
+		int ret;
+
+		h->n_pages = k;
+		h->pages = (uint64_t *)pages + done;
+		ret = call(c, h, NULL, 0, &r);
+		if (ret)
+			return ret;
+		if (r.payload_len != k * DCRES_PAGE_SIZE) {
+			pr_err("%s: %s answer carries %zu bytes for %zu pages", c->peer,
+			       dcres_msg_name(h->type), r.payload_len, k);
+			dcres_frame_free(&r);
+			return -EPROTO;
+		}
+		memcpy((char *)data + done * DCRES_PAGE_SIZE, r.payload, r.payload_len);
+		dcres_frame_free(&r);
+		done += k;
+	}
+	return 0;
+}
+
+int dcres_memclient_page_in(struct dcres_memclient *c, const uint64_t *pages,
+			    void *data, size_t n)
+{
+	Dcres__Header h = request(DCRES__MSG_TYPE__MSG_PAGE_IN);
+
+	return fetch_pages(c, &h, pages, data, n);
+}
+
+int dcres_memclient_serve(struct dcres_memclient *c, const char *dir, uint32_t host_id,
+			  const uint64_t *pages, void *data, size_t n)
+{
+	Dcres__Header h = request(DCRES__MSG_TYPE__MSG_SERVE);
+
+	h.path = (char *)dir;
+	h.has_host_id = 1;
+	h.host_id = host_id;
+	return fetch_pages(c, &h, pages, data, n);
+}
+
+int dcres_memclient_stats(struct dcres_memclient *c, struct dcres_memstats *st)
+{
+	Dcres__Header h = request(DCRES__MSG_TYPE__MSG_STATS);
+	struct dcres_frame r;
+	int ret = call(c, &h, NULL, 0, &r);
+
+	if (ret)
+		return ret;
+	memset(st, 0, sizeof(*st));
+	if (r.hdr->stats) {
+		const Dcres__Stats *s = r.hdr->stats;
+		st->capacity_pages = s->capacity_pages;
+		st->used_pages = s->used_pages;
+		st->vm_pages = s->vm_pages;
+		st->vm_count = s->vm_count;
+		st->page_ins = s->page_ins;
+		st->page_outs = s->page_outs;
+		st->connections = s->connections;
+		st->ckpt_state = s->ckpt_state;
+		st->ckpt_pages_written = s->ckpt_pages_written;
+		st->ckpt_bytes_written = s->ckpt_bytes_written;
+		st->ckpt_pages_pending = s->ckpt_pages_pending;
+	}
+	dcres_frame_free(&r);
+	return 0;
+}
+
+int dcres_memclient_ckpt_begin(struct dcres_memclient *c, const char *dir, uint32_t host_id)
+{
+	Dcres__Header h = request(DCRES__MSG_TYPE__MSG_CKPT_BEGIN);
+
+	h.path = (char *)dir;
+	h.has_host_id = 1;
+	h.host_id = host_id;
+	return simple_call(c, &h);
+}
+
+int dcres_memclient_ckpt_sync(struct dcres_memclient *c)
+{
+	Dcres__Header h = request(DCRES__MSG_TYPE__MSG_CKPT_SYNC);
+	return simple_call(c, &h);
+}
+
+int dcres_memclient_ckpt_final(struct dcres_memclient *c)
+{
+	Dcres__Header h = request(DCRES__MSG_TYPE__MSG_CKPT_FINAL);
+	return simple_call(c, &h);
+}
+
+int dcres_memclient_ckpt_abort(struct dcres_memclient *c)
+{
+	Dcres__Header h = request(DCRES__MSG_TYPE__MSG_CKPT_ABORT);
+	return simple_call(c, &h);
+}
+
+int dcres_memclient_restore(struct dcres_memclient *c, const char *dir, uint32_t host_id,
+			    const uint64_t *pages, size_t n)
+{
+	Dcres__Header h = request(DCRES__MSG_TYPE__MSG_RESTORE);
+
+	h.path = (char *)dir;
+	h.has_host_id = 1;
+	h.host_id = host_id;
+	if (n == 0)
+		return simple_call(c, &h);
+	/* A long list goes out in pieces that keep each header small. */
+	for (size_t done = 0; done < n;) {
+		size_t k = n - done < DCRES_WIRE_MAX_PAGES ? n - done : DCRES_WIRE_MAX_PAGES;
+		int ret;
+
+		h.n_pages = k;
+		h.pages = (uint64_t *)pages + done;
+		if ((ret = simple_call(c, &h)))
+			return ret;
+		done += k;
+	}
+	return 0;
+}

@@ -1,0 +1,71 @@
+/* Client library of the dcres memory server, for the main host and tools.
+ *
+ * One dcres_memclient is one authenticated TCP connection to one memory
+ * server, attached to one VM. Calls are synchronous and not thread-safe on
+ * one client (use one client per thread). Requests larger than a frame are
+ * split into batches. Every call returns 0 or a negative errno; the
+ * server's own explanation of a refused request is in
+ * dcres_memclient_error(). Network waits are bounded by the timeout given
+ * at connect (-ETIMEDOUT). */
+#ifndef DCRES_MEMCLIENT_H
+#define DCRES_MEMCLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dcres/auth.h"
+
+struct dcres_memclient;
+
+struct dcres_memstats {
+	uint64_t capacity_pages, used_pages, vm_pages;
+	uint64_t page_ins, page_outs;
+	uint32_t vm_count, connections, ckpt_state;
+	uint64_t ckpt_pages_written, ckpt_bytes_written, ckpt_pages_pending;
+};
+
+/* Connects to "HOST:PORT" and authenticates with psk. */
+int dcres_memclient_connect(const char *addr, const struct dcres_psk *psk,
+			    int timeout_ms, struct dcres_memclient **out);
+void dcres_memclient_close(struct dcres_memclient *c);
+
+/* Binds the connection to VM uuid of ram_size bytes (created on the server
+ * if new; an existing VM must have the same size). */
+int dcres_memclient_attach(struct dcres_memclient *c, const uint8_t uuid[16],
+			   uint64_t ram_size);
+
+/* Stores n pages (data: n * 4096 bytes). A batch that does not fit is
+ * refused whole with -ENOSPC and nothing stored. */
+int dcres_memclient_page_out(struct dcres_memclient *c, const uint64_t *pages,
+			     const void *data, size_t n);
+
+/* Fetches n pages into data and releases them on the server. A page the
+ * server does not hold is -ENOENT and nothing is released. */
+int dcres_memclient_page_in(struct dcres_memclient *c, const uint64_t *pages,
+			    void *data, size_t n);
+
+int dcres_memclient_stats(struct dcres_memclient *c, struct dcres_memstats *st);
+
+/* Checkpoint of the attached VM's pages on this server as host host_id of
+ * the checkpoint in dir (a path on the server). */
+int dcres_memclient_ckpt_begin(struct dcres_memclient *c, const char *dir, uint32_t host_id);
+int dcres_memclient_ckpt_sync(struct dcres_memclient *c);
+int dcres_memclient_ckpt_final(struct dcres_memclient *c);
+int dcres_memclient_ckpt_abort(struct dcres_memclient *c);
+
+/* Loads the attached VM's pages from host host_id's files of checkpoint
+ * dir: all of them (pages NULL, n 0) or exactly the n listed. */
+int dcres_memclient_restore(struct dcres_memclient *c, const char *dir, uint32_t host_id,
+			    const uint64_t *pages, size_t n);
+
+/* Reads n pages from host host_id's files of checkpoint dir on the server
+ * into data, without loading them (restore onto another host set). */
+int dcres_memclient_serve(struct dcres_memclient *c, const char *dir, uint32_t host_id,
+			  const uint64_t *pages, void *data, size_t n);
+
+/* The server's message for the last refused request ("" if none). */
+const char *dcres_memclient_error(const struct dcres_memclient *c);
+/* "HOST:PORT" of the server. */
+const char *dcres_memclient_peer(const struct dcres_memclient *c);
+
+#endif

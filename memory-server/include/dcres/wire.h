@@ -1,0 +1,46 @@
+/* Framing of the dcres wire protocol (proto/wire.proto): be32 magic, be32
+ * header length, protobuf Header, raw payload of Header.payload_len bytes.
+ * Shared by the memory server and its clients. Functions return 0 or a
+ * negative errno and log what was wrong, naming the peer. */
+#ifndef DCRES_WIRE_H
+#define DCRES_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dcres/wire.pb-c.h"
+
+#define DCRES_WIRE_MAGIC 0x44435746u         /* "DCWF" */
+#define DCRES_WIRE_MAX_HEADER (1u << 20)
+#define DCRES_WIRE_MAX_PAYLOAD (64u << 20)
+#define DCRES_PAGE_SIZE 4096u
+#define DCRES_WIRE_MAX_PAGES (DCRES_WIRE_MAX_PAYLOAD / DCRES_PAGE_SIZE)
+
+/* A received frame. payload is 4096-aligned (NULL when empty). */
+struct dcres_frame {
+	Dcres__Header *hdr;
+	void *payload;
+	size_t payload_len;
+};
+
+/* Sends hdr (version is filled in, payload_len set to len) and len bytes
+ * of payload. */
+int dcres_frame_send(int fd, Dcres__Header *hdr, const void *payload, size_t len);
+
+/* Receives one frame. End of stream before a frame is -ECONNRESET; a bad
+ * magic, an unparsable header or a length over the limits is -EPROTO or
+ * -EMSGSIZE; peer names the other side in messages. */
+int dcres_frame_recv(int fd, struct dcres_frame *f, const char *peer);
+
+/* Releases f's header and payload. */
+void dcres_frame_free(struct dcres_frame *f);
+
+/* Sends an error MSG_REPLY: seq, status (a negative errno) and a message
+ * for humans formatted from fmt. */
+int dcres_reply_error(int fd, uint64_t seq, int status, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Name of a message type for logs. */
+const char *dcres_msg_name(Dcres__MsgType t);
+
+#endif

@@ -1,0 +1,355 @@
+#define _GNU_SOURCE
+#include "server.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "dcres/log.h"
+#include "dcres/wire.h"
+#include "srv-ckpt.h"
+
+struct conn {
+	struct server *srv;
+	int fd, slot;
+	uint64_t id;
+	char peer[96];
+	struct vm *vm; /* after ATTACH */
+};
+
+int server_listen(struct server *srv, const char *addr)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *res;
+	char host[256];
+	const char *colon = strrchr(addr, ':');
+	int one = 1, fd, ret;
+
+	if (!colon || (size_t)(colon - addr) >= sizeof(host)) {
+		pr_err("--listen %s: expected ADDR:PORT", addr);
+		return -EINVAL;
+	}
+	memcpy(host, addr, (size_t)(colon - addr));
+	host[colon - addr] = '\0';
+	ret = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res);
+	if (ret) {
+		pr_err("--listen %s: %s", addr, gai_strerror(ret));
+		return -EINVAL;
+	}
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 64) < 0) {
+		ret = -errno;
+		pr_perror("listen on %s", addr);
+		if (fd >= 0)
+			close(fd);
+		freeaddrinfo(res);
+		return ret;
+	}
+	freeaddrinfo(res);
+	srv->listen_fd = fd;
+	return 0;
+}
+
+/* Sends an OK reply, optionally with stats and a payload. */
+static int reply_ok(struct conn *c, uint64_t seq, Dcres__Stats *st, const void *payload,
+		    size_t len)
+{
+	Dcres__Header h = DCRES__HEADER__INIT;
+
+	h.has_type = 1;
+	h.type = DCRES__MSG_TYPE__MSG_REPLY;
+	h.has_seq = 1;
+	h.seq = seq;
+	h.has_status = 1;
+	h.stats = st;
+	return dcres_frame_send(c->fd, &h, payload, len);
+}
+
+static int handle_attach(struct conn *c, const Dcres__Header *h, char *err, size_t elen)
+{
+	if (!h->has_vm_uuid || h->vm_uuid.len != 16 || !h->has_ram_size) {
+		snprintf(err, elen, "ATTACH needs vm_uuid (16 bytes) and ram_size");
+		return -EINVAL;
+	}
+	if (h->has_page_size && h->page_size != DCRES_PAGE_SIZE) {
+		snprintf(err, elen, "page size %u is not supported (only %u)", h->page_size,
+			 DCRES_PAGE_SIZE);
+		return -EINVAL;
+	}
+	return vmstore_attach(&c->srv->store, h->vm_uuid.data, h->ram_size, &c->vm, err, elen);
+}
+
+static void fill_stats(struct conn *c, Dcres__Stats *st)
+{
+	struct server *srv = c->srv;
+
+	st->has_capacity_pages = st->has_used_pages = st->has_vm_count = 1;
+	st->capacity_pages = srv->arena.nslots;
+	st->used_pages = srv->arena.nslots - arena_free_count(&srv->arena);
+	pthread_mutex_lock(&srv->store.lock);
+	st->vm_count = srv->store.count;
+	pthread_mutex_unlock(&srv->store.lock);
+	pthread_mutex_lock(&srv->lock);
+	st->has_connections = 1;
+	st->connections = srv->nconns;
+	pthread_mutex_unlock(&srv->lock);
+	if (c->vm) {
+		pthread_mutex_lock(&c->vm->lock);
+		st->has_vm_pages = st->has_page_ins = st->has_page_outs = 1;
+		st->vm_pages = c->vm->held;
+		st->page_ins = c->vm->page_ins;
+		st->page_outs = c->vm->page_outs;
+		srv_ckpt_stats(c->vm, st);
+		pthread_mutex_unlock(&c->vm->lock);
+	}
+}
+
+/* Handles one authenticated request and replies. Returns a negative errno
+ * only for protocol violations, after which the connection is closed;
+ * refused requests are answered and return 0. */
+static int dispatch(struct conn *c, struct dcres_frame *f)
+{
+	const Dcres__Header *h = f->hdr;
+	struct server *srv = c->srv;
+	uint64_t seq = h->has_seq ? h->seq : 0;
+	char err[512] = "";
+	void *out = NULL;
+	int ret = 0;
+
+	if (h->type == DCRES__MSG_TYPE__MSG_STATS) {
+		Dcres__Stats st = DCRES__STATS__INIT;
+		fill_stats(c, &st);
+		return reply_ok(c, seq, &st, NULL, 0);
+	}
+	if (h->type == DCRES__MSG_TYPE__MSG_ATTACH) {
+		ret = handle_attach(c, h, err, sizeof(err));
+		goto answer;
+	}
+	if (h->type < DCRES__MSG_TYPE__MSG_PAGE_OUT || h->type > DCRES__MSG_TYPE__MSG_SERVE) {
+		dcres_reply_error(c->fd, seq, -EPROTO, "unexpected message %s",
+				  dcres_msg_name(h->type));
+		pr_err("%s: unexpected message %s", c->peer, dcres_msg_name(h->type));
+		return -EPROTO;
+	}
+	if (!c->vm) {
+		snprintf(err, sizeof(err), "%s before ATTACH", dcres_msg_name(h->type));
+		ret = -EINVAL;
+		goto answer;
+	}
+	if (h->n_pages > DCRES_WIRE_MAX_PAGES) {
+		snprintf(err, sizeof(err), "%zu pages in one request (limit %u)", h->n_pages,
+			 DCRES_WIRE_MAX_PAGES);
+		ret = -EMSGSIZE;
+		goto answer;
+	}
+	switch (h->type) {
+	case DCRES__MSG_TYPE__MSG_PAGE_OUT:
+		if (h->n_pages == 0 || f->payload_len != h->n_pages * DCRES_PAGE_SIZE) {
+			dcres_reply_error(c->fd, seq, -EPROTO,
+					  "PAGE_OUT of %zu pages carries %zu bytes", h->n_pages,
+					  f->payload_len);
+			pr_err("%s: PAGE_OUT of %zu pages carries %zu bytes", c->peer,
+			       h->n_pages, f->payload_len);
+			return -EPROTO;
+		}
+		ret = vm_page_out(&srv->store, c->vm, h->pages, f->payload, h->n_pages, err,
+				  sizeof(err));
+		break;
+	case DCRES__MSG_TYPE__MSG_PAGE_IN:
+	case DCRES__MSG_TYPE__MSG_SERVE:
+		if (h->n_pages == 0) {
+			snprintf(err, sizeof(err), "%s without pages", dcres_msg_name(h->type));
+			ret = -EINVAL;
+			break;
+		}
+		if (posix_memalign(&out, DCRES_PAGE_SIZE, h->n_pages * DCRES_PAGE_SIZE)) {
+			ret = -ENOMEM;
+			break;
+		}
+		if (h->type == DCRES__MSG_TYPE__MSG_PAGE_IN)
+			ret = vm_page_in(&srv->store, c->vm, h->pages, out, h->n_pages, err,
+					 sizeof(err));
+		else
+			ret = srv_serve(c->vm, srv->dir, h->path, h->host_id, h->pages,
+					h->n_pages, out, err, sizeof(err));
+		if (!ret) {
+			ret = reply_ok(c, seq, NULL, out, h->n_pages * DCRES_PAGE_SIZE);
+			free(out);
+			return ret;
+		}
+		break;
+	case DCRES__MSG_TYPE__MSG_CKPT_BEGIN:
+		ret = srv_ckpt_begin(&srv->store, c->vm, srv->dir, h->path, h->host_id, c->id,
+				     err, sizeof(err));
+		break;
+	case DCRES__MSG_TYPE__MSG_CKPT_SYNC:
+		ret = srv_ckpt_sync(c->vm, err, sizeof(err));
+		break;
+	case DCRES__MSG_TYPE__MSG_CKPT_FINAL:
+		ret = srv_ckpt_final(c->vm, err, sizeof(err));
+		break;
+	case DCRES__MSG_TYPE__MSG_CKPT_ABORT:
+		ret = srv_ckpt_abort(c->vm, err, sizeof(err));
+		break;
+	case DCRES__MSG_TYPE__MSG_RESTORE:
+		ret = srv_restore(&srv->store, c->vm, srv->dir, h->path, h->host_id, h->pages,
+				  h->n_pages, err, sizeof(err));
+		break;
+	default:
+		break;
+	}
+answer:
+	free(out);
+	if (ret) {
+		if (!err[0])
+			snprintf(err, sizeof(err), "%s", strerror(-ret));
+		pr_warn("%s: %s refused: %s", c->peer, dcres_msg_name(h->type), err);
+		return dcres_reply_error(c->fd, seq, ret, "%s", err) == 0 ? 0 : -EPIPE;
+	}
+	return reply_ok(c, seq, NULL, NULL, 0);
+}
+
+/* Closes fd so that a reply just sent arrives: a close with unread input
+ * (the rest of a malformed frame) would reset the connection and lose it. */
+static void linger_close(int fd)
+{
+	struct timeval tv = { 0, 200000 };
+	char buf[4096];
+	size_t drained = 0;
+	ssize_t n;
+
+	shutdown(fd, SHUT_WR);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	while (drained < (1u << 20) && (n = recv(fd, buf, sizeof(buf), 0)) > 0)
+		drained += (size_t)n;
+	close(fd);
+}
+
+static void *conn_main(void *arg)
+{
+	struct conn *c = arg;
+	struct server *srv = c->srv;
+	struct timeval tv = { SERVER_AUTH_TIMEOUT_S, 0 }, none = { 0, 0 };
+	struct dcres_frame f;
+
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	int auth = dcres_auth_server(c->fd, &srv->psk, c->peer);
+	if (auth == -EPROTO || auth == -EMSGSIZE)
+		dcres_reply_error(c->fd, 0, auth, "malformed frame during authentication; closing");
+	if (auth == 0) {
+		setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+		pr_debug("%s: authenticated", c->peer);
+		for (;;) {
+			int ret = dcres_frame_recv(c->fd, &f, c->peer);
+			if (ret) {
+				if (ret == -EPROTO || ret == -EMSGSIZE)
+					dcres_reply_error(c->fd, 0, ret, "malformed frame; closing");
+				break;
+			}
+			ret = dispatch(c, &f);
+			dcres_frame_free(&f);
+			if (ret)
+				break;
+		}
+	}
+	if (c->vm)
+		srv_ckpt_abort_owned(c->vm, c->id);
+	linger_close(c->fd);
+	pthread_mutex_lock(&srv->lock);
+	srv->conns[c->slot] = -1;
+	srv->nconns--;
+	pthread_cond_broadcast(&srv->idle);
+	pthread_mutex_unlock(&srv->lock);
+	pr_debug("%s: closed", c->peer);
+	free(c);
+	return NULL;
+}
+
+/* Formats the peer address of fd. */
+static void peer_name(int fd, char *out, size_t len)
+{
+	struct sockaddr_storage sa;
+	socklen_t salen = sizeof(sa);
+	char host[64], port[16];
+
+	if (getpeername(fd, (struct sockaddr *)&sa, &salen) < 0 ||
+	    getnameinfo((struct sockaddr *)&sa, salen, host, sizeof(host), port, sizeof(port),
+			NI_NUMERICHOST | NI_NUMERICSERV))
+		snprintf(out, len, "client fd %d", fd);
+	else
+		snprintf(out, len, "client %s:%s", host, port);
+}
+
+void server_accept_loop(struct server *srv)
+{
+	for (;;) {
+		int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC), one = 1;
+		struct conn *c;
+		pthread_t t;
+
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE ||
+			    errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+				continue;
+			return; /* the listening socket was shut down */
+		}
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		c = calloc(1, sizeof(*c));
+		if (!c) {
+			close(fd);
+			continue;
+		}
+		c->srv = srv;
+		c->fd = fd;
+		peer_name(fd, c->peer, sizeof(c->peer));
+		pthread_mutex_lock(&srv->lock);
+		c->slot = -1;
+		for (int i = 0; i < SERVER_MAX_CONNS; i++)
+			if (srv->conns[i] < 0) {
+				c->slot = i;
+				break;
+			}
+		if (c->slot < 0) {
+			pthread_mutex_unlock(&srv->lock);
+			pr_warn("%s: refused, %d connections already open", c->peer, SERVER_MAX_CONNS);
+			dcres_reply_error(fd, 0, -EBUSY, "too many connections");
+			close(fd);
+			free(c);
+			continue;
+		}
+		srv->conns[c->slot] = fd;
+		srv->nconns++;
+		c->id = ++srv->next_conn_id;
+		pthread_mutex_unlock(&srv->lock);
+		if (pthread_create(&t, NULL, conn_main, c)) {
+			pthread_mutex_lock(&srv->lock);
+			srv->conns[c->slot] = -1;
+			srv->nconns--;
+			pthread_mutex_unlock(&srv->lock);
+			close(fd);
+			free(c);
+			continue;
+		}
+		pthread_detach(t);
+	}
+}
+
+void server_shutdown(struct server *srv)
+{
+	shutdown(srv->listen_fd, SHUT_RDWR);
+	pthread_mutex_lock(&srv->lock);
+	for (int i = 0; i < SERVER_MAX_CONNS; i++)
+		if (srv->conns[i] >= 0)
+			shutdown(srv->conns[i], SHUT_RDWR);
+	while (srv->nconns)
+		pthread_cond_wait(&srv->idle, &srv->lock);
+	pthread_mutex_unlock(&srv->lock);
+}

@@ -1,0 +1,611 @@
+/* End-to-end tests of dcres-memserver over loopback TCP: the real daemon
+ * (path in argv[1]) in a child process, driven through the client library
+ * and through raw sockets for malformed input.
+ * usage: memserver-test PATH_TO_DCRES_MEMSERVER */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dcres/crc32c.h"
+#include "dcres/log.h"
+#include "dcres/memclient.h"
+#include "dcres/memfile.h"
+#include "dcres/presence.h"
+#include "dcres/wire.h"
+
+#define PAGE DCRES_PAGE_SIZE
+#define CAPACITY_PAGES 2048u  /* --capacity 8M */
+#define VM_PAGES 4096u        /* 16 MiB of guest RAM */
+
+static int failures;
+static char tmpdir[256], store[300], keyfile[300], addr[64];
+static pid_t server_pid;
+static struct dcres_psk psk;
+static const uint8_t uuid[16] = { 0xdc, 0x7e, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14 };
+
+#define CHECK(cond, ...) do { if (!(cond)) { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+	fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); failures++; } } while (0)
+#define REQUIRE(cond, ...) do { if (!(cond)) { CHECK(cond, __VA_ARGS__); finish(); } } while (0)
+
+static void finish(void)
+{
+	if (server_pid > 0) {
+		kill(server_pid, SIGKILL);
+		waitpid(server_pid, NULL, 0);
+	}
+	char cmd[400];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", tmpdir);
+	printf("memserver-test: %s (%d failures)\n", failures ? "FAILED" : "ok", failures);
+	exit(failures ? 1 : 0);
+}
+
+/* Fills a page with bytes derived from (page, version). */
+static void fill(void *p, uint64_t page, uint32_t version)
+{
+	uint64_t *w = p, x = page * 0x9e3779b97f4a7c15ull + version + 1;
+	for (unsigned i = 0; i < PAGE / 8; i++) {
+		x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+		w[i] = x;
+	}
+}
+
+static bool same(const void *p, uint64_t page, uint32_t version)
+{
+	static _Alignas(4096) uint8_t want[PAGE];
+	fill(want, page, version);
+	return memcmp(p, want, PAGE) == 0;
+}
+
+static void *pages_buf(size_t n)
+{
+	void *p = NULL;
+	if (posix_memalign(&p, PAGE, n ? n * PAGE : PAGE))
+		abort();
+	return p;
+}
+
+static int free_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	getsockname(fd, (struct sockaddr *)&sa, &len);
+	port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+static struct dcres_memclient *connect_ok(void)
+{
+	struct dcres_memclient *c = NULL;
+	int ret = dcres_memclient_connect(addr, &psk, 5000, &c);
+	REQUIRE(ret == 0, "connect to %s: %s", addr, strerror(-ret));
+	ret = dcres_memclient_attach(c, uuid, (uint64_t)VM_PAGES * PAGE);
+	REQUIRE(ret == 0, "attach: %s", strerror(-ret));
+	return c;
+}
+
+static void drop_line(enum dcres_log_level level, const char *line)
+{
+	(void)level;
+	(void)line;
+}
+
+static void start_server(const char *binary)
+{
+	char cap[] = "8M";
+	server_pid = fork();
+	if (server_pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
+		execl(binary, binary, "--listen", addr, "--capacity", cap, "--dir", store,
+		      "--psk-file", keyfile, "--no-populate", "--log-level", "warn", (char *)NULL);
+		perror("exec dcres-memserver");
+		_exit(127);
+	}
+	dcres_log_set_sink(drop_line); /* "connection refused" until it listens */
+	for (int i = 0; i < 100; i++) {
+		struct dcres_memclient *c;
+		if (dcres_memclient_connect(addr, &psk, 1000, &c) == 0) {
+			dcres_memclient_close(c);
+			dcres_log_set_sink(NULL);
+			return;
+		}
+		usleep(50000);
+	}
+	dcres_log_set_sink(NULL);
+	REQUIRE(0, "dcres-memserver did not come up on %s", addr);
+}
+
+static struct dcres_memstats stats(struct dcres_memclient *c)
+{
+	struct dcres_memstats st;
+	int ret = dcres_memclient_stats(c, &st);
+	REQUIRE(ret == 0, "stats: %s", strerror(-ret));
+	return st;
+}
+
+/* A raw TCP connection to the server. */
+static int raw_connect(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct timeval tv = { 5, 0 };
+
+	sa.sin_port = htons((uint16_t)atoi(strrchr(addr, ':') + 1));
+	REQUIRE(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "raw connect");
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+/* Reads what the server sends until it closes; true if it closed (EOF)
+ * and the text it sent contains want (if not NULL). */
+static bool closed_with(int fd, const char *want)
+{
+	char buf[4096];
+	size_t got = 0;
+	ssize_t n;
+
+	while ((n = recv(fd, buf + got, sizeof(buf) - 1 - got, 0)) > 0)
+		got += (size_t)n;
+	buf[got] = '\0';
+	for (size_t i = 0; i < got; i++)
+		if (!buf[i])
+			buf[i] = ' ';
+	close(fd);
+	return n == 0 && (!want || strstr(buf, want));
+}
+
+static void test_auth_and_malformed(void)
+{
+	struct dcres_psk wrong = psk;
+	struct dcres_memclient *c = NULL;
+	uint32_t prefix[2];
+	int fd;
+
+	wrong.key[0] ^= 1;
+	CHECK(dcres_memclient_connect(addr, &wrong, 2000, &c) == -EACCES,
+	      "a wrong key must be refused with EACCES");
+
+	/* A request before authentication. */
+	fd = raw_connect();
+	Dcres__Header h = DCRES__HEADER__INIT;
+	h.has_type = 1;
+	h.type = DCRES__MSG_TYPE__MSG_STATS;
+	dcres_frame_send(fd, &h, NULL, 0);
+	CHECK(closed_with(fd, "authenticate first"), "unauthenticated STATS not refused and closed");
+
+	/* Bad magic. */
+	fd = raw_connect();
+	CHECK(send(fd, "GET / HTTP/1.0\r\n\r\n", 18, 0) == 18, "send");
+	CHECK(closed_with(fd, "malformed"), "bad magic not answered and closed");
+
+	/* Oversized header, after authenticating. */
+	fd = raw_connect();
+	CHECK(dcres_auth_client(fd, &psk, "raw") == 0, "raw auth");
+	prefix[0] = htonl(DCRES_WIRE_MAGIC);
+	prefix[1] = htonl(DCRES_WIRE_MAX_HEADER + 1);
+	send(fd, prefix, sizeof(prefix), 0);
+	CHECK(closed_with(fd, "malformed"), "oversized header not refused and closed");
+
+	/* Truncated frame: announces 100 header bytes, sends 3, hangs up. */
+	fd = raw_connect();
+	CHECK(dcres_auth_client(fd, &psk, "raw") == 0, "raw auth");
+	prefix[1] = htonl(100);
+	send(fd, prefix, sizeof(prefix), 0);
+	send(fd, "abc", 3, 0);
+	shutdown(fd, SHUT_WR);
+	CHECK(closed_with(fd, NULL), "truncated frame: connection not closed");
+
+	/* Garbage protobuf. */
+	fd = raw_connect();
+	CHECK(dcres_auth_client(fd, &psk, "raw") == 0, "raw auth");
+	prefix[1] = htonl(8);
+	send(fd, prefix, sizeof(prefix), 0);
+	send(fd, "\xff\xff\xff\xff\xff\xff\xff\xff", 8, 0);
+	CHECK(closed_with(fd, "malformed"), "unparsable header not refused and closed");
+
+	/* PAGE_OUT whose payload does not match its page list. */
+	fd = raw_connect();
+	CHECK(dcres_auth_client(fd, &psk, "raw") == 0, "raw auth");
+	Dcres__Header a = DCRES__HEADER__INIT;
+	a.has_type = 1;
+	a.type = DCRES__MSG_TYPE__MSG_ATTACH;
+	a.has_vm_uuid = 1;
+	a.vm_uuid = (ProtobufCBinaryData){ 16, (uint8_t *)uuid };
+	a.has_ram_size = 1;
+	a.ram_size = (uint64_t)VM_PAGES * PAGE;
+	dcres_frame_send(fd, &a, NULL, 0);
+	struct dcres_frame f;
+	CHECK(dcres_frame_recv(fd, &f, "raw") == 0 && f.hdr->status == 0, "raw attach");
+	dcres_frame_free(&f);
+	uint64_t two[2] = { 1, 2 };
+	void *one_page = pages_buf(1);
+	Dcres__Header po = DCRES__HEADER__INIT;
+	po.has_type = 1;
+	po.type = DCRES__MSG_TYPE__MSG_PAGE_OUT;
+	po.n_pages = 2;
+	po.pages = two;
+	dcres_frame_send(fd, &po, one_page, PAGE);
+	CHECK(closed_with(fd, "carries"), "PAGE_OUT with a short payload not refused and closed");
+	free(one_page);
+
+	/* The server still serves a well-behaved client. */
+	c = connect_ok();
+	struct dcres_memstats st = stats(c);
+	CHECK(st.capacity_pages == CAPACITY_PAGES, "capacity %llu pages, want %u",
+	      (unsigned long long)st.capacity_pages, CAPACITY_PAGES);
+	CHECK(st.vm_pages == 0, "malformed requests stored %llu pages",
+	      (unsigned long long)st.vm_pages);
+	dcres_memclient_close(c);
+}
+
+static void test_paging_and_capacity(void)
+{
+	struct dcres_memclient *c = connect_ok();
+	uint64_t n = 1500, pages[2048];
+	uint8_t *buf = pages_buf(2048);
+	struct dcres_memstats st;
+	int ret;
+
+	for (uint64_t i = 0; i < n; i++) {
+		pages[i] = i * 2; /* scattered */
+		fill(buf + i * PAGE, pages[i], 1);
+	}
+	ret = dcres_memclient_page_out(c, pages, buf, n);
+	CHECK(ret == 0, "page-out of %llu pages: %s", (unsigned long long)n, strerror(-ret));
+	st = stats(c);
+	CHECK(st.vm_pages == n && st.used_pages == n, "held %llu/%llu pages after page-out, want %llu",
+	      (unsigned long long)st.vm_pages, (unsigned long long)st.used_pages,
+	      (unsigned long long)n);
+
+	/* 600 more do not fit in 2048: refused whole, nothing stored. */
+	for (uint64_t i = 0; i < 600; i++) {
+		pages[i] = 1 + i * 2;
+		fill(buf + i * PAGE, pages[i], 1);
+	}
+	ret = dcres_memclient_page_out(c, pages, buf, 600);
+	CHECK(ret == -ENOSPC, "over-capacity page-out returned %d, want -ENOSPC", ret);
+	CHECK(strstr(dcres_memclient_error(c), "capacity"), "capacity refusal says: %s",
+	      dcres_memclient_error(c));
+	st = stats(c);
+	CHECK(st.vm_pages == n && st.used_pages == n,
+	      "refused page-out changed the store: %llu pages held", (unsigned long long)st.vm_pages);
+
+	/* Page-in returns the data and releases the pages. */
+	for (uint64_t i = 0; i < 500; i++)
+		pages[i] = i * 2;
+	memset(buf, 0, 500 * PAGE);
+	ret = dcres_memclient_page_in(c, pages, buf, 500);
+	CHECK(ret == 0, "page-in: %s", strerror(-ret));
+	for (uint64_t i = 0; i < 500; i++)
+		CHECK(same(buf + i * PAGE, pages[i], 1), "page %llu came back wrong",
+		      (unsigned long long)pages[i]);
+	st = stats(c);
+	CHECK(st.vm_pages == n - 500 && st.page_ins == 500, "after page-in: %llu held, %llu page-ins",
+	      (unsigned long long)st.vm_pages, (unsigned long long)st.page_ins);
+
+	/* A page not held: refused, nothing released. */
+	pages[0] = 1000 * 2;
+	pages[1] = 3;
+	ret = dcres_memclient_page_in(c, pages, buf, 2);
+	CHECK(ret == -ENOENT, "page-in of a page not held returned %d", ret);
+	CHECK(stats(c).vm_pages == n - 500, "failed page-in released pages");
+	pages[0] = VM_PAGES;
+	CHECK(dcres_memclient_page_out(c, pages, buf, 1) == -ERANGE, "page beyond the VM accepted");
+
+	/* Release everything for the next test. */
+	for (uint64_t i = 0; i < n - 500; i++)
+		pages[i] = (500 + i) * 2;
+	CHECK(dcres_memclient_page_in(c, pages, buf, n - 500) == 0, "releasing all pages");
+	free(buf);
+	dcres_memclient_close(c);
+}
+
+/* Many clients at once, each paging its own pages out and in. */
+static void test_many_connections(void)
+{
+	enum { N = 16, P = 64 };
+	struct dcres_memclient *cs[N];
+	uint8_t *buf = pages_buf(P);
+
+	for (int k = 0; k < N; k++)
+		cs[k] = connect_ok();
+	CHECK(stats(cs[0]).connections >= N, "server counts %u connections, want >= %d",
+	      stats(cs[0]).connections, N);
+	for (int k = 0; k < N; k++) {
+		uint64_t pages[P];
+		for (int i = 0; i < P; i++) {
+			pages[i] = (uint64_t)(k * P + i);
+			fill(buf + i * PAGE, pages[i], 7);
+		}
+		CHECK(dcres_memclient_page_out(cs[k], pages, buf, P) == 0, "client %d page-out", k);
+	}
+	for (int k = N - 1; k >= 0; k--) {
+		uint64_t pages[P];
+		for (int i = 0; i < P; i++)
+			pages[i] = (uint64_t)(k * P + i);
+		CHECK(dcres_memclient_page_in(cs[k], pages, buf, P) == 0, "client %d page-in", k);
+		for (int i = 0; i < P; i++)
+			CHECK(same(buf + i * PAGE, pages[i], 7), "client %d page %d wrong", k, i);
+		dcres_memclient_close(cs[k]);
+	}
+	free(buf);
+}
+
+/* Expected content of the pages held: version per page, 0 = not held. */
+static uint32_t held_version[VM_PAGES];
+
+static void page_out_versions(struct dcres_memclient *c, const uint64_t *pages, size_t n,
+			      uint32_t version)
+{
+	uint8_t *buf = pages_buf(n);
+	for (size_t i = 0; i < n; i++) {
+		fill(buf + i * PAGE, pages[i], version);
+		held_version[pages[i]] = version;
+	}
+	int ret = dcres_memclient_page_out(c, pages, buf, n);
+	CHECK(ret == 0, "page-out: %s", strerror(-ret));
+	free(buf);
+}
+
+static void page_in_all(struct dcres_memclient *c, const uint64_t *pages, size_t n)
+{
+	uint8_t *buf = pages_buf(n);
+	int ret = dcres_memclient_page_in(c, pages, buf, n);
+	CHECK(ret == 0, "page-in: %s", strerror(-ret));
+	for (size_t i = 0; i < n; i++)
+		held_version[pages[i]] = 0;
+	free(buf);
+}
+
+/* Checks that checkpoint dir (under the store) holds exactly the pages in
+ * held_version, with that content. */
+static void check_checkpoint(const char *name)
+{
+	char mem[512], pres[512];
+	struct dcres_memfile *mf;
+	struct dcres_presence p;
+	uint8_t *buf = pages_buf(1);
+	uint64_t want = 0;
+
+	snprintf(mem, sizeof(mem), "%s/%s/host-1.mem", store, name);
+	snprintf(pres, sizeof(pres), "%s/%s/host-1.present", store, name);
+	REQUIRE(dcres_memfile_open(mem, &mf) == 0, "open %s", mem);
+	REQUIRE(dcres_presence_read(pres, &p) == 0, "read %s", pres);
+	for (uint64_t pg = 0; pg < VM_PAGES; pg++) {
+		bool present = dcres_presence_test(&p, pg);
+		CHECK(present == (held_version[pg] != 0), "%s: page %llu present=%d, held=%d", name,
+		      (unsigned long long)pg, present, held_version[pg] != 0);
+		if (!present)
+			continue;
+		want++;
+		CHECK(dcres_memfile_read_pages(mf, &pg, buf, 1) == 0, "read page");
+		CHECK(same(buf, pg, held_version[pg]), "%s: page %llu has the wrong content",
+		      name, (unsigned long long)pg);
+	}
+	CHECK(dcres_presence_count(&p) == want, "presence count");
+	CHECK(dcres_presence_verify_pages(&p, mf, NULL) == 0, "per-page checksums");
+	struct stat sb;
+	char partial[520];
+	snprintf(partial, sizeof(partial), "%s.partial", mem);
+	CHECK(stat(partial, &sb) < 0, "%s left behind", partial);
+	CHECK(stat(mem, &sb) == 0 && (sb.st_mode & 0777) == 0600, "%s mode %o", mem,
+	      sb.st_mode & 0777);
+	dcres_presence_free(&p);
+	dcres_memfile_close(mf);
+	free(buf);
+}
+
+static uint32_t file_crc(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t b[65536];
+	size_t n;
+	uint32_t crc = 0;
+	if (!f)
+		return 0;
+	while ((n = fread(b, 1, sizeof(b), f)) > 0)
+		crc = dcres_crc32c(crc, b, n);
+	fclose(f);
+	return crc;
+}
+
+static void test_checkpoint_restore(void)
+{
+	struct dcres_memclient *c = connect_ok();
+	uint64_t pages[1200];
+	int ret;
+
+	/* 1000 pages held, then a live checkpoint while pages move. */
+	for (uint64_t i = 0; i < 1000; i++)
+		pages[i] = i * 3;
+	page_out_versions(c, pages, 1000, 1);
+	ret = dcres_memclient_ckpt_begin(c, "c1", 1);
+	REQUIRE(ret == 0, "ckpt begin: %s", strerror(-ret));
+	CHECK(stats(c).ckpt_state == 1, "checkpoint not running after begin");
+	for (uint64_t i = 0; i < 200; i++)
+		pages[i] = 1 + i * 3;                 /* new pages arrive */
+	page_out_versions(c, pages, 200, 2);
+	for (uint64_t i = 0; i < 300; i++)
+		pages[i] = i * 3;                     /* pages leave */
+	page_in_all(c, pages, 300);
+	for (uint64_t i = 0; i < 50; i++)
+		pages[i] = i * 3;                     /* some come back, changed */
+	page_out_versions(c, pages, 50, 3);
+	for (uint64_t i = 0; i < 100; i++)
+		pages[i] = (900 + i) * 3;             /* rewritten in place */
+	page_out_versions(c, pages, 100, 4);
+	ret = dcres_memclient_ckpt_sync(c);
+	CHECK(ret == 0, "ckpt sync: %s", strerror(-ret));
+	ret = dcres_memclient_ckpt_final(c);
+	REQUIRE(ret == 0, "ckpt final: %s", strerror(-ret));
+	CHECK(stats(c).ckpt_state == 0, "checkpoint still running after final");
+	check_checkpoint("c1");
+
+	/* Abort: a second checkpoint into the same directory leaves c1 intact. */
+	char mem[512], pres[512];
+	snprintf(mem, sizeof(mem), "%s/c1/host-1.mem", store);
+	snprintf(pres, sizeof(pres), "%s/c1/host-1.present", store);
+	uint32_t mem_crc = file_crc(mem), pres_crc = file_crc(pres);
+	static uint32_t saved[VM_PAGES];
+	memcpy(saved, held_version, sizeof(saved));
+	CHECK(dcres_memclient_ckpt_begin(c, "c1", 1) == 0, "second begin");
+	pages[0] = 5;
+	page_out_versions(c, pages, 1, 9);
+	CHECK(dcres_memclient_ckpt_abort(c) == 0, "abort");
+	CHECK(file_crc(mem) == mem_crc && file_crc(pres) == pres_crc,
+	      "abort changed the previous checkpoint's files");
+	CHECK(dcres_memclient_ckpt_sync(c) == -ENOENT, "sync after abort should find nothing");
+
+	/* Empty the VM, then restore a subset. */
+	uint64_t held[VM_PAGES], nheld = 0;
+	for (uint64_t pg = 0; pg < VM_PAGES; pg++)
+		if (held_version[pg])
+			held[nheld++] = pg;
+	page_in_all(c, held, nheld);
+	CHECK(stats(c).vm_pages == 0, "VM not empty");
+	memcpy(held_version, saved, sizeof(saved));
+	uint64_t subset[10], ns = 0;
+	for (uint64_t pg = 0; pg < VM_PAGES && ns < 10; pg += 7)
+		if (held_version[pg])
+			subset[ns++] = pg;
+	ret = dcres_memclient_restore(c, "c1", 1, subset, ns);
+	CHECK(ret == 0, "restore subset: %s (%s)", strerror(-ret), dcres_memclient_error(c));
+	CHECK(stats(c).vm_pages == ns, "restored %llu pages, want %llu",
+	      (unsigned long long)stats(c).vm_pages, (unsigned long long)ns);
+	uint8_t *buf = pages_buf(VM_PAGES);
+	CHECK(dcres_memclient_page_in(c, subset, buf, ns) == 0, "page-in restored subset");
+	for (uint64_t i = 0; i < ns; i++)
+		CHECK(same(buf + i * PAGE, subset[i], held_version[subset[i]]),
+		      "restored page %llu wrong", (unsigned long long)subset[i]);
+	uint64_t absent = 0;
+	while (held_version[absent])
+		absent++;
+	CHECK(dcres_memclient_restore(c, "c1", 1, &absent, 1) == -ENOENT,
+	      "restore of a page the checkpoint lacks accepted");
+
+	/* Serve: pages read from the files, not loaded. */
+	CHECK(dcres_memclient_serve(c, "c1", 1, subset, buf, ns) == 0, "serve");
+	for (uint64_t i = 0; i < ns; i++)
+		CHECK(same(buf + i * PAGE, subset[i], held_version[subset[i]]),
+		      "served page %llu wrong", (unsigned long long)subset[i]);
+	CHECK(stats(c).vm_pages == 0, "serve loaded pages");
+
+	/* Full restore. */
+	nheld = 0;
+	for (uint64_t pg = 0; pg < VM_PAGES; pg++)
+		if (held_version[pg])
+			held[nheld++] = pg;
+	ret = dcres_memclient_restore(c, "c1", 1, NULL, 0);
+	CHECK(ret == 0, "full restore: %s (%s)", strerror(-ret), dcres_memclient_error(c));
+	CHECK(stats(c).vm_pages == nheld, "full restore loaded %llu pages, want %llu",
+	      (unsigned long long)stats(c).vm_pages, (unsigned long long)nheld);
+	CHECK(dcres_memclient_page_in(c, held, buf, nheld) == 0, "page-in after full restore");
+	for (uint64_t i = 0; i < nheld; i++)
+		CHECK(same(buf + i * PAGE, held[i], held_version[held[i]]),
+		      "page %llu wrong after full restore", (unsigned long long)held[i]);
+
+	/* A corrupted page is reported by file and page; nothing is loaded. */
+	int fd = open(mem, O_RDWR);
+	uint8_t byte;
+	off_t off = DCRES_MEMFILE_DATA_START + (off_t)subset[3] * PAGE + 100;
+	CHECK(pread(fd, &byte, 1, off) == 1, "pread");
+	byte ^= 0x40;
+	CHECK(pwrite(fd, &byte, 1, off) == 1, "pwrite");
+	close(fd);
+	ret = dcres_memclient_restore(c, "c1", 1, NULL, 0);
+	CHECK(ret == -EBADMSG, "restore of a corrupted file returned %d", ret);
+	char want[64];
+	snprintf(want, sizeof(want), "page %llu", (unsigned long long)subset[3]);
+	CHECK(strstr(dcres_memclient_error(c), want) && strstr(dcres_memclient_error(c), "host-1.mem"),
+	      "corruption message does not name file and page: %s", dcres_memclient_error(c));
+	CHECK(stats(c).vm_pages == 0, "a failed restore loaded pages");
+	CHECK(dcres_memclient_restore(c, "../x", 1, NULL, 0) == -EINVAL, "path escape accepted");
+	free(buf);
+	dcres_memclient_close(c);
+}
+
+/* The connection running a checkpoint dies: the server aborts it. */
+static void test_owner_disconnect(void)
+{
+	struct dcres_memclient *c = connect_ok();
+	uint64_t page = 11;
+	char partial[512];
+	struct stat sb;
+
+	page_out_versions(c, &page, 1, 5);
+	CHECK(dcres_memclient_ckpt_begin(c, "c2", 2) == 0, "begin c2");
+	dcres_memclient_close(c);
+	snprintf(partial, sizeof(partial), "%s/c2/host-2.mem.partial", store);
+	for (int i = 0; i < 50 && stat(partial, &sb) == 0; i++)
+		usleep(20000);
+	CHECK(stat(partial, &sb) < 0, "partial file of an orphaned checkpoint not removed");
+	c = connect_ok();
+	CHECK(stats(c).ckpt_state == 0, "orphaned checkpoint still running");
+	page_in_all(c, &page, 1);
+	dcres_memclient_close(c);
+}
+
+static void test_sigterm(void)
+{
+	int status = 0;
+	kill(server_pid, SIGTERM);
+	for (int i = 0; i < 100; i++) {
+		if (waitpid(server_pid, &status, WNOHANG) == server_pid) {
+			server_pid = 0;
+			CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			      "dcres-memserver exit status %d after SIGTERM", status);
+			return;
+		}
+		usleep(50000);
+	}
+	CHECK(0, "dcres-memserver did not stop within 5 s of SIGTERM");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: memserver-test PATH_TO_DCRES_MEMSERVER\n");
+		return 2;
+	}
+	snprintf(tmpdir, sizeof(tmpdir), "/var/tmp/dcres-memserver-test.XXXXXX");
+	if (!mkdtemp(tmpdir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	snprintf(store, sizeof(store), "%s/store", tmpdir);
+	snprintf(keyfile, sizeof(keyfile), "%s/psk", tmpdir);
+	int fd = open(keyfile, O_WRONLY | O_CREAT, 0600);
+	if (fd < 0 || write(fd, "test-key-0123456789abcdef\n", 26) != 26)
+		return 1;
+	close(fd);
+	REQUIRE(dcres_psk_load(keyfile, &psk) == 0, "load key");
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", free_port());
+	start_server(argv[1]);
+
+	test_auth_and_malformed();
+	test_paging_and_capacity();
+	test_many_connections();
+	test_checkpoint_restore();
+	test_owner_disconnect();
+	test_sigterm();
+	finish();
+}

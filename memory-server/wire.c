@@ -1,0 +1,187 @@
+#include "dcres/wire.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "dcres/log.h"
+
+/* Sends the whole iovec, retrying partial sends. */
+static int send_all(int fd, struct iovec *iov, int iovcnt)
+{
+	while (iovcnt) {
+		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)iovcnt };
+		ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		while (iovcnt && (size_t)n >= iov->iov_len) {
+			n -= (ssize_t)iov->iov_len;
+			iov++;
+			iovcnt--;
+		}
+		if (iovcnt) {
+			iov->iov_base = (char *)iov->iov_base + n;
+			iov->iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
+/* Receives exactly len bytes; 0 bytes at a clean end of stream is
+ * -ECONNRESET, a stream ending mid-way is -EPROTO (truncated frame). */
+static int recv_all(int fd, void *buf, size_t len, int at_frame_start)
+{
+	char *p = buf;
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = recv(fd, p + got, len - got, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
+		}
+		if (n == 0)
+			return at_frame_start && got == 0 ? -ECONNRESET : -EPROTO;
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+int dcres_frame_send(int fd, Dcres__Header *hdr, const void *payload, size_t len)
+{
+	uint32_t prefix[2];
+	uint8_t stackbuf[512], *hbuf = stackbuf;
+	size_t hlen;
+	int ret;
+
+	hdr->has_version = 1;
+	hdr->version = DCRES__WIRE_VERSION__WIRE_VERSION;
+	hdr->has_payload_len = len > 0;
+	hdr->payload_len = len;
+	hlen = dcres__header__get_packed_size(hdr);
+	if (hlen > DCRES_WIRE_MAX_HEADER || len > DCRES_WIRE_MAX_PAYLOAD)
+		return -EMSGSIZE;
+	if (hlen > sizeof(stackbuf) && !(hbuf = malloc(hlen)))
+		return -ENOMEM;
+	dcres__header__pack(hdr, hbuf);
+	prefix[0] = htonl(DCRES_WIRE_MAGIC);
+	prefix[1] = htonl((uint32_t)hlen);
+	struct iovec iov[3] = {
+		{ prefix, sizeof(prefix) },
+		{ hbuf, hlen },
+		{ (void *)payload, len },
+	};
+	ret = send_all(fd, iov, len ? 3 : 2);
+	if (hbuf != stackbuf)
+		free(hbuf);
+	return ret;
+}
+
+int dcres_frame_recv(int fd, struct dcres_frame *f, const char *peer)
+{
+	uint32_t prefix[2], hlen;
+	uint8_t *hbuf;
+	int ret;
+
+	memset(f, 0, sizeof(*f));
+	ret = recv_all(fd, prefix, sizeof(prefix), 1);
+	if (ret == -EPROTO)
+		pr_err("%s: truncated frame (stream ended inside the prefix)", peer);
+	if (ret)
+		return ret;
+	if (ntohl(prefix[0]) != DCRES_WIRE_MAGIC) {
+		pr_err("%s: bad frame magic 0x%08x (not a dcres peer?)", peer, ntohl(prefix[0]));
+		return -EPROTO;
+	}
+	hlen = ntohl(prefix[1]);
+	if (hlen == 0 || hlen > DCRES_WIRE_MAX_HEADER) {
+		pr_err("%s: frame header of %u bytes (limit %u)", peer, hlen, DCRES_WIRE_MAX_HEADER);
+		return -EMSGSIZE;
+	}
+	hbuf = malloc(hlen);
+	if (!hbuf)
+		return -ENOMEM;
+	ret = recv_all(fd, hbuf, hlen, 0);
+	if (ret) {
+		if (ret == -EPROTO)
+			pr_err("%s: truncated frame header", peer);
+		free(hbuf);
+		return ret;
+	}
+	f->hdr = dcres__header__unpack(NULL, hlen, hbuf);
+	free(hbuf);
+	if (!f->hdr) {
+		pr_err("%s: malformed frame header (protobuf does not parse)", peer);
+		return -EPROTO;
+	}
+	if (!f->hdr->has_version || f->hdr->version != DCRES__WIRE_VERSION__WIRE_VERSION) {
+		pr_err("%s: wire version %u, this side speaks %u", peer, f->hdr->version,
+		       DCRES__WIRE_VERSION__WIRE_VERSION);
+		dcres_frame_free(f);
+		return -EPROTO;
+	}
+	if (f->hdr->has_payload_len && f->hdr->payload_len) {
+		if (f->hdr->payload_len > DCRES_WIRE_MAX_PAYLOAD) {
+			pr_err("%s: frame payload of %llu bytes (limit %u)", peer,
+			       (unsigned long long)f->hdr->payload_len, DCRES_WIRE_MAX_PAYLOAD);
+			dcres_frame_free(f);
+			return -EMSGSIZE;
+		}
+		f->payload_len = f->hdr->payload_len;
+		if (posix_memalign(&f->payload, DCRES_PAGE_SIZE, f->payload_len)) {
+			dcres_frame_free(f);
+			return -ENOMEM;
+		}
+		ret = recv_all(fd, f->payload, f->payload_len, 0);
+		if (ret) {
+			if (ret == -EPROTO)
+				pr_err("%s: truncated frame payload", peer);
+			dcres_frame_free(f);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+void dcres_frame_free(struct dcres_frame *f)
+{
+	if (f->hdr)
+		dcres__header__free_unpacked(f->hdr, NULL);
+	free(f->payload);
+	memset(f, 0, sizeof(*f));
+}
+
+int dcres_reply_error(int fd, uint64_t seq, int status, const char *fmt, ...)
+{
+	Dcres__Header h = DCRES__HEADER__INIT;
+	char msg[512];
+
+	h.has_type = 1;
+	h.type = DCRES__MSG_TYPE__MSG_REPLY;
+	h.has_seq = 1;
+	h.seq = seq;
+	h.has_status = 1;
+	h.status = status;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	h.error = msg;
+	return dcres_frame_send(fd, &h, NULL, 0);
+}
+
+const char *dcres_msg_name(Dcres__MsgType t)
+{
+	const ProtobufCEnumValue *v =
+		protobuf_c_enum_descriptor_get_value(&dcres__msg_type__descriptor, (int)t);
+	return v ? v->name : "unknown";
+}
