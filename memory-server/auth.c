@@ -77,12 +77,14 @@ static int recv_type(int fd, struct dcres_frame *f, Dcres__MsgType want, const c
 {
 	int ret = dcres_frame_recv(fd, f, peer);
 
-	if (ret)
+	if (ret) {
+		dcres_frame_destroy(f);
 		return ret;
+	}
 	if (f->hdr->type != want) {
 		pr_err("%s: expected %s during authentication, got %s", peer,
 		       dcres_msg_name(want), dcres_msg_name(f->hdr->type));
-		dcres_frame_free(f);
+		dcres_frame_destroy(f);
 		return -EPROTO;
 	}
 	return 0;
@@ -92,7 +94,7 @@ int dcres_auth_client(int fd, const struct dcres_psk *psk, const char *peer)
 {
 	Dcres__Header h = DCRES__HEADER__INIT;
 	uint8_t nc[NONCE_LEN], mac[MAC_LEN];
-	struct dcres_frame f;
+	struct dcres_frame f = DCRES_FRAME_INIT;
 	int ret;
 
 	if ((ret = fresh_nonce(nc)))
@@ -104,28 +106,30 @@ int dcres_auth_client(int fd, const struct dcres_psk *psk, const char *peer)
 	if ((ret = dcres_frame_send(fd, &h, NULL, 0)))
 		return ret;
 	ret = dcres_frame_recv(fd, &f, peer);
-	if (ret)
+	if (ret) {
+		dcres_frame_destroy(&f);
 		return ret;
+	}
 	if (f.hdr->type == DCRES__MSG_TYPE__MSG_REPLY) {
 		pr_err("%s refused the connection: %s", peer, f.hdr->error ? f.hdr->error : "");
 		ret = f.hdr->status ? f.hdr->status : -EPROTO;
-		dcres_frame_free(&f);
+		dcres_frame_destroy(&f);
 		return ret;
 	}
 	if (f.hdr->type != DCRES__MSG_TYPE__MSG_HELLO || !f.hdr->has_nonce ||
 	    f.hdr->nonce.len != NONCE_LEN || !f.hdr->has_proof || f.hdr->proof.len != MAC_LEN) {
 		pr_err("%s: malformed authentication answer", peer);
-		dcres_frame_free(&f);
+		dcres_frame_destroy(&f);
 		return -EPROTO;
 	}
 	compute_mac(psk, "dcres-server", nc, f.hdr->nonce.data, mac);
 	if (CRYPTO_memcmp(mac, f.hdr->proof.data, MAC_LEN) != 0) {
 		pr_err("%s: server failed authentication (wrong pre-shared key?)", peer);
-		dcres_frame_free(&f);
+		dcres_frame_destroy(&f);
 		return -EACCES;
 	}
 	compute_mac(psk, "dcres-client", f.hdr->nonce.data, nc, mac);
-	dcres_frame_free(&f);
+	dcres_frame_destroy(&f);
 
 	Dcres__Header a = DCRES__HEADER__INIT;
 	a.has_type = 1;
@@ -139,7 +143,7 @@ int dcres_auth_client(int fd, const struct dcres_psk *psk, const char *peer)
 	ret = f.hdr->status;
 	if (ret)
 		pr_err("%s refused authentication: %s", peer, f.hdr->error ? f.hdr->error : "");
-	dcres_frame_free(&f);
+	dcres_frame_destroy(&f);
 	return ret;
 }
 
@@ -147,22 +151,24 @@ int dcres_auth_server(int fd, const struct dcres_psk *psk, const char *peer)
 {
 	Dcres__Header h = DCRES__HEADER__INIT;
 	uint8_t ns[NONCE_LEN], nc[NONCE_LEN], mac[MAC_LEN];
-	struct dcres_frame f;
+	struct dcres_frame f = DCRES_FRAME_INIT;
 	int ret;
 
 	ret = dcres_frame_recv(fd, &f, peer);
-	if (ret)
+	if (ret) {
+		dcres_frame_destroy(&f);
 		return ret;
+	}
 	if (f.hdr->type != DCRES__MSG_TYPE__MSG_HELLO || !f.hdr->has_nonce ||
 	    f.hdr->nonce.len != NONCE_LEN) {
 		pr_err("%s: %s before authentication", peer, dcres_msg_name(f.hdr->type));
 		dcres_reply_error(fd, f.hdr->has_seq ? f.hdr->seq : 0, -EACCES,
 				  "authenticate first (HELLO)");
-		dcres_frame_free(&f);
+		dcres_frame_destroy(&f);
 		return -EACCES;
 	}
 	memcpy(nc, f.hdr->nonce.data, NONCE_LEN);
-	dcres_frame_free(&f);
+	dcres_frame_destroy(&f);
 	if ((ret = fresh_nonce(ns)))
 		return ret;
 	compute_mac(psk, "dcres-server", nc, ns, mac);
@@ -176,17 +182,19 @@ int dcres_auth_server(int fd, const struct dcres_psk *psk, const char *peer)
 		return ret;
 
 	ret = dcres_frame_recv(fd, &f, peer);
-	if (ret)
+	if (ret) {
+		dcres_frame_destroy(&f);
 		return ret;
+	}
 	compute_mac(psk, "dcres-client", ns, nc, mac);
 	if (f.hdr->type != DCRES__MSG_TYPE__MSG_AUTH || !f.hdr->has_proof ||
 	    f.hdr->proof.len != MAC_LEN || CRYPTO_memcmp(mac, f.hdr->proof.data, MAC_LEN) != 0) {
 		pr_warn("%s: client failed authentication (wrong pre-shared key?)", peer);
 		dcres_reply_error(fd, 0, -EACCES, "authentication failed");
-		dcres_frame_free(&f);
+		dcres_frame_destroy(&f);
 		return -EACCES;
 	}
-	dcres_frame_free(&f);
+	dcres_frame_destroy(&f);
 
 	Dcres__Header ok = DCRES__HEADER__INIT;
 	ok.has_type = 1;

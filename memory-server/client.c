@@ -20,6 +20,7 @@
 struct dcres_memclient {
 	int fd;
 	uint64_t seq;
+	struct dcres_frame rx; /* replies; its payload buffer is reused */
 	char peer[128];
 	char error[512];
 };
@@ -130,6 +131,7 @@ void dcres_memclient_close(struct dcres_memclient *c)
 {
 	if (!c)
 		return;
+	dcres_frame_destroy(&c->rx);
 	close(c->fd);
 	free(c);
 }
@@ -144,12 +146,12 @@ const char *dcres_memclient_peer(const struct dcres_memclient *c)
 	return c->peer;
 }
 
-/* Sends request h (+ payload) and receives its reply into r. A reply with
- * an error status is returned as that status, its message kept in c->error
- * and logged. */
-static int call(struct dcres_memclient *c, Dcres__Header *h, const void *payload,
-		size_t len, struct dcres_frame *r)
+/* Sends request h (+ payload) and receives its reply into c->rx (release
+ * with dcres_frame_free after use). A reply with an error status is
+ * returned as that status, its message kept in c->error and logged. */
+static int call(struct dcres_memclient *c, Dcres__Header *h, const void *payload, size_t len)
 {
+	struct dcres_frame *r = &c->rx;
 	int ret;
 
 	c->error[0] = '\0';
@@ -188,11 +190,10 @@ static int call(struct dcres_memclient *c, Dcres__Header *h, const void *payload
 /* A request without payload whose reply carries nothing of interest. */
 static int simple_call(struct dcres_memclient *c, Dcres__Header *h)
 {
-	struct dcres_frame r;
-	int ret = call(c, h, NULL, 0, &r);
+	int ret = call(c, h, NULL, 0);
 
 	if (!ret)
-		dcres_frame_free(&r);
+		dcres_frame_free(&c->rx);
 	return ret;
 }
 
@@ -225,16 +226,15 @@ int dcres_memclient_page_out(struct dcres_memclient *c, const uint64_t *pages,
 	for (size_t done = 0; done < n;) {
 		size_t k = n - done < DCRES_WIRE_MAX_PAGES ? n - done : DCRES_WIRE_MAX_PAGES;
 		Dcres__Header h = request(DCRES__MSG_TYPE__MSG_PAGE_OUT);
-		struct dcres_frame r;
 		int ret;
 
 		h.n_pages = k;
 		h.pages = (uint64_t *)pages + done;
 		ret = call(c, &h, (const char *)data + done * DCRES_PAGE_SIZE,
-			   k * DCRES_PAGE_SIZE, &r);
+			   k * DCRES_PAGE_SIZE);
 		if (ret)
 			return ret;
-		dcres_frame_free(&r);
+		dcres_frame_free(&c->rx);
 		done += k;
 	}
 	return 0;
@@ -247,22 +247,22 @@ static int fetch_pages(struct dcres_memclient *c, Dcres__Header *h, const uint64
 {
 	for (size_t done = 0; done < n;) {
 		size_t k = n - done < DCRES_WIRE_MAX_PAGES ? n - done : DCRES_WIRE_MAX_PAGES;
-		struct dcres_frame r;
+		struct dcres_frame *r = &c->rx;
 		int ret;
 
 		h->n_pages = k;
 		h->pages = (uint64_t *)pages + done;
-		ret = call(c, h, NULL, 0, &r);
+		ret = call(c, h, NULL, 0);
 		if (ret)
 			return ret;
-		if (r.payload_len != k * DCRES_PAGE_SIZE) {
+		if (r->payload_len != k * DCRES_PAGE_SIZE) {
 			pr_err("%s: %s answer carries %zu bytes for %zu pages", c->peer,
-			       dcres_msg_name(h->type), r.payload_len, k);
-			dcres_frame_free(&r);
+			       dcres_msg_name(h->type), r->payload_len, k);
+			dcres_frame_free(r);
 			return -EPROTO;
 		}
-		memcpy((char *)data + done * DCRES_PAGE_SIZE, r.payload, r.payload_len);
-		dcres_frame_free(&r);
+		memcpy((char *)data + done * DCRES_PAGE_SIZE, r->payload, r->payload_len);
+		dcres_frame_free(r);
 		done += k;
 	}
 	return 0;
@@ -290,14 +290,13 @@ int dcres_memclient_serve(struct dcres_memclient *c, const char *dir, uint32_t h
 int dcres_memclient_stats(struct dcres_memclient *c, struct dcres_memstats *st)
 {
 	Dcres__Header h = request(DCRES__MSG_TYPE__MSG_STATS);
-	struct dcres_frame r;
-	int ret = call(c, &h, NULL, 0, &r);
+	int ret = call(c, &h, NULL, 0);
 
 	if (ret)
 		return ret;
 	memset(st, 0, sizeof(*st));
-	if (r.hdr->stats) {
-		const Dcres__Stats *s = r.hdr->stats;
+	if (c->rx.hdr->stats) {
+		const Dcres__Stats *s = c->rx.hdr->stats;
 		st->capacity_pages = s->capacity_pages;
 		st->used_pages = s->used_pages;
 		st->vm_pages = s->vm_pages;
@@ -310,7 +309,7 @@ int dcres_memclient_stats(struct dcres_memclient *c, struct dcres_memstats *st)
 		st->ckpt_bytes_written = s->ckpt_bytes_written;
 		st->ckpt_pages_pending = s->ckpt_pages_pending;
 	}
-	dcres_frame_free(&r);
+	dcres_frame_free(&c->rx);
 	return 0;
 }
 

@@ -23,7 +23,24 @@ struct conn {
 	uint64_t id;
 	char peer[96];
 	struct vm *vm; /* after ATTACH */
+	void *out;     /* reply payload buffer, reused across requests */
+	size_t out_cap;
 };
+
+/* Makes c->out hold at least len bytes, 4096-aligned. */
+static int reserve_out(struct conn *c, size_t len)
+{
+	if (len <= c->out_cap)
+		return 0;
+	free(c->out);
+	c->out_cap = 0;
+	if (posix_memalign(&c->out, DCRES_PAGE_SIZE, len)) {
+		c->out = NULL;
+		return -ENOMEM;
+	}
+	c->out_cap = len;
+	return 0;
+}
 
 int server_listen(struct server *srv, const char *addr)
 {
@@ -121,7 +138,6 @@ static int dispatch(struct conn *c, struct dcres_frame *f)
 	struct server *srv = c->srv;
 	uint64_t seq = h->has_seq ? h->seq : 0;
 	char err[512] = "";
-	void *out = NULL;
 	int ret = 0;
 
 	if (h->type == DCRES__MSG_TYPE__MSG_STATS) {
@@ -170,21 +186,16 @@ static int dispatch(struct conn *c, struct dcres_frame *f)
 			ret = -EINVAL;
 			break;
 		}
-		if (posix_memalign(&out, DCRES_PAGE_SIZE, h->n_pages * DCRES_PAGE_SIZE)) {
-			ret = -ENOMEM;
+		if ((ret = reserve_out(c, h->n_pages * DCRES_PAGE_SIZE)))
 			break;
-		}
 		if (h->type == DCRES__MSG_TYPE__MSG_PAGE_IN)
-			ret = vm_page_in(&srv->store, c->vm, h->pages, out, h->n_pages, err,
+			ret = vm_page_in(&srv->store, c->vm, h->pages, c->out, h->n_pages, err,
 					 sizeof(err));
 		else
 			ret = srv_serve(c->vm, srv->dir, h->path, h->host_id, h->pages,
-					h->n_pages, out, err, sizeof(err));
-		if (!ret) {
-			ret = reply_ok(c, seq, NULL, out, h->n_pages * DCRES_PAGE_SIZE);
-			free(out);
-			return ret;
-		}
+					h->n_pages, c->out, err, sizeof(err));
+		if (!ret)
+			return reply_ok(c, seq, NULL, c->out, h->n_pages * DCRES_PAGE_SIZE);
 		break;
 	case DCRES__MSG_TYPE__MSG_CKPT_BEGIN:
 		ret = srv_ckpt_begin(&srv->store, c->vm, srv->dir, h->path, h->host_id, c->id,
@@ -207,7 +218,6 @@ static int dispatch(struct conn *c, struct dcres_frame *f)
 		break;
 	}
 answer:
-	free(out);
 	if (ret) {
 		if (!err[0])
 			snprintf(err, sizeof(err), "%s", strerror(-ret));
@@ -238,7 +248,7 @@ static void *conn_main(void *arg)
 	struct conn *c = arg;
 	struct server *srv = c->srv;
 	struct timeval tv = { SERVER_AUTH_TIMEOUT_S, 0 }, none = { 0, 0 };
-	struct dcres_frame f;
+	struct dcres_frame f = DCRES_FRAME_INIT;
 
 	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	int auth = dcres_auth_server(c->fd, &srv->psk, c->peer);
@@ -260,6 +270,8 @@ static void *conn_main(void *arg)
 				break;
 		}
 	}
+	dcres_frame_destroy(&f);
+	free(c->out);
 	if (c->vm)
 		srv_ckpt_abort_owned(c->vm, c->id);
 	linger_close(c->fd);

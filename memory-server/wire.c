@@ -92,7 +92,8 @@ int dcres_frame_recv(int fd, struct dcres_frame *f, const char *peer)
 	uint8_t *hbuf;
 	int ret;
 
-	memset(f, 0, sizeof(*f));
+	f->hdr = NULL;
+	f->payload_len = 0;
 	ret = recv_all(fd, prefix, sizeof(prefix), 1);
 	if (ret == -EPROTO)
 		pr_err("%s: truncated frame (stream ended inside the prefix)", peer);
@@ -136,11 +137,17 @@ int dcres_frame_recv(int fd, struct dcres_frame *f, const char *peer)
 			dcres_frame_free(f);
 			return -EMSGSIZE;
 		}
-		f->payload_len = f->hdr->payload_len;
-		if (posix_memalign(&f->payload, DCRES_PAGE_SIZE, f->payload_len)) {
-			dcres_frame_free(f);
-			return -ENOMEM;
+		if (f->hdr->payload_len > f->payload_cap) {
+			free(f->payload);
+			f->payload_cap = 0;
+			if (posix_memalign(&f->payload, DCRES_PAGE_SIZE, f->hdr->payload_len)) {
+				f->payload = NULL;
+				dcres_frame_free(f);
+				return -ENOMEM;
+			}
+			f->payload_cap = f->hdr->payload_len;
 		}
+		f->payload_len = f->hdr->payload_len;
 		ret = recv_all(fd, f->payload, f->payload_len, 0);
 		if (ret) {
 			if (ret == -EPROTO)
@@ -156,8 +163,16 @@ void dcres_frame_free(struct dcres_frame *f)
 {
 	if (f->hdr)
 		dcres__header__free_unpacked(f->hdr, NULL);
+	f->hdr = NULL;
+	f->payload_len = 0;
+}
+
+void dcres_frame_destroy(struct dcres_frame *f)
+{
+	dcres_frame_free(f);
 	free(f->payload);
-	memset(f, 0, sizeof(*f));
+	f->payload = NULL;
+	f->payload_cap = 0;
 }
 
 int dcres_reply_error(int fd, uint64_t seq, int status, const char *fmt, ...)

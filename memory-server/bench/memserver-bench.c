@@ -52,6 +52,12 @@ static double pct(double *v, size_t n, double p)
 	return v[(size_t)(p * (double)(n - 1))];
 }
 
+static void drop_line(enum dcres_log_level level, const char *line)
+{
+	(void)level;
+	(void)line;
+}
+
 static double median(double *v, size_t n)
 {
 	return pct(v, n, 0.5);
@@ -139,9 +145,10 @@ int main(int argc, char **argv)
 	struct dcres_memclient *c = NULL;
 	if (dcres_psk_load(key, &psk))
 		return 1;
-	dcres_log_set_level(DCRES_LOG_ERROR);
-	for (int i = 0; i < 200 && dcres_memclient_connect(addr, &psk, 1000, &c); i++)
+	dcres_log_set_sink(drop_line); /* "connection refused" until it listens */
+	for (int i = 0; i < 600 && dcres_memclient_connect(addr, &psk, 1000, &c); i++)
 		usleep(50000);
+	dcres_log_set_sink(NULL);
 	if (!c)
 		die("dcres-memserver did not start", ETIMEDOUT);
 

@@ -233,9 +233,9 @@ static void test_auth_and_malformed(void)
 	a.has_ram_size = 1;
 	a.ram_size = (uint64_t)VM_PAGES * PAGE;
 	dcres_frame_send(fd, &a, NULL, 0);
-	struct dcres_frame f;
+	struct dcres_frame f = DCRES_FRAME_INIT;
 	CHECK(dcres_frame_recv(fd, &f, "raw") == 0 && f.hdr->status == 0, "raw attach");
-	dcres_frame_free(&f);
+	dcres_frame_destroy(&f);
 	uint64_t two[2] = { 1, 2 };
 	void *one_page = pages_buf(1);
 	Dcres__Header po = DCRES__HEADER__INIT;

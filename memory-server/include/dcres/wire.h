@@ -16,12 +16,16 @@
 #define DCRES_PAGE_SIZE 4096u
 #define DCRES_WIRE_MAX_PAGES (DCRES_WIRE_MAX_PAYLOAD / DCRES_PAGE_SIZE)
 
-/* A received frame. payload is 4096-aligned (NULL when empty). */
+/* A received frame. payload is 4096-aligned; its buffer is kept and reused
+ * by the next dcres_frame_recv into the same frame (fresh buffers would cost
+ * a page fault per page on every frame). Start from DCRES_FRAME_INIT. */
 struct dcres_frame {
 	Dcres__Header *hdr;
 	void *payload;
 	size_t payload_len;
+	size_t payload_cap;
 };
+#define DCRES_FRAME_INIT { 0 }
 
 /* Sends hdr (version is filled in, payload_len set to len) and len bytes
  * of payload. */
@@ -32,8 +36,10 @@ int dcres_frame_send(int fd, Dcres__Header *hdr, const void *payload, size_t len
  * -EMSGSIZE; peer names the other side in messages. */
 int dcres_frame_recv(int fd, struct dcres_frame *f, const char *peer);
 
-/* Releases f's header and payload. */
+/* Releases f's header; the payload buffer stays for reuse. */
 void dcres_frame_free(struct dcres_frame *f);
+/* Releases f's header and payload buffer. */
+void dcres_frame_destroy(struct dcres_frame *f);
 
 /* Sends an error MSG_REPLY: seq, status (a negative errno) and a message
  * for humans formatted from fmt. */
