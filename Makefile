@@ -28,6 +28,7 @@ demo: build
 	scripts/demo.sh $(BUILD)
 
 bench: build
+	$(BUILD)/memory-server/dcres-memserver-bench --server $(BUILD)/memory-server/dcres-memserver --dir /var/tmp
 	experiments/guest-boot-time.sh $(BUILD)
 
 clean:
