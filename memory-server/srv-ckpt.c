@@ -277,18 +277,26 @@ void srv_ckpt_page_left(struct srv_ckpt *c, uint64_t page)
 	dcres_memfile_punch(c->mf, page, 1);
 }
 
+/* Locks vm and returns its running checkpoint; without one, unlocks and
+ * returns NULL with err explaining. */
+static struct srv_ckpt *lock_running(struct vm *vm, char *err, size_t err_len)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (vm->ckpt)
+		return vm->ckpt;
+	pthread_mutex_unlock(&vm->lock);
+	snprintf(err, err_len, "no checkpoint of VM %s is running", vm->name);
+	return NULL;
+}
+
 int srv_ckpt_sync(struct vm *vm, char *err, size_t err_len)
 {
 	struct srv_ckpt *c;
 	int ret;
 
-	pthread_mutex_lock(&vm->lock);
-	c = vm->ckpt;
-	if (!c) {
-		pthread_mutex_unlock(&vm->lock);
-		snprintf(err, err_len, "no checkpoint of VM %s is running", vm->name);
+	c = lock_running(vm, err, err_len);
+	if (!c)
 		return -ENOENT;
-	}
 	while (c->ndirty > SYNC_REMAINING && !c->error && c->writers_running)
 		pthread_cond_wait(&c->cond, &vm->lock);
 	ret = c->error;
@@ -318,13 +326,9 @@ int srv_ckpt_final(struct vm *vm, char *err, size_t err_len)
 	struct srv_ckpt *c;
 	int ret;
 
-	pthread_mutex_lock(&vm->lock);
-	c = vm->ckpt;
-	if (!c) {
-		pthread_mutex_unlock(&vm->lock);
-		snprintf(err, err_len, "no checkpoint of VM %s is running", vm->name);
+	c = lock_running(vm, err, err_len);
+	if (!c)
 		return -ENOENT;
-	}
 	c->final_requested = true;
 	pthread_cond_broadcast(&c->cond);
 	vm->ckpt = NULL; /* the VM is stopped: no paging is expected any more */
@@ -356,13 +360,9 @@ int srv_ckpt_abort(struct vm *vm, char *err, size_t err_len)
 {
 	struct srv_ckpt *c;
 
-	pthread_mutex_lock(&vm->lock);
-	c = vm->ckpt;
-	if (!c) {
-		pthread_mutex_unlock(&vm->lock);
-		snprintf(err, err_len, "no checkpoint of VM %s is running", vm->name);
+	c = lock_running(vm, err, err_len);
+	if (!c)
 		return -ENOENT;
-	}
 	vm->ckpt = NULL;
 	c->stop = true;
 	pthread_cond_broadcast(&c->cond);
