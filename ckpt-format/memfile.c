@@ -653,6 +653,17 @@ int dcres_memfile_sync(struct dcres_memfile *mf)
 	return 0;
 }
 
+int dcres_memfile_flush(struct dcres_memfile *mf)
+{
+	if (fdatasync(mf->fd) < 0) {
+		int err = errno;
+
+		pr_perror("fdatasync %s", mf->path);
+		return -err;
+	}
+	return 0;
+}
+
 void dcres_memfile_close(struct dcres_memfile *mf)
 {
 	if (!mf)

@@ -21,6 +21,7 @@ struct dcres_memclient {
 	int fd;
 	uint64_t seq;
 	struct dcres_frame rx; /* replies; its payload buffer is reused */
+	int timeout_ms;        /* for ordinary requests */
 	char peer[128];
 	char error[512];
 };
@@ -115,6 +116,7 @@ int dcres_memclient_connect(const char *addr, const struct dcres_psk *psk,
 		return -ENOMEM;
 	}
 	c->fd = fd;
+	c->timeout_ms = timeout_ms;
 	snprintf(c->peer, sizeof(c->peer), "memory server %s", addr);
 	ret = dcres_auth_client(fd, psk, c->peer);
 	if (ret) {
@@ -185,6 +187,29 @@ static int call(struct dcres_memclient *c, Dcres__Header *h, const void *payload
 		return ret < 0 ? ret : -EPROTO;
 	}
 	return 0;
+}
+
+static int simple_call(struct dcres_memclient *c, Dcres__Header *h);
+
+/* Sets how long the next replies may take. */
+static void set_reply_timeout(struct dcres_memclient *c, int ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+}
+
+/* Like simple_call for requests whose answer waits for disk work
+ * proportional to the VM (checkpoint sync and final, restore): the reply
+ * may take up to DCRES_MEMCLIENT_LONG_TIMEOUT_MS. */
+static int long_call(struct dcres_memclient *c, Dcres__Header *h)
+{
+	int ret;
+
+	set_reply_timeout(c, DCRES_MEMCLIENT_LONG_TIMEOUT_MS);
+	ret = simple_call(c, h);
+	set_reply_timeout(c, c->timeout_ms);
+	return ret;
 }
 
 /* A request without payload whose reply carries nothing of interest. */
@@ -326,13 +351,13 @@ int dcres_memclient_ckpt_begin(struct dcres_memclient *c, const char *dir, uint3
 int dcres_memclient_ckpt_sync(struct dcres_memclient *c)
 {
 	Dcres__Header h = request(DCRES__MSG_TYPE__MSG_CKPT_SYNC);
-	return simple_call(c, &h);
+	return long_call(c, &h);
 }
 
 int dcres_memclient_ckpt_final(struct dcres_memclient *c)
 {
 	Dcres__Header h = request(DCRES__MSG_TYPE__MSG_CKPT_FINAL);
-	return simple_call(c, &h);
+	return long_call(c, &h);
 }
 
 int dcres_memclient_ckpt_abort(struct dcres_memclient *c)
@@ -350,7 +375,7 @@ int dcres_memclient_restore(struct dcres_memclient *c, const char *dir, uint32_t
 	h.has_host_id = 1;
 	h.host_id = host_id;
 	if (n == 0)
-		return simple_call(c, &h);
+		return long_call(c, &h);
 	/* A long list goes out in pieces that keep each header small. */
 	for (size_t done = 0; done < n;) {
 		size_t k = n - done < DCRES_WIRE_MAX_PAGES ? n - done : DCRES_WIRE_MAX_PAGES;
@@ -358,7 +383,7 @@ int dcres_memclient_restore(struct dcres_memclient *c, const char *dir, uint32_t
 
 		h.n_pages = k;
 		h.pages = (uint64_t *)pages + done;
-		if ((ret = simple_call(c, &h)))
+		if ((ret = long_call(c, &h)))
 			return ret;
 		done += k;
 	}

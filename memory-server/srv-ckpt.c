@@ -17,6 +17,7 @@
 #define WRITE_BATCH 512    /* pages per write: 2 MiB */
 #define WRITERS 3          /* batches in flight: copying overlaps writing */
 #define SYNC_REMAINING 256 /* sync answers when at most this many are left */
+#define FLUSH_EVERY (256ull << 20) /* bytes between fdatasyncs while writing */
 
 struct srv_ckpt {
 	struct vmstore *store;
@@ -135,9 +136,21 @@ static void *writer_main(void *arg)
 			c->error = ret;
 			break;
 		}
+		bool flush = (c->bytes_written + n * DCRES_PAGE_SIZE) / FLUSH_EVERY !=
+			     c->bytes_written / FLUSH_EVERY;
 		c->pages_written += n;
 		c->bytes_written += n * DCRES_PAGE_SIZE;
 		pthread_cond_broadcast(&c->cond);
+		if (flush) {
+			/* Commit metadata as we go, so final's fsync is short. */
+			pthread_mutex_unlock(&vm->lock);
+			ret = dcres_memfile_flush(c->mf);
+			pthread_mutex_lock(&vm->lock);
+			if (ret) {
+				c->error = ret;
+				break;
+			}
+		}
 	}
 out:
 	c->writers_running--;

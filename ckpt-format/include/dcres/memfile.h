@@ -59,8 +59,13 @@ typedef int (*dcres_extent_fn)(uint64_t first, uint64_t count, void *arg);
 int dcres_memfile_for_each_extent(struct dcres_memfile *mf, dcres_extent_fn fn,
 				  void *arg);
 
-/* fsyncs the file. */
+/* Gives the file its full size and fsyncs it: call once, when all pages
+ * are written. */
 int dcres_memfile_sync(struct dcres_memfile *mf);
+
+/* fdatasyncs what was written so far, leaving the size alone: lets a long
+ * write commit its metadata along the way instead of all at the end. */
+int dcres_memfile_flush(struct dcres_memfile *mf);
 
 /* Closes mf (NULL is a no-op). */
 void dcres_memfile_close(struct dcres_memfile *mf);

@@ -6,7 +6,9 @@
  * split into batches. Every call returns 0 or a negative errno; the
  * server's own explanation of a refused request is in
  * dcres_memclient_error(). Network waits are bounded by the timeout given
- * at connect (-ETIMEDOUT). */
+ * at connect (-ETIMEDOUT), except the answers to checkpoint sync and final
+ * and to restore, which wait for disk work and get
+ * DCRES_MEMCLIENT_LONG_TIMEOUT_MS. */
 #ifndef DCRES_MEMCLIENT_H
 #define DCRES_MEMCLIENT_H
 
@@ -16,6 +18,8 @@
 #include "dcres/auth.h"
 
 struct dcres_memclient;
+
+#define DCRES_MEMCLIENT_LONG_TIMEOUT_MS (10 * 60 * 1000)
 
 struct dcres_memstats {
 	uint64_t capacity_pages, used_pages, vm_pages;
