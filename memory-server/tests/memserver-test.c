@@ -47,8 +47,8 @@ static void finish(void)
 		kill(server_pid, SIGKILL);
 		waitpid(server_pid, NULL, 0);
 	}
-	char cmd[400];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	char cmd[700];
+	snprintf(cmd, sizeof(cmd), "umount '%s/full' 2>/dev/null; rm -rf '%s'", store, tmpdir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", tmpdir);
 	printf("memserver-test: %s (%d failures)\n", failures ? "FAILED" : "ok", failures);
@@ -564,6 +564,52 @@ static void test_owner_disconnect(void)
 	dcres_memclient_close(c);
 }
 
+/* A disk that fills up mid-checkpoint: the checkpoint fails naming the file,
+ * leaves nothing behind, and the server goes on serving. Needs root to mount
+ * a 1 MiB tmpfs as the checkpoint's directory; skipped (and said) otherwise. */
+static void test_full_disk(void)
+{
+	char dir[400];
+	struct dcres_memclient *c;
+	uint64_t pages[512];
+	struct stat sb;
+	int ret;
+
+	if (geteuid() != 0) {
+		printf("memserver-test: full-disk case skipped (needs root to mount a small tmpfs)\n");
+		return;
+	}
+	snprintf(dir, sizeof(dir), "%s/full", store);
+	mkdir(dir, 0700);
+	char cmd[500];
+	snprintf(cmd, sizeof(cmd), "mount -t tmpfs -o size=1M dcres-test-full '%s'", dir);
+	REQUIRE(system(cmd) == 0, "mount a 1 MiB tmpfs on %s", dir);
+	c = connect_ok();
+	for (uint64_t i = 0; i < 512; i++) /* 2 MiB of pages: does not fit */
+		pages[i] = 3000 + i;
+	page_out_versions(c, pages, 512, 6);
+	ret = dcres_memclient_ckpt_begin(c, "full", 3);
+	if (ret == 0) {
+		ret = dcres_memclient_ckpt_sync(c);
+		if (ret == 0)
+			ret = dcres_memclient_ckpt_final(c);
+		else
+			dcres_memclient_ckpt_abort(c);
+	}
+	CHECK(ret == -ENOSPC, "checkpoint onto a full disk returned %d, want -ENOSPC", ret);
+	CHECK(strstr(dcres_memclient_error(c), "host-3.mem"),
+	      "full-disk error does not name the file: %s", dcres_memclient_error(c));
+	snprintf(cmd, sizeof(cmd), "%s/host-3.mem.partial", dir);
+	CHECK(stat(cmd, &sb) < 0, "partial file left on the full disk");
+	snprintf(cmd, sizeof(cmd), "%s/host-3.mem", dir);
+	CHECK(stat(cmd, &sb) < 0, "a failed checkpoint published its file");
+	CHECK(stats(c).ckpt_state == 0, "failed checkpoint still running");
+	page_in_all(c, pages, 512); /* the server still serves */
+	dcres_memclient_close(c);
+	snprintf(cmd, sizeof(cmd), "umount '%s'", dir);
+	CHECK(system(cmd) == 0, "umount %s", dir);
+}
+
 static void test_sigterm(void)
 {
 	int status = 0;
@@ -606,6 +652,7 @@ int main(int argc, char **argv)
 	test_many_connections();
 	test_checkpoint_restore();
 	test_owner_disconnect();
+	test_full_disk();
 	test_sigterm();
 	finish();
 }
