@@ -154,7 +154,7 @@ int dcres_auth_server(int fd, const struct dcres_psk *psk, const char *peer)
 	struct dcres_frame f = DCRES_FRAME_INIT;
 	int ret;
 
-	ret = dcres_frame_recv(fd, &f, peer);
+	ret = dcres_frame_recv_limited(fd, &f, peer, 0);
 	if (ret) {
 		dcres_frame_destroy(&f);
 		return ret;
@@ -181,7 +181,7 @@ int dcres_auth_server(int fd, const struct dcres_psk *psk, const char *peer)
 	if ((ret = dcres_frame_send(fd, &h, NULL, 0)))
 		return ret;
 
-	ret = dcres_frame_recv(fd, &f, peer);
+	ret = dcres_frame_recv_limited(fd, &f, peer, 0);
 	if (ret) {
 		dcres_frame_destroy(&f);
 		return ret;

@@ -88,6 +88,12 @@ int dcres_frame_send(int fd, Dcres__Header *hdr, const void *payload, size_t len
 
 int dcres_frame_recv(int fd, struct dcres_frame *f, const char *peer)
 {
+	return dcres_frame_recv_limited(fd, f, peer, DCRES_WIRE_MAX_PAYLOAD);
+}
+
+int dcres_frame_recv_limited(int fd, struct dcres_frame *f, const char *peer,
+			     size_t max_payload)
+{
 	uint32_t prefix[2], hlen;
 	uint8_t *hbuf;
 	int ret;
@@ -131,9 +137,9 @@ int dcres_frame_recv(int fd, struct dcres_frame *f, const char *peer)
 		return -EPROTO;
 	}
 	if (f->hdr->has_payload_len && f->hdr->payload_len) {
-		if (f->hdr->payload_len > DCRES_WIRE_MAX_PAYLOAD) {
-			pr_err("%s: frame payload of %llu bytes (limit %u)", peer,
-			       (unsigned long long)f->hdr->payload_len, DCRES_WIRE_MAX_PAYLOAD);
+		if (f->hdr->payload_len > max_payload) {
+			pr_err("%s: frame payload of %llu bytes (limit %zu)", peer,
+			       (unsigned long long)f->hdr->payload_len, max_payload);
 			dcres_frame_free(f);
 			return -EMSGSIZE;
 		}

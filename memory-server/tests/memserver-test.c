@@ -192,6 +192,22 @@ static void test_auth_and_malformed(void)
 	dcres_frame_send(fd, &h, NULL, 0);
 	CHECK(closed_with(fd, "authenticate first"), "unauthenticated STATS not refused and closed");
 
+	/* A payload before authentication is refused before it is read. */
+	fd = raw_connect();
+	Dcres__Header big = DCRES__HEADER__INIT;
+	big.has_type = 1;
+	big.type = DCRES__MSG_TYPE__MSG_HELLO;
+	big.has_version = 1;
+	big.version = DCRES__WIRE_VERSION__WIRE_VERSION;
+	big.has_payload_len = 1;
+	big.payload_len = DCRES_WIRE_MAX_PAYLOAD;
+	uint8_t hb[64];
+	size_t hl = dcres__header__pack(&big, hb);
+	uint32_t pre[2] = { htonl(DCRES_WIRE_MAGIC), htonl((uint32_t)hl) };
+	send(fd, pre, sizeof(pre), 0);
+	send(fd, hb, hl, 0);
+	CHECK(closed_with(fd, "malformed"), "payload before authentication not refused");
+
 	/* Bad magic. */
 	fd = raw_connect();
 	CHECK(send(fd, "GET / HTTP/1.0\r\n\r\n", 18, 0) == 18, "send");

@@ -36,6 +36,12 @@ int dcres_frame_send(int fd, Dcres__Header *hdr, const void *payload, size_t len
  * -EMSGSIZE; peer names the other side in messages. */
 int dcres_frame_recv(int fd, struct dcres_frame *f, const char *peer);
 
+/* As dcres_frame_recv, refusing (-EMSGSIZE) payloads over max_payload
+ * before allocating anything: authentication takes no payload at all, so
+ * an unauthenticated peer cannot make the server allocate memory. */
+int dcres_frame_recv_limited(int fd, struct dcres_frame *f, const char *peer,
+			     size_t max_payload);
+
 /* Releases f's header; the payload buffer stays for reuse. */
 void dcres_frame_free(struct dcres_frame *f);
 /* Releases f's header and payload buffer. */
