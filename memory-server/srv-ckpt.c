@@ -276,6 +276,10 @@ void srv_ckpt_page_arrived(struct srv_ckpt *c, uint64_t page)
 		c->ndirty++;
 	}
 	dcres_presence_set(&c->present, page, 0);
+}
+
+void srv_ckpt_wake(struct srv_ckpt *c)
+{
 	pthread_cond_broadcast(&c->cond);
 }
 

@@ -36,6 +36,8 @@ int srv_ckpt_begin(struct vmstore *s, struct vm *vm, const char *base, const cha
 /* Hooks called by page-out and page-in with vm->lock held. */
 void srv_ckpt_page_arrived(struct srv_ckpt *c, uint64_t page);
 void srv_ckpt_page_left(struct srv_ckpt *c, uint64_t page);
+/* Wakes the writers after a batch of srv_ckpt_page_arrived calls. */
+void srv_ckpt_wake(struct srv_ckpt *c);
 
 /* Returns once at most a small number of pages remain to be written. */
 int srv_ckpt_sync(struct vm *vm, char *err, size_t err_len);

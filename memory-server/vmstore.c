@@ -97,6 +97,8 @@ int vm_check_pages(const struct vm *vm, const uint64_t *pages, uint64_t n,
 			return -ERANGE;
 		}
 	}
+	if (n < 2)
+		return 0;
 	sorted = malloc(n * sizeof(*sorted));
 	if (!sorted)
 		return -ENOMEM;
@@ -153,6 +155,8 @@ int vm_page_out(struct vmstore *s, struct vm *vm, const uint64_t *pages,
 		if (vm->ckpt)
 			srv_ckpt_page_arrived(vm->ckpt, pages[i]);
 	}
+	if (vm->ckpt)
+		srv_ckpt_wake(vm->ckpt);
 	vm->page_outs += n;
 	pthread_mutex_unlock(&vm->lock);
 	free(slots);
