@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -26,6 +25,7 @@
 #include "dcres/memfile.h"
 #include "dcres/presence.h"
 #include "dcres/wire.h"
+#include "memserver-spawn.h"
 
 #define PAGE DCRES_PAGE_SIZE
 #define CAPACITY_PAGES 2048u  /* --capacity 8M */
@@ -33,7 +33,7 @@
 
 static int failures;
 static char tmpdir[256], store[300], keyfile[300], addr[64];
-static pid_t server_pid;
+static struct test_memserver server;
 static struct dcres_psk psk;
 static const uint8_t uuid[16] = { 0xdc, 0x7e, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14 };
 
@@ -43,10 +43,7 @@ static const uint8_t uuid[16] = { 0xdc, 0x7e, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
 
 static void finish(void)
 {
-	if (server_pid > 0) {
-		kill(server_pid, SIGKILL);
-		waitpid(server_pid, NULL, 0);
-	}
+	test_memserver_kill(&server);
 	char cmd[700];
 	snprintf(cmd, sizeof(cmd), "umount '%s/full' 2>/dev/null; rm -rf '%s'", store, tmpdir);
 	if (system(cmd) != 0)
@@ -80,19 +77,6 @@ static void *pages_buf(size_t n)
 	return p;
 }
 
-static int free_port(void)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-	getsockname(fd, (struct sockaddr *)&sa, &len);
-	port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
-}
-
 static struct dcres_memclient *connect_ok(void)
 {
 	struct dcres_memclient *c = NULL;
@@ -103,35 +87,12 @@ static struct dcres_memclient *connect_ok(void)
 	return c;
 }
 
-static void drop_line(enum dcres_log_level level, const char *line)
-{
-	(void)level;
-	(void)line;
-}
-
 static void start_server(const char *binary)
 {
-	char cap[] = "8M";
-	server_pid = fork();
-	if (server_pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
-		execl(binary, binary, "--listen", addr, "--capacity", cap, "--dir", store,
-		      "--psk-file", keyfile, "--no-populate", "--log-level", "warn", (char *)NULL);
-		perror("exec dcres-memserver");
-		_exit(127);
-	}
-	dcres_log_set_sink(drop_line); /* "connection refused" until it listens */
-	for (int i = 0; i < 100; i++) {
-		struct dcres_memclient *c;
-		if (dcres_memclient_connect(addr, &psk, 1000, &c) == 0) {
-			dcres_memclient_close(c);
-			dcres_log_set_sink(NULL);
-			return;
-		}
-		usleep(50000);
-	}
-	dcres_log_set_sink(NULL);
-	REQUIRE(0, "dcres-memserver did not come up on %s", addr);
+	int ret = test_memserver_start(&server, binary, "8M", store, keyfile, &psk);
+
+	REQUIRE(ret == 0, "dcres-memserver did not come up: %s", strerror(-ret));
+	snprintf(addr, sizeof(addr), "%s", server.addr);
 }
 
 static struct dcres_memstats stats(struct dcres_memclient *c)
@@ -631,10 +592,10 @@ static void test_full_disk(void)
 static void test_sigterm(void)
 {
 	int status = 0;
-	kill(server_pid, SIGTERM);
+	kill(server.pid, SIGTERM);
 	for (int i = 0; i < 100; i++) {
-		if (waitpid(server_pid, &status, WNOHANG) == server_pid) {
-			server_pid = 0;
+		if (waitpid(server.pid, &status, WNOHANG) == server.pid) {
+			server.pid = 0;
 			CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 			      "dcres-memserver exit status %d after SIGTERM", status);
 			return;
@@ -657,12 +618,7 @@ int main(int argc, char **argv)
 	}
 	snprintf(store, sizeof(store), "%s/store", tmpdir);
 	snprintf(keyfile, sizeof(keyfile), "%s/psk", tmpdir);
-	int fd = open(keyfile, O_WRONLY | O_CREAT, 0600);
-	if (fd < 0 || write(fd, "test-key-0123456789abcdef\n", 26) != 26)
-		return 1;
-	close(fd);
-	REQUIRE(dcres_psk_load(keyfile, &psk) == 0, "load key");
-	snprintf(addr, sizeof(addr), "127.0.0.1:%d", free_port());
+	REQUIRE(test_write_key(keyfile, &psk) == 0, "key file %s", keyfile);
 	start_server(argv[1]);
 
 	test_auth_and_malformed();
