@@ -1,0 +1,61 @@
+/* libdcres-pager: userfaultfd remote paging of a split-memory VM's RAM.
+ *
+ * The pager owns a page-aligned anonymous region (QEMU's guest RAM, or any
+ * mmap'd region in tests), registered with userfaultfd for missing faults.
+ * The network page table says where each page lives: on this host, on
+ * memory server K (1..N, in the order of the configuration), or nowhere
+ * (never written: it reads as zeros). A fault on a remote page fetches it
+ * from its server (which releases it) and installs it atomically with
+ * UFFDIO_COPY; a fault on a never-written page installs a zero page.
+ *
+ * This is the page-in half of the pager; eviction to stay under a local
+ * limit comes next (issue [C]). Functions return 0 or a negative errno and
+ * log what failed, naming the server or page. */
+#ifndef DCRES_PAGER_H
+#define DCRES_PAGER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dcres/auth.h"
+
+#define DCRES_PAGER_LOCAL 0x00  /* resident on this host */
+#define DCRES_PAGER_ZERO 0xff   /* never written */
+
+struct dcres_pager;
+
+struct dcres_pager_config {
+	void *base;                /* page-aligned region, private anonymous */
+	size_t size;               /* bytes, a multiple of 4096 */
+	uint8_t vm_uuid[16];
+	const char *const *servers;/* "HOST:PORT" of memory servers 1..nservers */
+	unsigned nservers;
+	const struct dcres_psk *psk;
+	int timeout_ms;            /* per request to a server */
+};
+
+struct dcres_pager_stats {
+	uint64_t page_ins;         /* faults served from a memory server */
+	uint64_t zero_fills;       /* faults on never-written pages */
+	uint64_t fault_us_p50, fault_us_p99; /* page-in service time */
+};
+
+/* Connects to every server (failing with a message naming the one that
+ * cannot be reached or refuses the key), registers the region and starts
+ * the fault thread. The page table starts all DCRES_PAGER_ZERO: the region
+ * must not have been touched. */
+int dcres_pager_start(const struct dcres_pager_config *cfg, struct dcres_pager **out);
+
+/* Stops the fault thread, unregisters the region and disconnects. */
+void dcres_pager_stop(struct dcres_pager *p);
+
+/* Records that page (not yet touched here) lives on host (1..nservers or
+ * DCRES_PAGER_ZERO), e.g. after a restore placed it there. */
+int dcres_pager_place(struct dcres_pager *p, uint64_t page, uint8_t host);
+
+/* Where page lives now. */
+uint8_t dcres_pager_location(const struct dcres_pager *p, uint64_t page);
+
+void dcres_pager_get_stats(struct dcres_pager *p, struct dcres_pager_stats *st);
+
+#endif

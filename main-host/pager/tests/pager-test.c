@@ -1,0 +1,202 @@
+/* libdcres-pager, page-in half, against two real memory servers on
+ * loopback: pages placed on the servers come back with their content on
+ * first touch (from four threads at once), never-written pages read as
+ * zeros, the servers release what was paged in, and an unreachable server
+ * or a wrong key fails start-up naming the server.
+ * usage: pager-test PATH_TO_DCRES_MEMSERVER (exit 77: no userfaultfd) */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "dcres/log.h"
+#include "dcres/memclient.h"
+#include "dcres/pager.h"
+#include "dcres/wire.h"
+#include "memserver-spawn.h"
+
+#define PAGE DCRES_PAGE_SIZE
+#define NPAGES 4096u
+#define ON_SERVER 1000u /* pages on each server */
+
+static int failures;
+static char tmpdir[128];
+static struct test_memserver servers[2];
+static struct dcres_psk psk;
+static uint8_t *region;
+static const uint8_t uuid[16] = { 0x9a, 0x9e, 7 };
+
+#define CHECK(cond, ...) do { if (!(cond)) { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+	fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); failures++; } } while (0)
+
+static void finish(void)
+{
+	char cmd[200];
+
+	for (int i = 0; i < 2; i++)
+		test_memserver_kill(&servers[i]);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	if (system(cmd))
+		fprintf(stderr, "could not remove %s\n", tmpdir);
+	printf("pager-test: %s (%d failures)\n", failures ? "FAILED" : "ok", failures);
+	exit(failures ? 1 : 0);
+}
+
+static uint64_t word(uint64_t page, unsigned i)
+{
+	return page * 0x100000001b3ull + i * 0x9e3779b97f4a7c15ull + 1;
+}
+
+/* Which server page p was placed on (1, 2) or 0 for never written. */
+static unsigned home(uint64_t p)
+{
+	return p < ON_SERVER ? 1 : p < 2 * ON_SERVER ? 2 : 0;
+}
+
+static void *reader(void *arg)
+{
+	uint64_t seed = (uintptr_t)arg * 7919 + 1;
+
+	for (int k = 0; k < 3000; k++) {
+		seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17;
+		uint64_t p = seed % NPAGES;
+		const uint64_t *w = (const uint64_t *)(region + p * PAGE);
+		unsigned i = (unsigned)(seed >> 32) % (PAGE / 8);
+		uint64_t want = home(p) ? word(p, i) : 0;
+		if (w[i] != want) {
+			CHECK(0, "page %llu word %u: %llx, want %llx", (unsigned long long)p, i,
+			      (unsigned long long)w[i], (unsigned long long)want);
+			break;
+		}
+	}
+	return NULL;
+}
+
+static int uffd_available(void)
+{
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		return 1;
+	}
+	return access("/dev/userfaultfd", R_OK | W_OK) == 0;
+}
+
+int main(int argc, char **argv)
+{
+	char key[200], dir[200];
+	struct dcres_pager *pager;
+	struct dcres_pager_stats st;
+	struct dcres_memstats ms;
+	int ret;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: pager-test PATH_TO_DCRES_MEMSERVER\n");
+		return 2;
+	}
+	if (!uffd_available()) {
+		printf("SKIP: userfaultfd unavailable (needs root or vm.unprivileged_userfaultfd=1)\n");
+		return 77;
+	}
+	snprintf(tmpdir, sizeof(tmpdir), "/var/tmp/dcres-pager-test.XXXXXX");
+	if (!mkdtemp(tmpdir))
+		return 1;
+	snprintf(key, sizeof(key), "%s/psk", tmpdir);
+	if (test_write_key(key, &psk))
+		finish();
+	for (int i = 0; i < 2; i++) {
+		snprintf(dir, sizeof(dir), "%s/store%d", tmpdir, i + 1);
+		ret = test_memserver_start(&servers[i], argv[1], "16M", dir, key, &psk);
+		CHECK(ret == 0, "memory server %d: %s", i + 1, strerror(-ret));
+		if (ret)
+			finish();
+	}
+
+	/* Place pages 0..999 on server 1 and 1000..1999 on server 2. */
+	uint64_t *buf, pages[ON_SERVER];
+	if (posix_memalign((void **)&buf, PAGE, ON_SERVER * PAGE))
+		finish();
+	for (unsigned s = 0; s < 2; s++) {
+		struct dcres_memclient *c;
+		CHECK(dcres_memclient_connect(servers[s].addr, &psk, 2000, &c) == 0, "connect");
+		CHECK(dcres_memclient_attach(c, uuid, (uint64_t)NPAGES * PAGE) == 0, "attach");
+		for (unsigned j = 0; j < ON_SERVER; j++) {
+			pages[j] = s * ON_SERVER + j;
+			for (unsigned i = 0; i < PAGE / 8; i++)
+				buf[j * (PAGE / 8) + i] = word(pages[j], i);
+		}
+		CHECK(dcres_memclient_page_out(c, pages, buf, ON_SERVER) == 0, "page-out");
+		dcres_memclient_close(c);
+	}
+
+	region = mmap(NULL, (size_t)NPAGES * PAGE, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	const char *addrs[2] = { servers[0].addr, servers[1].addr };
+	struct dcres_pager_config cfg = {
+		.base = region, .size = (size_t)NPAGES * PAGE, .servers = addrs,
+		.nservers = 2, .psk = &psk, .timeout_ms = 2000,
+	};
+	memcpy(cfg.vm_uuid, uuid, 16);
+
+	/* Start-up failures name the server. */
+	const char *bad[2] = { servers[0].addr, "127.0.0.1:1" };
+	cfg.servers = bad;
+	CHECK(dcres_pager_start(&cfg, &pager) == -ECONNREFUSED,
+	      "an unreachable server must fail start-up");
+	struct dcres_psk wrong = psk;
+	wrong.key[3] ^= 1;
+	cfg.servers = addrs;
+	cfg.psk = &wrong;
+	CHECK(dcres_pager_start(&cfg, &pager) == -EACCES, "a wrong key must fail start-up");
+	cfg.psk = &psk;
+
+	ret = dcres_pager_start(&cfg, &pager);
+	CHECK(ret == 0, "pager start: %s", strerror(-ret));
+	if (ret)
+		finish();
+	for (uint64_t p = 0; p < 2 * ON_SERVER; p++)
+		CHECK(dcres_pager_place(pager, p, (uint8_t)home(p)) == 0, "place");
+	CHECK(dcres_pager_place(pager, 0, 3) == -EINVAL, "a third server accepted");
+
+	pthread_t t[4];
+	for (uintptr_t i = 0; i < 4; i++)
+		pthread_create(&t[i], NULL, reader, (void *)(i + 1));
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	/* Touch every page once more, writing, and check the first word. */
+	for (uint64_t p = 0; p < NPAGES; p++) {
+		uint64_t *w = (uint64_t *)(region + p * PAGE);
+		CHECK(w[1] == (home(p) ? word(p, 1) : 0), "page %llu wrong on second pass",
+		      (unsigned long long)p);
+		w[0] = ~p;
+		CHECK(dcres_pager_location(pager, p) == DCRES_PAGER_LOCAL, "page %llu not local",
+		      (unsigned long long)p);
+	}
+	dcres_pager_get_stats(pager, &st);
+	CHECK(st.page_ins == 2 * ON_SERVER, "%llu page-ins, want %u",
+	      (unsigned long long)st.page_ins, 2 * ON_SERVER);
+	CHECK(st.zero_fills == NPAGES - 2 * ON_SERVER, "%llu zero fills, want %u",
+	      (unsigned long long)st.zero_fills, NPAGES - 2 * ON_SERVER);
+	printf("pager-test: page-in service time p50 %llu us, p99 %llu us\n",
+	       (unsigned long long)st.fault_us_p50, (unsigned long long)st.fault_us_p99);
+	dcres_pager_stop(pager);
+
+	/* The servers released every page that was paged in. */
+	for (unsigned s = 0; s < 2; s++) {
+		struct dcres_memclient *c;
+		CHECK(dcres_memclient_connect(servers[s].addr, &psk, 2000, &c) == 0, "connect");
+		CHECK(dcres_memclient_attach(c, uuid, (uint64_t)NPAGES * PAGE) == 0, "attach");
+		CHECK(dcres_memclient_stats(c, &ms) == 0 && ms.vm_pages == 0,
+		      "server %u still holds %llu pages", s + 1, (unsigned long long)ms.vm_pages);
+		dcres_memclient_close(c);
+	}
+	free(buf);
+	finish();
+}
