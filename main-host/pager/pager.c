@@ -3,7 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/userfaultfd.h>
+#include <sys/mman.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -19,8 +19,11 @@
 #include "dcres/log.h"
 #include "dcres/memclient.h"
 #include "dcres/wire.h"
+#include "uffd-move.h"
 
 #define LAT_SAMPLES 4096 /* ring of recent page-in service times */
+#define EVICT_BATCH 64   /* pages sent to a memory server per page-out */
+#define HISTORY_SEEN 0x80
 
 struct dcres_pager {
 	uint8_t *base;
@@ -31,8 +34,14 @@ struct dcres_pager {
 	int uffd, stop_fd;
 	pthread_t thread;
 	void *buf;                        /* one page, for UFFDIO_COPY */
+	uint64_t local_limit;             /* resident pages allowed; 0: no limit */
+	uint64_t resident, hand;          /* pages here; CLOCK hand */
+	uint8_t *history;                 /* aged access history per page */
+	uint8_t *staging;                 /* EVICT_BATCH pages, same uffd */
+	uint64_t *server_free;            /* pages each server can still take */
+	unsigned next_server;
 	pthread_mutex_t stats_lock;
-	uint64_t page_ins, zero_fills;
+	uint64_t page_ins, zero_fills, page_outs;
 	uint32_t lat_us[LAT_SAMPLES];
 	unsigned nlat;
 };
@@ -45,9 +54,9 @@ static uint64_t now_us(void)
 }
 
 /* Opens a userfaultfd (syscall, else /dev/userfaultfd) and negotiates the API. */
-static int uffd_open(void)
+static int uffd_open(uint64_t features)
 {
-	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_api api = { .api = UFFD_API, .features = features };
 	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 
 	if (fd < 0) {
@@ -64,7 +73,11 @@ static int uffd_open(void)
 	}
 	if (ioctl(fd, UFFDIO_API, &api) < 0) {
 		int err = errno;
-		pr_perror("UFFDIO_API");
+		if (features & UFFD_FEATURE_MOVE)
+			pr_perror("UFFDIO_API: this kernel lacks UFFDIO_MOVE (Linux 6.8+), "
+				  "which eviction needs");
+		else
+			pr_perror("UFFDIO_API");
 		close(fd);
 		return -err;
 	}
@@ -73,8 +86,8 @@ static int uffd_open(void)
 
 /* Installs page idx (a copy of buf, or a zero page when buf is NULL),
  * records it as local, and only then wakes the threads waiting on it, so
- * they never see the page before the table does. A page that appeared
- * meanwhile (EEXIST) is fine. */
+ * they never see the page before the table does. Returns 1 if the page was
+ * already there (a second fault on one page), 0 if installed. */
 static int install(struct dcres_pager *p, uint64_t idx, const void *buf)
 {
 	uint64_t addr = (uint64_t)(uintptr_t)(p->base + idx * DCRES_PAGE_SIZE);
@@ -94,13 +107,17 @@ static int install(struct dcres_pager *p, uint64_t idx, const void *buf)
 		pr_perror("installing page %llu", (unsigned long long)idx);
 		return -err;
 	}
+	bool existed = ret < 0;
+	if (!existed)
+		p->resident++;
+	p->history[idx] |= HISTORY_SEEN;
 	atomic_store(&p->loc[idx], DCRES_PAGER_LOCAL);
 	if (ioctl(p->uffd, UFFDIO_WAKE, &range) < 0) {
 		int err = errno;
 		pr_perror("waking threads waiting on page %llu", (unsigned long long)idx);
 		return -err;
 	}
-	return 0;
+	return existed;
 }
 
 /* Serves one missing-page fault. */
@@ -112,10 +129,12 @@ static int serve_fault(struct dcres_pager *p, uint64_t addr)
 	int ret;
 
 	if (host == DCRES_PAGER_ZERO || host == DCRES_PAGER_LOCAL) {
-		if (host == DCRES_PAGER_LOCAL)
-			pr_err("page %llu was resident but is missing: discarded outside "
-			       "the pager? installing zeros", (unsigned long long)idx);
 		ret = install(p, idx, NULL);
+		if (ret == 1) /* a second fault on a page already served */
+			return 0;
+		if (ret == 0 && host == DCRES_PAGER_LOCAL)
+			pr_err("page %llu was resident but is missing: discarded outside "
+			       "the pager? installed zeros", (unsigned long long)idx);
 		pthread_mutex_lock(&p->stats_lock);
 		p->zero_fills++;
 		pthread_mutex_unlock(&p->stats_lock);
@@ -127,14 +146,124 @@ static int serve_fault(struct dcres_pager *p, uint64_t addr)
 		       dcres_memclient_peer(p->clients[host - 1]), strerror(-ret));
 		return ret;
 	}
+	p->server_free[host - 1]++; /* the server released it */
 	ret = install(p, idx, p->buf);
-	if (ret)
+	if (ret < 0)
 		return ret;
 	pthread_mutex_lock(&p->stats_lock);
 	p->page_ins++;
 	p->lat_us[p->nlat++ % LAT_SAMPLES] = (uint32_t)(now_us() - t0);
 	pthread_mutex_unlock(&p->stats_lock);
 	return 0;
+}
+
+/* Picks up to max resident pages with the coldest history, CLOCK style:
+ * the hand ages every page it passes and takes those already at zero. */
+static size_t pick_victims(struct dcres_pager *p, uint64_t *victims, size_t max)
+{
+	size_t n = 0;
+
+	for (uint64_t steps = 0; n < max && steps < 9 * p->npages; steps++) {
+		uint64_t i = p->hand;
+		p->hand = p->hand + 1 == p->npages ? 0 : p->hand + 1;
+		if (atomic_load(&p->loc[i]) != DCRES_PAGER_LOCAL)
+			continue;
+		if (p->history[i]) {
+			p->history[i] >>= 1;
+			continue;
+		}
+		victims[n++] = i;
+	}
+	return n;
+}
+
+/* Moves page idx of the region to slot of the staging area or back:
+ * atomically, so a vCPU write lands before the move or faults after it. */
+static int move_page(struct dcres_pager *p, uint64_t idx, size_t slot, bool out)
+{
+	uint64_t guest = (uint64_t)(uintptr_t)(p->base + idx * DCRES_PAGE_SIZE);
+	uint64_t stage = (uint64_t)(uintptr_t)(p->staging + slot * DCRES_PAGE_SIZE);
+	struct uffdio_move m = {
+		.dst = out ? stage : guest, .src = out ? guest : stage,
+		.len = DCRES_PAGE_SIZE, .mode = UFFDIO_MOVE_MODE_DONTWAKE,
+	};
+
+	if (ioctl(p->uffd, UFFDIO_MOVE, &m) < 0) {
+		int err = errno;
+		pr_perror("UFFDIO_MOVE of page %llu %s", (unsigned long long)idx,
+			  out ? "out of the guest" : "back into the guest");
+		return -err;
+	}
+	return 0;
+}
+
+/* Sends the n staged pages to a memory server with room, trying each once. */
+static int send_staged(struct dcres_pager *p, const uint64_t *pages, size_t n,
+		       unsigned *server)
+{
+	int ret = -ENOSPC;
+
+	for (unsigned tries = 0; tries < p->nservers; tries++) {
+		unsigned s = (p->next_server + tries) % p->nservers;
+		if (p->server_free[s] < n)
+			continue;
+		ret = dcres_memclient_page_out(p->clients[s], pages, p->staging, n);
+		if (ret == 0) {
+			p->server_free[s] -= n;
+			p->next_server = (s + 1) % p->nservers;
+			*server = s;
+			return 0;
+		}
+		if (ret == -ENOSPC)
+			p->server_free[s] = 0;
+	}
+	pr_err("pager: no memory server took %zu evicted pages: %s", n, strerror(-ret));
+	return ret;
+}
+
+/* Evicts up to EVICT_BATCH of the coldest resident pages to a memory
+ * server. The pages leave the guest by UFFDIO_MOVE into the staging area;
+ * a vCPU touching one meanwhile faults and is served (after this batch)
+ * from the server. If no server takes them they move back. */
+static int evict_batch(struct dcres_pager *p, size_t want)
+{
+	uint64_t victims[EVICT_BATCH], moved[EVICT_BATCH];
+	size_t n, k = 0;
+	unsigned server;
+	int ret;
+
+	n = pick_victims(p, victims, want < EVICT_BATCH ? want : EVICT_BATCH);
+	for (size_t i = 0; i < n; i++)
+		if (move_page(p, victims[i], k, true) == 0)
+			moved[k++] = victims[i];
+	if (k == 0)
+		return n ? -EIO : -ENOSPC;
+	ret = send_staged(p, moved, k, &server);
+	if (ret) {
+		for (size_t i = 0; i < k; i++) {
+			struct uffdio_range r = { (uint64_t)(uintptr_t)(p->base + moved[i] * DCRES_PAGE_SIZE),
+						  DCRES_PAGE_SIZE };
+			move_page(p, moved[i], i, false);
+			ioctl(p->uffd, UFFDIO_WAKE, &r);
+		}
+		return ret;
+	}
+	for (size_t i = 0; i < k; i++)
+		atomic_store(&p->loc[moved[i]], (uint8_t)(server + 1));
+	p->resident -= k;
+	madvise(p->staging, k * DCRES_PAGE_SIZE, MADV_DONTNEED);
+	pthread_mutex_lock(&p->stats_lock);
+	p->page_outs += k;
+	pthread_mutex_unlock(&p->stats_lock);
+	return 0;
+}
+
+/* Brings the resident set back under the local limit. */
+static void enforce_limit(struct dcres_pager *p)
+{
+	while (p->local_limit && p->resident > p->local_limit)
+		if (evict_batch(p, p->resident - p->local_limit + EVICT_BATCH / 2))
+			break;
 }
 
 /* Fault thread: reads userfaultfd events until stopped. A fault it cannot
@@ -158,6 +287,7 @@ static void *fault_main(void *arg)
 		if (n != sizeof(msg) || msg.event != UFFD_EVENT_PAGEFAULT)
 			continue;
 		serve_fault(p, msg.arg.pagefault.address & ~(uint64_t)(DCRES_PAGE_SIZE - 1));
+		enforce_limit(p);
 	}
 	return NULL;
 }
@@ -181,9 +311,13 @@ int dcres_pager_start(const struct dcres_pager_config *cfg, struct dcres_pager *
 	p->nservers = cfg->nservers;
 	p->uffd = p->stop_fd = -1;
 	pthread_mutex_init(&p->stats_lock, NULL);
+	p->local_limit = cfg->local_limit_pages;
+	p->staging = MAP_FAILED;
 	p->loc = malloc(p->npages);
+	p->history = calloc(p->npages, 1);
+	p->server_free = calloc(cfg->nservers ? cfg->nservers : 1, sizeof(uint64_t));
 	p->clients = calloc(cfg->nservers ? cfg->nservers : 1, sizeof(*p->clients));
-	if (!p->loc || !p->clients || posix_memalign(&p->buf, DCRES_PAGE_SIZE, DCRES_PAGE_SIZE)) {
+	if (!p->loc || !p->history || !p->server_free || !p->clients || posix_memalign(&p->buf, DCRES_PAGE_SIZE, DCRES_PAGE_SIZE)) {
 		ret = -ENOMEM;
 		goto err;
 	}
@@ -194,12 +328,15 @@ int dcres_pager_start(const struct dcres_pager_config *cfg, struct dcres_pager *
 		if (!ret && (ret = dcres_memclient_attach(p->clients[i], cfg->vm_uuid, cfg->size)))
 			pr_err("pager: memory server %s refused the VM: %s", cfg->servers[i],
 			       dcres_memclient_error(p->clients[i]));
+		struct dcres_memstats ms;
+		if (!ret && !(ret = dcres_memclient_stats(p->clients[i], &ms)))
+			p->server_free[i] = ms.capacity_pages - ms.used_pages;
 		if (ret) {
 			pr_err("pager: memory server %u (%s) is not usable", i + 1, cfg->servers[i]);
 			goto err;
 		}
 	}
-	p->uffd = uffd_open();
+	p->uffd = uffd_open(p->local_limit ? UFFD_FEATURE_MOVE : 0);
 	if (p->uffd < 0) {
 		ret = p->uffd;
 		goto err;
@@ -212,6 +349,21 @@ int dcres_pager_start(const struct dcres_pager_config *cfg, struct dcres_pager *
 		ret = -errno;
 		pr_perror("pager: UFFDIO_REGISTER of %zu bytes", cfg->size);
 		goto err;
+	}
+	if (p->local_limit) {
+		/* Evicted pages pass through here; UFFDIO_MOVE needs the
+		 * destination registered with the same userfaultfd. */
+		p->staging = mmap(NULL, EVICT_BATCH * DCRES_PAGE_SIZE, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		reg = (struct uffdio_register){
+			.range = { (uint64_t)(uintptr_t)p->staging, EVICT_BATCH * DCRES_PAGE_SIZE },
+			.mode = UFFDIO_REGISTER_MODE_MISSING,
+		};
+		if (p->staging == MAP_FAILED || ioctl(p->uffd, UFFDIO_REGISTER, &reg) < 0) {
+			ret = -errno;
+			pr_perror("pager: staging area for eviction");
+			goto err;
+		}
 	}
 	p->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (p->stop_fd < 0 || (ret = -pthread_create(&p->thread, NULL, fault_main, p))) {
@@ -244,8 +396,12 @@ void dcres_pager_stop(struct dcres_pager *p)
 		ioctl(p->uffd, UFFDIO_UNREGISTER, &r);
 		close(p->uffd);
 	}
+	if (p->staging != MAP_FAILED && p->staging)
+		munmap(p->staging, EVICT_BATCH * DCRES_PAGE_SIZE);
 	for (unsigned i = 0; p->clients && i < p->nservers; i++)
 		dcres_memclient_close(p->clients[i]);
+	free(p->history);
+	free(p->server_free);
 	free(p->clients);
 	free((void *)p->loc);
 	free(p->buf);
@@ -280,6 +436,7 @@ void dcres_pager_get_stats(struct dcres_pager *p, struct dcres_pager_stats *st)
 	pthread_mutex_lock(&p->stats_lock);
 	st->page_ins = p->page_ins;
 	st->zero_fills = p->zero_fills;
+	st->page_outs = p->page_outs;
 	n = p->nlat < LAT_SAMPLES ? p->nlat : LAT_SAMPLES;
 	memcpy(lat, p->lat_us, n * sizeof(*lat));
 	pthread_mutex_unlock(&p->stats_lock);

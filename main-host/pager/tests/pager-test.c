@@ -79,6 +79,110 @@ static void *reader(void *arg)
 	return NULL;
 }
 
+/* Eviction: a region 4x the local limit over the two servers; four
+ * threads, each owning every fourth page, write versioned patterns and
+ * check them against a shadow of versions while pages are evicted and
+ * paged back in under them. */
+#define EV_PAGES 2048u
+#define EV_LIMIT 512u
+static uint8_t *ev_region;
+static uint32_t ev_version[EV_PAGES];
+
+static void ev_fill(uint64_t p, uint32_t v)
+{
+	uint64_t *w = (uint64_t *)(ev_region + p * PAGE);
+	for (unsigned i = 0; i < PAGE / 8; i += 64)
+		w[i] = word(p, i) + v;
+}
+
+static int ev_check(uint64_t p)
+{
+	const uint64_t *w = (const uint64_t *)(ev_region + p * PAGE);
+	uint32_t v = ev_version[p];
+	for (unsigned i = 0; i < PAGE / 8; i += 64)
+		if (w[i] != (v ? word(p, i) + v : 0))
+			return 0;
+	return 1;
+}
+
+static void *ev_worker(void *arg)
+{
+	unsigned t = (unsigned)(uintptr_t)arg;
+	uint64_t seed = t * 1299709ull + 3;
+
+	for (int k = 0; k < 6000; k++) {
+		seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17;
+		uint64_t p = (seed % (EV_PAGES / 4)) * 4 + t;
+		if (!ev_check(p)) {
+			CHECK(0, "eviction: page %llu lost version %u", (unsigned long long)p,
+			      ev_version[p]);
+			return NULL;
+		}
+		if (seed & 1) {
+			ev_version[p]++;
+			ev_fill(p, ev_version[p]);
+		}
+	}
+	return NULL;
+}
+
+static void test_eviction(void)
+{
+	const char *addrs[2] = { servers[0].addr, servers[1].addr };
+	struct dcres_pager_config cfg = {
+		.size = (size_t)EV_PAGES * PAGE, .servers = addrs, .nservers = 2, .psk = &psk,
+		.timeout_ms = 2000, .local_limit_pages = EV_LIMIT,
+	};
+	struct dcres_pager *pager;
+	struct dcres_pager_stats st;
+	struct dcres_memstats ms[2];
+	pthread_t t[4];
+	int ret;
+
+	ev_region = mmap(NULL, cfg.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cfg.base = ev_region;
+	cfg.vm_uuid[0] = 0xe7; /* another VM than the first test's */
+	ret = dcres_pager_start(&cfg, &pager);
+	CHECK(ret == 0, "pager with a local limit: %s", strerror(-ret));
+	if (ret)
+		return;
+	for (uintptr_t i = 0; i < 4; i++)
+		pthread_create(&t[i], NULL, ev_worker, (void *)i);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	for (uint64_t p = 0; p < EV_PAGES; p++)
+		CHECK(ev_check(p), "eviction: page %llu wrong at the end", (unsigned long long)p);
+	dcres_pager_get_stats(pager, &st);
+	uint64_t resident = 0, remote[3] = { 0 };
+	for (uint64_t p = 0; p < EV_PAGES; p++) {
+		uint8_t l = dcres_pager_location(pager, p);
+		if (l == DCRES_PAGER_LOCAL)
+			resident++;
+		else if (l <= 2)
+			remote[l]++;
+	}
+	CHECK(resident <= EV_LIMIT, "%llu pages resident, limit %u", (unsigned long long)resident,
+	      EV_LIMIT);
+	CHECK(st.page_outs > EV_PAGES && st.page_ins > EV_PAGES / 2,
+	      "little paging: %llu outs, %llu ins", (unsigned long long)st.page_outs,
+	      (unsigned long long)st.page_ins);
+	for (unsigned s = 0; s < 2; s++) {
+		struct dcres_memclient *c;
+		CHECK(dcres_memclient_connect(servers[s].addr, &psk, 2000, &c) == 0, "connect");
+		CHECK(dcres_memclient_attach(c, cfg.vm_uuid, cfg.size) == 0, "attach");
+		CHECK(dcres_memclient_stats(c, &ms[s]) == 0, "stats");
+		CHECK(ms[s].vm_pages == remote[s + 1] && remote[s + 1] > 0,
+		      "server %u holds %llu pages, the table says %llu", s + 1,
+		      (unsigned long long)ms[s].vm_pages, (unsigned long long)remote[s + 1]);
+		dcres_memclient_close(c);
+	}
+	printf("pager-test: eviction: %llu page-outs, %llu page-ins, %llu resident (limit %u), "
+	       "servers hold %llu + %llu\n", (unsigned long long)st.page_outs,
+	       (unsigned long long)st.page_ins, (unsigned long long)resident, EV_LIMIT,
+	       (unsigned long long)remote[1], (unsigned long long)remote[2]);
+	dcres_pager_stop(pager);
+}
+
 static int uffd_available(void)
 {
 	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
@@ -198,5 +302,6 @@ int main(int argc, char **argv)
 		dcres_memclient_close(c);
 	}
 	free(buf);
+	test_eviction();
 	finish();
 }

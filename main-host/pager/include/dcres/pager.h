@@ -8,9 +8,14 @@
  * from its server (which releases it) and installs it atomically with
  * UFFDIO_COPY; a fault on a never-written page installs a zero page.
  *
- * This is the page-in half of the pager; eviction to stay under a local
- * limit comes next (issue [C]). Functions return 0 or a negative errno and
- * log what failed, naming the server or page. */
+ * With a local limit, the coldest resident pages (CLOCK over an aged
+ * access-history byte per page, set on every fault) are evicted in batches:
+ * moved out of the region atomically with UFFDIO_MOVE (Linux 6.8+), sent to
+ * a memory server with room, dropped once it has acknowledged them. A
+ * write racing with an eviction lands before the move or faults after it,
+ * and is never lost. Faults and evictions are served by one thread.
+ * Functions return 0 or a negative errno and log what failed, naming the
+ * server or page. */
 #ifndef DCRES_PAGER_H
 #define DCRES_PAGER_H
 
@@ -32,11 +37,13 @@ struct dcres_pager_config {
 	unsigned nservers;
 	const struct dcres_psk *psk;
 	int timeout_ms;            /* per request to a server */
+	uint64_t local_limit_pages;/* resident pages allowed here; 0: no limit */
 };
 
 struct dcres_pager_stats {
 	uint64_t page_ins;         /* faults served from a memory server */
 	uint64_t zero_fills;       /* faults on never-written pages */
+	uint64_t page_outs;        /* pages evicted to memory servers */
 	uint64_t fault_us_p50, fault_us_p99; /* page-in service time */
 };
 
