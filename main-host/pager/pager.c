@@ -292,6 +292,30 @@ static void *fault_main(void *arg)
 	return NULL;
 }
 
+/* Starts the table from what is already mapped (QEMU writes ROMs and boot
+ * data into guest RAM before the pager attaches): pages present are local
+ * and count against the limit, the rest were never written. */
+static int scan_resident(struct dcres_pager *p)
+{
+	unsigned char *vec = malloc(p->npages);
+
+	if (!vec)
+		return -ENOMEM;
+	if (mincore(p->base, p->npages * DCRES_PAGE_SIZE, vec) < 0) {
+		int err = errno;
+		pr_perror("pager: mincore of the region");
+		free(vec);
+		return -err;
+	}
+	for (uint64_t i = 0; i < p->npages; i++) {
+		bool present = vec[i] & 1;
+		p->loc[i] = present ? DCRES_PAGER_LOCAL : DCRES_PAGER_ZERO;
+		p->resident += present;
+	}
+	free(vec);
+	return 0;
+}
+
 int dcres_pager_start(const struct dcres_pager_config *cfg, struct dcres_pager **out)
 {
 	struct uffdio_register reg;
@@ -321,7 +345,9 @@ int dcres_pager_start(const struct dcres_pager_config *cfg, struct dcres_pager *
 		ret = -ENOMEM;
 		goto err;
 	}
-	memset((void *)p->loc, DCRES_PAGER_ZERO, p->npages);
+	ret = scan_resident(p);
+	if (ret)
+		goto err;
 	for (unsigned i = 0; i < cfg->nservers; i++) {
 		ret = dcres_memclient_connect(cfg->servers[i], cfg->psk, cfg->timeout_ms,
 					      &p->clients[i]);

@@ -141,11 +141,19 @@ static void test_eviction(void)
 
 	ev_region = mmap(NULL, cfg.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	cfg.base = ev_region;
+	/* Pages written before the pager starts (as QEMU loads ROMs) stay. */
+	for (uint64_t p = 0; p < EV_PAGES; p += 16) {
+		ev_version[p] = 1;
+		ev_fill(p, 1);
+	}
 	cfg.vm_uuid[0] = 0xe7; /* another VM than the first test's */
 	ret = dcres_pager_start(&cfg, &pager);
 	CHECK(ret == 0, "pager with a local limit: %s", strerror(-ret));
 	if (ret)
 		return;
+	CHECK(dcres_pager_location(pager, 16) == DCRES_PAGER_LOCAL &&
+	      dcres_pager_location(pager, 17) == DCRES_PAGER_ZERO,
+	      "pages present at start not taken as local");
 	for (uintptr_t i = 0; i < 4; i++)
 		pthread_create(&t[i], NULL, ev_worker, (void *)i);
 	for (int i = 0; i < 4; i++)

@@ -49,8 +49,8 @@ struct dcres_pager_stats {
 
 /* Connects to every server (failing with a message naming the one that
  * cannot be reached or refuses the key), registers the region and starts
- * the fault thread. The page table starts all DCRES_PAGER_ZERO: the region
- * must not have been touched. */
+ * the fault thread. Pages already present in the region start local (and
+ * count against the limit); the others start as never written. */
 int dcres_pager_start(const struct dcres_pager_config *cfg, struct dcres_pager **out);
 
 /* Stops the fault thread, unregisters the region and disconnects. */
