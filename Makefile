@@ -29,6 +29,7 @@ demo: build
 
 bench: build
 	$(BUILD)/memory-server/dcres-memserver-bench --server $(BUILD)/memory-server/dcres-memserver --dir /var/tmp
+	$(BUILD)/main-host/pager/dcres-pager-bench --server $(BUILD)/memory-server/dcres-memserver
 	experiments/guest-boot-time.sh $(BUILD)
 
 clean:

@@ -229,7 +229,7 @@ static int evict_batch(struct dcres_pager *p, size_t want)
 {
 	uint64_t victims[EVICT_BATCH], moved[EVICT_BATCH];
 	size_t n, k = 0;
-	unsigned server;
+	unsigned server = 0;
 	int ret;
 
 	n = pick_victims(p, victims, want < EVICT_BATCH ? want : EVICT_BATCH);
