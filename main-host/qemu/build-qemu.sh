@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Builds dcres's patched QEMU.
 #
-# usage: build-qemu.sh PATCHDIR BUILDDIR CACHEDIR DCRES_VERSION
+# usage: build-qemu.sh PATCHDIR BUILDDIR CACHEDIR DCRES_VERSION [PKGCONFIG_DIR]
+#
+# PKGCONFIG_DIR holds dcres.pc, through which QEMU's meson finds the dcres
+# libraries it links (libdcres-pager and its needs); QEMU relinks when that
+# library is newer than the binary.
 #
 # PATCHDIR holds `series` and the numbered patches; BUILDDIR receives the git
 # tree (src/) and the meson build (build/); CACHEDIR keeps Debian's pristine
@@ -14,7 +18,10 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/qemu-tree.sh"
 
-[ $# -eq 4 ] || die "usage: build-qemu.sh PATCHDIR BUILDDIR CACHEDIR DCRES_VERSION"
+[ $# -eq 4 ] || [ $# -eq 5 ] || die "usage: build-qemu.sh PATCHDIR BUILDDIR CACHEDIR DCRES_VERSION [PKGCONFIG_DIR]"
+if [ $# -eq 5 ]; then
+  export PKG_CONFIG_PATH=$5${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
+fi
 patchdir=$(cd "$1" && pwd)
 builddir=$2
 cachedir=$3/qemu
@@ -93,12 +100,18 @@ if [ "$(sed -n 1p "$builddir/applied" 2>/dev/null)" != "$want" ]; then
 fi
 
 # 4. Configure (again only when the flags change) and build.
-flags_sum=$(printf '%s\n' "${CONFIGURE_FLAGS[@]}" | sha256sum | cut -d' ' -f1)
+# Meson keeps PKG_CONFIG_PATH from the first configure: a change reconfigures.
+flags_sum=$(printf '%s\n' "${CONFIGURE_FLAGS[@]}" "${PKG_CONFIG_PATH:-}" | sha256sum | cut -d' ' -f1)
 if [ ! -f "$bld/build.ninja" ] || [ "$(cat "$builddir/configured" 2>/dev/null)" != "$flags_sum" ]; then
   note "configuring QEMU in $bld"
   rm -rf "$bld"; mkdir -p "$bld"
   (cd "$bld" && "$src/configure" "${CONFIGURE_FLAGS[@]}" >configure.log 2>&1) \
     || { tail -n 30 "$bld/configure.log" >&2; die "QEMU configure failed (log: $bld/configure.log)"; }
   echo "$flags_sum" > "$builddir/configured"
+fi
+# Meson does not track a library named only in dcres.pc's Libs: relink by hand.
+dcres_lib=$(pkg-config --variable=libfile dcres 2>/dev/null || true)
+if [ -n "$dcres_lib" ] && [ "$dcres_lib" -nt "$bld/qemu-system-x86_64" ]; then
+  rm -f "$bld/qemu-system-x86_64"
 fi
 ninja -C "$bld" qemu-system-x86_64 || die "QEMU build failed"

@@ -2,7 +2,8 @@
 # common.sh.
 #   guest_start NAME QEMU_ARGS...   start QEMU in the background, serial
 #                                   console to $TEST_TMP/NAME.serial, QMP on
-#                                   $TEST_TMP/NAME.qmp; stopped at exit
+#                                   $TEST_TMP/NAME.qmp; stopped at exit; in
+#                                   test host $GUEST_HOST if that is set
 #   guest_memtest_args MEM [APPEND] QEMU args booting the bare-metal memtest
 #   guest_linux_args MEM [APPEND]   QEMU args booting the Linux guest
 #   guest_wait NAME REGEX TIMEOUT   wait for a serial line matching REGEX;
@@ -24,7 +25,10 @@ guest_start() {
   local -a fw
   mapfile -t fw < <(_guest_firmware_args)
   : > "$(guest_serial "$name")"
-  "$DCRES_QEMU" "${fw[@]}" -machine pc -accel "${DCRES_ACCEL:-tcg}" \
+  local -a run=("$DCRES_QEMU")
+  # GUEST_HOST=K runs QEMU inside test host K (tests/lib/hosts.sh).
+  [ -z "${GUEST_HOST:-}" ] || run=(ip netns exec "$(_hosts_ns "$GUEST_HOST")" "$DCRES_QEMU")
+  "${run[@]}" "${fw[@]}" -machine pc -accel "${DCRES_ACCEL:-tcg}" \
     -display none -monitor none -nic none -no-reboot \
     -serial "file:$(guest_serial "$name")" \
     -qmp "unix:$TEST_TMP/$name.qmp,server=on,wait=off" \
