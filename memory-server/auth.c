@@ -196,9 +196,6 @@ int dcres_auth_server(int fd, const struct dcres_psk *psk, const char *peer)
 	}
 	dcres_frame_destroy(&f);
 
-	Dcres__Header ok = DCRES__HEADER__INIT;
-	ok.has_type = 1;
-	ok.type = DCRES__MSG_TYPE__MSG_REPLY;
-	ok.has_status = 1;
+	Dcres__Header ok = dcres_reply_header(0, 0);
 	return dcres_frame_send(fd, &ok, NULL, 0);
 }

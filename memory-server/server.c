@@ -79,13 +79,8 @@ int server_listen(struct server *srv, const char *addr)
 static int reply_ok(struct conn *c, uint64_t seq, Dcres__Stats *st, const void *payload,
 		    size_t len)
 {
-	Dcres__Header h = DCRES__HEADER__INIT;
+	Dcres__Header h = dcres_reply_header(seq, 0);
 
-	h.has_type = 1;
-	h.type = DCRES__MSG_TYPE__MSG_REPLY;
-	h.has_seq = 1;
-	h.seq = seq;
-	h.has_status = 1;
 	h.stats = st;
 	return dcres_frame_send(c->fd, &h, payload, len);
 }

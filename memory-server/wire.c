@@ -181,10 +181,9 @@ void dcres_frame_destroy(struct dcres_frame *f)
 	f->payload_cap = 0;
 }
 
-int dcres_reply_error(int fd, uint64_t seq, int status, const char *fmt, ...)
+Dcres__Header dcres_reply_header(uint64_t seq, int status)
 {
 	Dcres__Header h = DCRES__HEADER__INIT;
-	char msg[512];
 
 	h.has_type = 1;
 	h.type = DCRES__MSG_TYPE__MSG_REPLY;
@@ -192,6 +191,13 @@ int dcres_reply_error(int fd, uint64_t seq, int status, const char *fmt, ...)
 	h.seq = seq;
 	h.has_status = 1;
 	h.status = status;
+	return h;
+}
+
+int dcres_reply_error(int fd, uint64_t seq, int status, const char *fmt, ...)
+{
+	Dcres__Header h = dcres_reply_header(seq, status);
+	char msg[512];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);

@@ -47,6 +47,10 @@ void dcres_frame_free(struct dcres_frame *f);
 /* Releases f's header and payload buffer. */
 void dcres_frame_destroy(struct dcres_frame *f);
 
+/* A MSG_REPLY header answering request seq with status (0 or a negative
+ * errno); the caller may add stats or an error message before sending. */
+Dcres__Header dcres_reply_header(uint64_t seq, int status);
+
 /* Sends an error MSG_REPLY: seq, status (a negative errno) and a message
  * for humans formatted from fmt. */
 int dcres_reply_error(int fd, uint64_t seq, int status, const char *fmt, ...)
