@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,8 +232,9 @@ static Dcres__Header request(Dcres__MsgType type)
 	return h;
 }
 
-int dcres_memclient_attach(struct dcres_memclient *c, const uint8_t uuid[16],
-			   uint64_t ram_size)
+/* ATTACH, exclusive or not. */
+static int attach(struct dcres_memclient *c, const uint8_t uuid[16], uint64_t ram_size,
+		  bool exclusive)
 {
 	Dcres__Header h = request(DCRES__MSG_TYPE__MSG_ATTACH);
 
@@ -242,7 +244,30 @@ int dcres_memclient_attach(struct dcres_memclient *c, const uint8_t uuid[16],
 	h.ram_size = ram_size;
 	h.has_page_size = 1;
 	h.page_size = DCRES_PAGE_SIZE;
+	h.has_exclusive = exclusive;
+	h.exclusive = exclusive;
 	return simple_call(c, &h);
+}
+
+void dcres_memclient_set_timeout(struct dcres_memclient *c, int timeout_ms)
+{
+	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+
+	c->timeout_ms = timeout_ms;
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+int dcres_memclient_attach(struct dcres_memclient *c, const uint8_t uuid[16],
+			   uint64_t ram_size)
+{
+	return attach(c, uuid, ram_size, false);
+}
+
+int dcres_memclient_attach_exclusive(struct dcres_memclient *c, const uint8_t uuid[16],
+				     uint64_t ram_size)
+{
+	return attach(c, uuid, ram_size, true);
 }
 
 int dcres_memclient_page_out(struct dcres_memclient *c, const uint64_t *pages,

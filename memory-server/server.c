@@ -23,6 +23,7 @@ struct conn {
 	uint64_t id;
 	char peer[96];
 	struct vm *vm; /* after ATTACH */
+	uint64_t epoch;/* of an exclusive ATTACH, else 0 */
 	void *out;     /* reply payload buffer, reused across requests */
 	size_t out_cap;
 };
@@ -96,7 +97,10 @@ static int handle_attach(struct conn *c, const Dcres__Header *h, char *err, size
 			 DCRES_PAGE_SIZE);
 		return -EINVAL;
 	}
-	return vmstore_attach(&c->srv->store, h->vm_uuid.data, h->ram_size, &c->vm, err, elen);
+	int ret = vmstore_attach(&c->srv->store, h->vm_uuid.data, h->ram_size, &c->vm, err, elen);
+	if (!ret)
+		c->epoch = h->has_exclusive && h->exclusive ? vm_fence(c->vm) : 0;
+	return ret;
 }
 
 static void fill_stats(struct conn *c, Dcres__Stats *st)
@@ -105,7 +109,7 @@ static void fill_stats(struct conn *c, Dcres__Stats *st)
 
 	st->has_capacity_pages = st->has_used_pages = st->has_vm_count = 1;
 	st->capacity_pages = srv->arena.nslots;
-	st->used_pages = srv->arena.nslots - arena_free_count(&srv->arena);
+	st->used_pages = vmstore_used_pages(&srv->store);
 	pthread_mutex_lock(&srv->store.lock);
 	st->vm_count = srv->store.count;
 	pthread_mutex_unlock(&srv->store.lock);
@@ -171,7 +175,7 @@ static int dispatch(struct conn *c, struct dcres_frame *f)
 			       h->n_pages, f->payload_len);
 			return -EPROTO;
 		}
-		ret = vm_page_out(&srv->store, c->vm, h->pages, f->payload, h->n_pages, err,
+		ret = vm_page_out(&srv->store, c->vm, c->epoch, h->pages, f->payload, h->n_pages, err,
 				  sizeof(err));
 		break;
 	case DCRES__MSG_TYPE__MSG_PAGE_IN:
@@ -184,7 +188,7 @@ static int dispatch(struct conn *c, struct dcres_frame *f)
 		if ((ret = reserve_out(c, h->n_pages * DCRES_PAGE_SIZE)))
 			break;
 		if (h->type == DCRES__MSG_TYPE__MSG_PAGE_IN)
-			ret = vm_page_in(&srv->store, c->vm, h->pages, c->out, h->n_pages, err,
+			ret = vm_page_in(&srv->store, c->vm, c->epoch, h->pages, c->out, h->n_pages, err,
 					 sizeof(err));
 		else
 			ret = srv_serve(c->vm, srv->dir, h->path, h->host_id, h->pages,
@@ -208,6 +212,10 @@ static int dispatch(struct conn *c, struct dcres_frame *f)
 	case DCRES__MSG_TYPE__MSG_RESTORE:
 		ret = srv_restore(&srv->store, c->vm, srv->dir, h->path, h->host_id, h->pages,
 				  h->n_pages, err, sizeof(err));
+		/* Pages retained for page-in retries give way to a restore. */
+		if (ret == -ENOSPC && vmstore_drop_retained(&srv->store))
+			ret = srv_restore(&srv->store, c->vm, srv->dir, h->path, h->host_id,
+					  h->pages, h->n_pages, err, sizeof(err));
 		break;
 	default:
 		break;

@@ -1,6 +1,7 @@
 #include "vmstore.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@ void vmstore_init(struct vmstore *s, struct arena *arena)
 {
 	memset(s, 0, sizeof(*s));
 	s->arena = arena;
+	atomic_init(&s->nretained, 0);
 	pthread_mutex_init(&s->lock, NULL);
 }
 
@@ -23,6 +25,8 @@ void vmstore_destroy(struct vmstore *s)
 	for (vm = s->vms; vm; vm = next) {
 		next = vm->next;
 		free(vm->slot);
+		free(vm->retained_page);
+		free(vm->retained_slot);
 		pthread_mutex_destroy(&vm->lock);
 		free(vm);
 	}
@@ -85,11 +89,11 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-int vm_check_pages(const struct vm *vm, const uint64_t *pages, uint64_t n,
-		   char *err_msg, size_t err_len)
+/* Checks n page indices as vm_check_pages does and leaves them in
+ * ascending order in sorted (n entries). */
+static int sort_pages(const struct vm *vm, const uint64_t *pages, uint64_t *sorted,
+		      uint64_t n, char *err_msg, size_t err_len)
 {
-	uint64_t *sorted;
-
 	for (uint64_t i = 0; i < n; i++) {
 		if (pages[i] >= vm->npages) {
 			snprintf(err_msg, err_len, "page %llu is beyond the VM's %llu pages",
@@ -97,44 +101,146 @@ int vm_check_pages(const struct vm *vm, const uint64_t *pages, uint64_t n,
 			return -ERANGE;
 		}
 	}
-	if (n < 2)
-		return 0;
-	sorted = malloc(n * sizeof(*sorted));
-	if (!sorted)
-		return -ENOMEM;
 	memcpy(sorted, pages, n * sizeof(*sorted));
 	qsort(sorted, n, sizeof(*sorted), cmp_u64);
 	for (uint64_t i = 1; i < n; i++) {
 		if (sorted[i] == sorted[i - 1]) {
 			snprintf(err_msg, err_len, "page %llu listed twice in one batch",
 				 (unsigned long long)sorted[i]);
-			free(sorted);
 			return -EINVAL;
 		}
 	}
-	free(sorted);
 	return 0;
 }
 
-int vm_page_out(struct vmstore *s, struct vm *vm, const uint64_t *pages,
+int vm_check_pages(const struct vm *vm, const uint64_t *pages, uint64_t n,
+		   char *err_msg, size_t err_len)
+{
+	uint64_t *sorted = malloc((n ? n : 1) * sizeof(*sorted));
+	int ret;
+
+	if (!sorted)
+		return -ENOMEM;
+	ret = sort_pages(vm, pages, sorted, n, err_msg, err_len);
+	free(sorted);
+	return ret;
+}
+
+/* The retained slot of page, or NULL if vm does not retain it (vm->lock
+ * held). */
+static uint32_t *retained(struct vm *vm, uint64_t page)
+{
+	uint64_t *p;
+
+	if (!vm->nretained)
+		return NULL;
+	p = bsearch(&page, vm->retained_page, vm->nretained, sizeof(page), cmp_u64);
+	return p ? &vm->retained_slot[p - vm->retained_page] : NULL;
+}
+
+/* Frees vm's retained pages (vm->lock held); returns how many there were. */
+static uint64_t drop_retained(struct vmstore *s, struct vm *vm)
+{
+	uint64_t n = vm->nretained;
+
+	atomic_fetch_sub(&s->nretained, n);
+	arena_free(s->arena, vm->retained_slot, n);
+	free(vm->retained_page);
+	free(vm->retained_slot);
+	vm->retained_page = NULL;
+	vm->retained_slot = NULL;
+	vm->nretained = 0;
+	return n;
+}
+
+uint64_t vmstore_drop_retained(struct vmstore *s)
+{
+	uint64_t n = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (struct vm *vm = s->vms; vm; vm = vm->next) {
+		pthread_mutex_lock(&vm->lock);
+		n += drop_retained(s, vm);
+		pthread_mutex_unlock(&vm->lock);
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (n)
+		pr_info("capacity: freed %llu pages retained for page-in retries",
+			(unsigned long long)n);
+	return n;
+}
+
+uint64_t vmstore_used_pages(struct vmstore *s)
+{
+	uint64_t retained = atomic_load(&s->nretained);
+	uint64_t busy = s->arena->nslots - arena_free_count(s->arena);
+
+	/* Requests running meanwhile move both: never report less than none. */
+	return busy > retained ? busy - retained : 0;
+}
+
+/* Counts the pages of a batch that vm does not hold yet (vm->lock held). */
+static uint64_t count_fresh(const struct vm *vm, const uint64_t *pages, uint64_t n)
+{
+	uint64_t fresh = 0;
+
+	for (uint64_t i = 0; i < n; i++)
+		fresh += vm->slot[pages[i]] == ARENA_NO_SLOT;
+	return fresh;
+}
+
+uint64_t vm_fence(struct vm *vm)
+{
+	uint64_t epoch;
+
+	pthread_mutex_lock(&vm->lock);
+	epoch = ++vm->fence;
+	pthread_mutex_unlock(&vm->lock);
+	return epoch;
+}
+
+/* Whether a request of a connection with epoch may touch vm (vm->lock
+ * held); explains a refusal in err_msg. */
+static bool fenced_off(const struct vm *vm, uint64_t epoch, char *err_msg, size_t err_len)
+{
+	if (!epoch || epoch == vm->fence)
+		return false;
+	snprintf(err_msg, err_len, "this connection of VM %s was fenced off by a newer "
+		 "exclusive one (nothing done)", vm->name);
+	return true;
+}
+
+int vm_page_out(struct vmstore *s, struct vm *vm, uint64_t epoch, const uint64_t *pages,
 		const void *data, uint64_t n, char *err_msg, size_t err_len)
 {
-	uint64_t fresh = 0, k = 0;
+	uint64_t fresh, k = 0;
 	uint32_t *slots;
 	int ret;
 
 	ret = vm_check_pages(vm, pages, n, err_msg, err_len);
 	if (ret)
 		return ret;
-	pthread_mutex_lock(&vm->lock);
-	for (uint64_t i = 0; i < n; i++)
-		fresh += vm->slot[pages[i]] == ARENA_NO_SLOT;
-	slots = malloc((fresh ? fresh : 1) * sizeof(*slots));
-	if (!slots) {
-		pthread_mutex_unlock(&vm->lock);
+	slots = malloc((n ? n : 1) * sizeof(*slots));
+	if (!slots)
 		return -ENOMEM;
+	pthread_mutex_lock(&vm->lock);
+	if (fenced_off(vm, epoch, err_msg, err_len)) {
+		pthread_mutex_unlock(&vm->lock);
+		free(slots);
+		return -ESTALE;
 	}
+	drop_retained(s, vm);
+	fresh = count_fresh(vm, pages, n);
 	ret = arena_alloc(s->arena, fresh, slots);
+	if (ret == -ENOSPC && atomic_load(&s->nretained)) {
+		/* Other VMs' retained pages give way. Their locks come after
+		 * the store's, so vm's is let go meanwhile. */
+		pthread_mutex_unlock(&vm->lock);
+		vmstore_drop_retained(s);
+		pthread_mutex_lock(&vm->lock);
+		fresh = count_fresh(vm, pages, n);
+		ret = arena_alloc(s->arena, fresh, slots);
+	}
 	if (ret) {
 		pthread_mutex_unlock(&vm->lock);
 		free(slots);
@@ -163,41 +269,82 @@ int vm_page_out(struct vmstore *s, struct vm *vm, const uint64_t *pages,
 	return 0;
 }
 
-int vm_page_in(struct vmstore *s, struct vm *vm, const uint64_t *pages,
+int vm_page_in(struct vmstore *s, struct vm *vm, uint64_t epoch, const uint64_t *pages,
 	       void *out, uint64_t n, char *err_msg, size_t err_len)
 {
-	uint32_t *freed;
-	int ret;
+	/* The retained list this page-in makes: its pages, ascending. */
+	uint64_t *kept_page = malloc((n ? n : 1) * sizeof(*kept_page));
+	uint32_t *kept_slot = malloc((n ? n : 1) * sizeof(*kept_slot));
+	uint64_t *old_page, nold, nfree = 0, again = 0, first_again = 0;
+	uint32_t *old_slot;
+	int ret = kept_page && kept_slot ? 0 : -ENOMEM;
 
-	ret = vm_check_pages(vm, pages, n, err_msg, err_len);
-	if (ret)
+	if (!ret)
+		ret = sort_pages(vm, pages, kept_page, n, err_msg, err_len);
+	if (ret) {
+		free(kept_page);
+		free(kept_slot);
 		return ret;
-	freed = malloc((n ? n : 1) * sizeof(*freed));
-	if (!freed)
-		return -ENOMEM;
+	}
 	pthread_mutex_lock(&vm->lock);
+	if (fenced_off(vm, epoch, err_msg, err_len)) {
+		pthread_mutex_unlock(&vm->lock);
+		free(kept_page);
+		free(kept_slot);
+		return -ESTALE;
+	}
 	for (uint64_t i = 0; i < n; i++) {
-		if (vm->slot[pages[i]] == ARENA_NO_SLOT) {
+		uint32_t slot = vm->slot[pages[i]], *r;
+		if (slot == ARENA_NO_SLOT && (r = retained(vm, pages[i])))
+			slot = *r;
+		if (slot == ARENA_NO_SLOT) {
 			pthread_mutex_unlock(&vm->lock);
-			free(freed);
+			free(kept_page);
+			free(kept_slot);
 			snprintf(err_msg, err_len, "page %llu of VM %s is not held here (nothing released)",
 				 (unsigned long long)pages[i], vm->name);
 			return -ENOENT;
 		}
+		memcpy((char *)out + i * DCRES_PAGE_SIZE, arena_page(s->arena, slot),
+		       DCRES_PAGE_SIZE);
 	}
 	for (uint64_t i = 0; i < n; i++) {
-		uint32_t *slot = &vm->slot[pages[i]];
-		memcpy((char *)out + i * DCRES_PAGE_SIZE, arena_page(s->arena, *slot),
-		       DCRES_PAGE_SIZE);
-		freed[i] = *slot;
+		uint64_t page = kept_page[i];
+		uint32_t *slot = &vm->slot[page];
+		if (*slot != ARENA_NO_SLOT) {
+			if (vm->ckpt)
+				srv_ckpt_page_left(vm->ckpt, page);
+		} else {
+			/* Served again: the page left the table, and any
+			 * checkpoint, at the previous page-in already. */
+			slot = retained(vm, page);
+			if (!again++)
+				first_again = page;
+		}
+		/* Out of the table, or out of the old retained list into the new. */
+		kept_slot[i] = *slot;
 		*slot = ARENA_NO_SLOT;
-		if (vm->ckpt)
-			srv_ckpt_page_left(vm->ckpt, pages[i]);
 	}
-	vm->held -= n;
+	old_page = vm->retained_page;
+	old_slot = vm->retained_slot;
+	nold = vm->nretained;
+	vm->retained_page = kept_page;
+	vm->retained_slot = kept_slot;
+	vm->nretained = n;
+	atomic_fetch_add(&s->nretained, n);
+	atomic_fetch_sub(&s->nretained, nold);
+	vm->held -= n - again;
 	vm->page_ins += n;
 	pthread_mutex_unlock(&vm->lock);
-	arena_free(s->arena, freed, n);
-	free(freed);
+	for (uint64_t i = 0; i < nold; i++)
+		if (old_slot[i] != ARENA_NO_SLOT)
+			old_slot[nfree++] = old_slot[i];
+	arena_free(s->arena, old_slot, nfree);
+	free(old_page);
+	free(old_slot);
+	if (again)
+		pr_info("VM %s: %llu pages served again from the previous page-in (page %llu "
+			"first): its reply was lost?", vm->name, (unsigned long long)again,
+			(unsigned long long)first_again);
 	return 0;
 }

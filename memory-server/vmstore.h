@@ -1,10 +1,17 @@
 /* The VMs a memory server holds pages of, keyed by VM UUID, each with its
  * page subtable (guest page index -> arena slot), and the page-out and
- * page-in operations on them. */
+ * page-in operations on them.
+ *
+ * Each VM also retains the data of the pages its most recent page-in
+ * returned, so that a retry of that page-in after a lost reply is served
+ * again. Retained pages are not held: they count neither in vm->held nor in
+ * the used pages, and give way to any page-out or restore that needs their
+ * room. Locks: the store's lock before a VM's lock. */
 #ifndef DCRES_MEMSERVER_VMSTORE_H
 #define DCRES_MEMSERVER_VMSTORE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "arena.h"
@@ -17,7 +24,14 @@ struct vm {
 	uint64_t npages;      /* guest RAM pages the indices cover */
 	uint32_t *slot;       /* npages entries, ARENA_NO_SLOT where not held */
 	uint64_t held;        /* pages held */
+	/* The pages the most recent page-in returned, ascending, and the
+	 * arena slots still holding their data (nretained entries each);
+	 * freed by the next page-in or page-out. */
+	uint64_t *retained_page;
+	uint32_t *retained_slot;
+	uint64_t nretained;
 	uint64_t page_ins, page_outs;
+	uint64_t fence;       /* epoch of the latest exclusive attach */
 	pthread_mutex_t lock; /* guards everything above and ckpt */
 	struct srv_ckpt *ckpt;/* running checkpoint, or NULL */
 	struct vm *next;
@@ -28,6 +42,7 @@ struct vmstore {
 	pthread_mutex_t lock; /* guards the list */
 	struct vm *vms;
 	uint32_t count;
+	_Atomic uint64_t nretained; /* sum of the VMs' nretained */
 };
 
 void vmstore_init(struct vmstore *s, struct arena *arena);
@@ -38,16 +53,36 @@ void vmstore_destroy(struct vmstore *s);
 int vmstore_attach(struct vmstore *s, const uint8_t uuid[16], uint64_t ram_size,
 		   struct vm **out, char *err_msg, size_t err_len);
 
+/* Fences off vm's earlier exclusive connections: returns the new epoch,
+ * which from now on is the only one vm_page_in and vm_page_out accept. */
+uint64_t vm_fence(struct vm *vm);
+
+/* epoch: 0 for a connection not attached exclusively, else the epoch
+ * vm_fence gave it; a fenced-off epoch is refused with -ESTALE, nothing
+ * done. */
+
 /* Stores n pages from data into vm: all or nothing (-ENOSPC when the arena
  * cannot take the pages not yet held; -ERANGE/-EINVAL for bad indices or
- * duplicates). Pages already held are overwritten. */
-int vm_page_out(struct vmstore *s, struct vm *vm, const uint64_t *pages,
+ * duplicates). Pages already held are overwritten. Frees vm's retained
+ * pages first (the client has moved on), and every VM's if the arena is
+ * short of room. */
+int vm_page_out(struct vmstore *s, struct vm *vm, uint64_t epoch, const uint64_t *pages,
 		const void *data, uint64_t n, char *err_msg, size_t err_len);
 
 /* Copies n pages into out and releases them: all or nothing (-ENOENT names
- * the first page not held). */
-int vm_page_in(struct vmstore *s, struct vm *vm, const uint64_t *pages,
+ * the first page neither held nor retained). A page retained by vm's
+ * previous page-in is served again from its retained copy: that is the
+ * retry of a page-in whose reply was lost. On success the pages of this
+ * request become vm's retained pages and the previous ones are freed; a
+ * failed page-in leaves them as they were. */
+int vm_page_in(struct vmstore *s, struct vm *vm, uint64_t epoch, const uint64_t *pages,
 	       void *out, uint64_t n, char *err_msg, size_t err_len);
+
+/* Frees the retained pages of every VM; returns how many there were. */
+uint64_t vmstore_drop_retained(struct vmstore *s);
+
+/* Arena pages in use for held pages, retained ones not counted. */
+uint64_t vmstore_used_pages(struct vmstore *s);
 
 /* Checks n page indices: in range and pairwise distinct. */
 int vm_check_pages(const struct vm *vm, const uint64_t *pages, uint64_t n,

@@ -327,6 +327,95 @@ static void test_many_connections(void)
 	free(buf);
 }
 
+/* Pages in one page, checking its content against version when it comes. */
+static int page_in_one(struct dcres_memclient *c, uint64_t page, uint32_t version)
+{
+	uint8_t *buf = pages_buf(1);
+	int ret = dcres_memclient_page_in(c, &page, buf, 1);
+
+	if (ret == 0)
+		CHECK(same(buf, page, version), "page %llu came back wrong",
+		      (unsigned long long)page);
+	free(buf);
+	return ret;
+}
+
+/* Checks that the VM holds base + held pages and that they are all the
+ * used pages: pages retained for retries count in neither. */
+static void check_held(struct dcres_memclient *c, uint64_t base, uint64_t held,
+		       const char *when)
+{
+	struct dcres_memstats st = stats(c);
+
+	CHECK(st.vm_pages == base + held && st.used_pages == base + held,
+	      "%s: %llu pages held, %llu used, want %llu", when,
+	      (unsigned long long)st.vm_pages, (unsigned long long)st.used_pages,
+	      (unsigned long long)(base + held));
+}
+
+/* A page-in whose reply was lost is asked again, possibly on a new
+ * connection: the server serves the VM's most recent page-in again, until
+ * the VM's next page-in or page-out. */
+static void test_page_in_retry(void)
+{
+	static const uint8_t uuid2[16] = { 0xdc, 0x7e, 2 };
+	struct dcres_memclient *c = connect_ok(), *c2 = connect_ok(), *other = NULL;
+	uint64_t a = 100, b = 101, ab[2] = { 100, 101 }, base = stats(c).vm_pages;
+	uint64_t pages[CAPACITY_PAGES];
+	uint8_t *buf = pages_buf(CAPACITY_PAGES);
+	int ret;
+
+	for (int i = 0; i < 2; i++)
+		fill(buf + i * PAGE, ab[i], 8);
+	CHECK(dcres_memclient_page_out(c, ab, buf, 2) == 0, "page-out of A and B");
+	CHECK(page_in_one(c, a, 8) == 0, "page-in of A");
+	check_held(c, base, 1, "after the page-in of A");
+	ret = page_in_one(c2, a, 8);
+	CHECK(ret == 0, "retried page-in of A on another connection: %s", strerror(-ret));
+	check_held(c, base, 1, "after the retry of A");
+	CHECK(page_in_one(c, b, 8) == 0, "page-in of B");
+	CHECK(page_in_one(c, a, 8) == -ENOENT, "A served again after the page-in of B");
+	check_held(c, base, 0, "after the page-in of B");
+
+	/* A failed page-in keeps the retained pages. */
+	CHECK(dcres_memclient_page_in(c, ab, buf, 2) == -ENOENT, "page-in of A and B");
+	CHECK(page_in_one(c, b, 8) == 0, "retry of B after a failed page-in");
+
+	/* A page-out frees them, also when it stores the retained page. */
+	fill(buf, a, 9);
+	CHECK(dcres_memclient_page_out(c, &a, buf, 1) == 0, "page-out of A");
+	CHECK(page_in_one(c, b, 8) == -ENOENT, "B served again after a page-out");
+	check_held(c, base, 1, "after the page-out of A");
+	CHECK(page_in_one(c, a, 9) == 0, "page-in of the new A");
+	check_held(c, base, 0, "after the page-in of the new A");
+
+	/* Pages another VM retains give way to a page-out that fits. */
+	ret = dcres_memclient_connect(addr, &psk, 5000, &other);
+	REQUIRE(ret == 0 && dcres_memclient_attach(other, uuid2, (uint64_t)VM_PAGES * PAGE) == 0,
+		"second VM");
+	for (uint64_t i = 0; i < 1000; i++) {
+		pages[i] = i;
+		fill(buf + i * PAGE, i, 10);
+	}
+	CHECK(dcres_memclient_page_out(other, pages, buf, 1000) == 0, "second VM page-out");
+	CHECK(dcres_memclient_page_in(other, pages, buf, 1000) == 0, "second VM page-in");
+	uint64_t room = CAPACITY_PAGES - stats(c).used_pages;
+	for (uint64_t i = 0; i < room; i++) {
+		pages[i] = 1000 + i;
+		fill(buf + i * PAGE, pages[i], 10);
+	}
+	ret = dcres_memclient_page_out(c, pages, buf, room);
+	CHECK(ret == 0, "page-out of the %llu free pages: %s (%s)", (unsigned long long)room,
+	      strerror(-ret), dcres_memclient_error(c));
+	CHECK(page_in_one(other, 0, 10) == -ENOENT, "second VM's pages still retained");
+	check_held(c, base, room, "after filling the capacity");
+	CHECK(dcres_memclient_page_in(c, pages, buf, room) == 0, "releasing the pages");
+	dcres_memclient_close(other);
+	dcres_memclient_close(c2);
+	dcres_memclient_close(c);
+	free(buf);
+}
+
 /* Expected content of the pages held: version per page, 0 = not held. */
 static uint32_t held_version[VM_PAGES];
 
@@ -403,6 +492,40 @@ static uint32_t file_crc(const char *path)
 		crc = dcres_crc32c(crc, b, n);
 	fclose(f);
 	return crc;
+}
+
+/* An exclusive attach fences off the VM's earlier exclusive connection:
+ * its page-ins and page-outs are refused with nothing done, while the new
+ * one and non-exclusive connections work. */
+static void test_fencing(void)
+{
+	struct dcres_memclient *old = NULL, *new = NULL, *plain = connect_ok();
+	uint64_t page = 300, base = stats(plain).vm_pages;
+	uint8_t *buf = pages_buf(1);
+
+	REQUIRE(dcres_memclient_connect(addr, &psk, 5000, &old) == 0 &&
+		dcres_memclient_attach_exclusive(old, uuid, (uint64_t)VM_PAGES * PAGE) == 0,
+		"first exclusive connection");
+	fill(buf, page, 11);
+	CHECK(dcres_memclient_page_out(old, &page, buf, 1) == 0, "page-out before the fence");
+	REQUIRE(dcres_memclient_connect(addr, &psk, 5000, &new) == 0 &&
+		dcres_memclient_attach_exclusive(new, uuid, (uint64_t)VM_PAGES * PAGE) == 0,
+		"second exclusive connection");
+	fill(buf, page, 12);
+	CHECK(dcres_memclient_page_out(old, &page, buf, 1) == -ESTALE &&
+	      strstr(dcres_memclient_error(old), "fenced off"),
+	      "a fenced-off page-out was not refused: %s", dcres_memclient_error(old));
+	CHECK(dcres_memclient_page_in(old, &page, buf, 1) == -ESTALE,
+	      "a fenced-off page-in was not refused");
+	check_held(plain, base, 1, "after the fenced-off requests");
+	CHECK(page_in_one(new, page, 11) == 0, "page-in on the new exclusive connection");
+	fill(buf, page, 13);
+	CHECK(dcres_memclient_page_out(plain, &page, buf, 1) == 0 && page_in_one(plain, page, 13) == 0,
+	      "a non-exclusive connection was fenced off");
+	free(buf);
+	dcres_memclient_close(old);
+	dcres_memclient_close(new);
+	dcres_memclient_close(plain);
 }
 
 static void test_checkpoint_restore(void)
@@ -624,6 +747,8 @@ int main(int argc, char **argv)
 	test_auth_and_malformed();
 	test_paging_and_capacity();
 	test_many_connections();
+	test_page_in_retry();
+	test_fencing();
 	test_checkpoint_restore();
 	test_owner_disconnect();
 	test_full_disk();

@@ -33,10 +33,20 @@ int dcres_memclient_connect(const char *addr, const struct dcres_psk *psk,
 			    int timeout_ms, struct dcres_memclient **out);
 void dcres_memclient_close(struct dcres_memclient *c);
 
+/* Changes the timeout of the connection's ordinary requests. */
+void dcres_memclient_set_timeout(struct dcres_memclient *c, int timeout_ms);
+
 /* Binds the connection to VM uuid of ram_size bytes (created on the server
  * if new; an existing VM must have the same size). */
 int dcres_memclient_attach(struct dcres_memclient *c, const uint8_t uuid[16],
 			   uint64_t ram_size);
+
+/* Like dcres_memclient_attach, and fences off every earlier exclusive
+ * connection of the VM: page-ins and page-outs still in flight on them
+ * are refused (-ESTALE) from now on. The pager attaches this way, so a
+ * request it gave up on cannot land after it reconnected. */
+int dcres_memclient_attach_exclusive(struct dcres_memclient *c, const uint8_t uuid[16],
+				     uint64_t ram_size);
 
 /* Stores n pages (data: n * 4096 bytes). A batch that does not fit is
  * refused whole with -ENOSPC and nothing stored. */
@@ -44,7 +54,10 @@ int dcres_memclient_page_out(struct dcres_memclient *c, const uint64_t *pages,
 			     const void *data, size_t n);
 
 /* Fetches n pages into data and releases them on the server. A page the
- * server does not hold is -ENOENT and nothing is released. */
+ * server does not hold is -ENOENT and nothing is released. A retry of the
+ * VM's most recent page-in request (its reply may have been lost) is served
+ * again, from this or another connection, until the VM's next page-in or
+ * page-out; of a call split into batches, only the last batch is. */
 int dcres_memclient_page_in(struct dcres_memclient *c, const uint64_t *pages,
 			    void *data, size_t n);
 
