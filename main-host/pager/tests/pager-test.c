@@ -1,14 +1,19 @@
-/* libdcres-pager, page-in half, against two real memory servers on
- * loopback: pages placed on the servers come back with their content on
- * first touch (from four threads at once), never-written pages read as
- * zeros, the servers release what was paged in, and an unreachable server
- * or a wrong key fails start-up naming the server.
+/* libdcres-pager against two real memory servers on loopback: pages placed
+ * on the servers come back with their content on first touch (from four
+ * threads at once), never-written pages read as zeros, the servers release
+ * what was paged in, and an unreachable server or a wrong key fails
+ * start-up naming the server. Eviction under a local limit loses no write,
+ * keeps pinned and often-noted pages resident and reports every move; a
+ * server that stops answering makes only the faults on its pages wait,
+ * which are served with their content when it is back.
  * usage: pager-test PATH_TO_DCRES_MEMSERVER (exit 77: no userfaultfd) */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +118,8 @@ static void *ev_worker(void *arg)
 	for (int k = 0; k < 6000; k++) {
 		seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17;
 		uint64_t p = (seed % (EV_PAGES / 4)) * 4 + t;
+		if (p == 1) /* pinned, left alone */
+			continue;
 		if (!ev_check(p)) {
 			CHECK(0, "eviction: page %llu lost version %u", (unsigned long long)p,
 			      ev_version[p]);
@@ -126,17 +133,44 @@ static void *ev_worker(void *arg)
 	return NULL;
 }
 
+#define EV_HOT 32u /* pages 0, 4, .., noted as accessed all along */
+static atomic_bool ev_running;
+static _Atomic uint64_t ev_moved_in, ev_moved_out;
+
+static void ev_on_move(void *opaque, uint64_t page, uint8_t from, uint8_t to)
+{
+	(void)opaque;
+	(void)page;
+	if (to == DCRES_PAGER_LOCAL && from != DCRES_PAGER_LOCAL)
+		atomic_fetch_add(&ev_moved_in, 1);
+	else if (from == DCRES_PAGER_LOCAL && to != DCRES_PAGER_LOCAL)
+		atomic_fetch_add(&ev_moved_out, 1);
+}
+
+/* Notes the hot pages as accessed, as QEMU's dirty-log sync does. */
+static void *ev_noter(void *arg)
+{
+	struct dcres_pager *pager = arg;
+
+	while (atomic_load(&ev_running)) {
+		for (uint64_t i = 0; i < EV_HOT; i++)
+			dcres_pager_note_access(pager, i * 4);
+		usleep(200);
+	}
+	return NULL;
+}
+
 static void test_eviction(void)
 {
 	const char *addrs[2] = { servers[0].addr, servers[1].addr };
 	struct dcres_pager_config cfg = {
 		.size = (size_t)EV_PAGES * PAGE, .servers = addrs, .nservers = 2, .psk = &psk,
-		.timeout_ms = 2000, .local_limit_pages = EV_LIMIT,
+		.timeout_ms = 2000, .local_limit_pages = EV_LIMIT, .on_move = ev_on_move,
 	};
 	struct dcres_pager *pager;
 	struct dcres_pager_stats st;
 	struct dcres_memstats ms[2];
-	pthread_t t[4];
+	pthread_t t[4], noter;
 	int ret;
 
 	ev_region = mmap(NULL, cfg.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -154,10 +188,30 @@ static void test_eviction(void)
 	CHECK(dcres_pager_location(pager, 16) == DCRES_PAGER_LOCAL &&
 	      dcres_pager_location(pager, 17) == DCRES_PAGER_ZERO,
 	      "pages present at start not taken as local");
+	/* The hot pages and page 1 (pinned) start resident. */
+	for (uint64_t p = 0; p < EV_HOT * 4; p += 4) {
+		ev_version[p] = 1;
+		ev_fill(p, 1);
+	}
+	ev_version[1] = 1;
+	ev_fill(1, 1);
+	CHECK(dcres_pager_pin(pager, 1) == 0, "pinning a resident page");
+	CHECK(dcres_pager_pin(pager, 3) == -ENOENT, "pinning a never-written page");
+	atomic_store(&ev_running, true);
+	pthread_create(&noter, NULL, ev_noter, pager);
 	for (uintptr_t i = 0; i < 4; i++)
 		pthread_create(&t[i], NULL, ev_worker, (void *)i);
 	for (int i = 0; i < 4; i++)
 		pthread_join(t[i], NULL);
+	atomic_store(&ev_running, false);
+	pthread_join(noter, NULL);
+	CHECK(dcres_pager_location(pager, 1) == DCRES_PAGER_LOCAL, "a pinned page was evicted");
+	dcres_pager_unpin(pager, 1);
+	unsigned hot_evicted = 0;
+	for (uint64_t i = 0; i < EV_HOT; i++)
+		hot_evicted += dcres_pager_location(pager, i * 4) != DCRES_PAGER_LOCAL;
+	CHECK(hot_evicted == 0, "%u of %u pages noted as accessed all along were evicted",
+	      hot_evicted, EV_HOT);
 	for (uint64_t p = 0; p < EV_PAGES; p++)
 		CHECK(ev_check(p), "eviction: page %llu wrong at the end", (unsigned long long)p);
 	dcres_pager_get_stats(pager, &st);
@@ -171,6 +225,20 @@ static void test_eviction(void)
 	}
 	CHECK(resident <= EV_LIMIT, "%llu pages resident, limit %u", (unsigned long long)resident,
 	      EV_LIMIT);
+	CHECK(st.resident == resident && st.local_limit == EV_LIMIT,
+	      "stats say %llu resident (limit %llu), the table %llu",
+	      (unsigned long long)st.resident, (unsigned long long)st.local_limit,
+	      (unsigned long long)resident);
+	CHECK(atomic_load(&ev_moved_in) == st.page_ins && atomic_load(&ev_moved_out) == st.page_outs,
+	      "moves reported: %llu in, %llu out; stats: %llu in, %llu out",
+	      (unsigned long long)ev_moved_in, (unsigned long long)ev_moved_out,
+	      (unsigned long long)st.page_ins, (unsigned long long)st.page_outs);
+	uint8_t *loc = malloc(EV_PAGES);
+	CHECK(loc && dcres_pager_read_table(pager, 0, EV_PAGES, loc, NULL) == 0, "read table");
+	for (uint64_t p = 0; loc && p < EV_PAGES; p++)
+		CHECK(loc[p] == dcres_pager_location(pager, p), "table copy differs at %llu",
+		      (unsigned long long)p);
+	free(loc);
 	CHECK(st.page_outs > EV_PAGES && st.page_ins > EV_PAGES / 2,
 	      "little paging: %llu outs, %llu ins", (unsigned long long)st.page_outs,
 	      (unsigned long long)st.page_ins);
@@ -182,6 +250,10 @@ static void test_eviction(void)
 		CHECK(ms[s].vm_pages == remote[s + 1] && remote[s + 1] > 0,
 		      "server %u holds %llu pages, the table says %llu", s + 1,
 		      (unsigned long long)ms[s].vm_pages, (unsigned long long)remote[s + 1]);
+		struct dcres_pager_server_info si;
+		CHECK(dcres_pager_server_info(pager, s + 1, &si) == 0 && si.up &&
+		      si.pages == remote[s + 1], "server info of %u: %llu pages, want %llu", s + 1,
+		      (unsigned long long)si.pages, (unsigned long long)remote[s + 1]);
 		dcres_memclient_close(c);
 	}
 	printf("pager-test: eviction: %llu page-outs, %llu page-ins, %llu resident (limit %u), "
@@ -189,6 +261,111 @@ static void test_eviction(void)
 	       (unsigned long long)st.page_ins, (unsigned long long)resident, EV_LIMIT,
 	       (unsigned long long)remote[1], (unsigned long long)remote[2]);
 	dcres_pager_stop(pager);
+}
+
+/* A server that stops answering (SIGSTOP) is reported lost; faults on its
+ * pages wait while faults on the other server's pages are served; when it
+ * answers again (SIGCONT) it is reported back and the waiting faults get
+ * their pages. The page-in in flight when it froze is answered late on a
+ * connection the pager gave up: the server must still have the page. */
+static _Atomic int lost_events[3], back_events[3];
+static atomic_bool lost_reader_done;
+static uint8_t *lost_region;
+
+static void on_server(void *opaque, unsigned server, bool up)
+{
+	(void)opaque;
+	if (server >= 1 && server <= 2)
+		atomic_fetch_add(up ? &back_events[server] : &lost_events[server], 1);
+}
+
+static void *lost_reader(void *arg)
+{
+	uint64_t p = (uintptr_t)arg;
+	const uint64_t *w = (const uint64_t *)(lost_region + p * PAGE);
+
+	CHECK(w[7] == word(p, 7), "page %llu wrong after its server came back",
+	      (unsigned long long)p);
+	atomic_store(&lost_reader_done, true);
+	return NULL;
+}
+
+static bool wait_for(_Atomic int *counter, int ms)
+{
+	for (int i = 0; i < ms / 10 && !atomic_load(counter); i++)
+		usleep(10000);
+	return atomic_load(counter) > 0;
+}
+
+static void test_lost_server(uint64_t *buf)
+{
+	const char *addrs[2] = { servers[0].addr, servers[1].addr };
+	struct dcres_pager_config cfg = {
+		.size = (size_t)NPAGES * PAGE, .servers = addrs, .nservers = 2, .psk = &psk,
+		.timeout_ms = 300, .on_server = on_server,
+	};
+	struct dcres_pager_server_info si;
+	struct dcres_pager_stats st;
+	struct dcres_pager *pager;
+	uint64_t pages[ON_SERVER];
+	pthread_t t;
+
+	cfg.vm_uuid[0] = 0x10; /* a third VM */
+	for (unsigned s = 0; s < 2; s++) {
+		struct dcres_memclient *c;
+		CHECK(dcres_memclient_connect(servers[s].addr, &psk, 2000, &c) == 0, "connect");
+		CHECK(dcres_memclient_attach(c, cfg.vm_uuid, cfg.size) == 0, "attach");
+		for (unsigned j = 0; j < ON_SERVER; j++) {
+			pages[j] = s * ON_SERVER + j;
+			for (unsigned i = 0; i < PAGE / 8; i++)
+				buf[j * (PAGE / 8) + i] = word(pages[j], i);
+		}
+		CHECK(dcres_memclient_page_out(c, pages, buf, ON_SERVER) == 0, "page-out");
+		dcres_memclient_close(c);
+	}
+	lost_region = mmap(NULL, cfg.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			   -1, 0);
+	cfg.base = lost_region;
+	if (dcres_pager_start(&cfg, &pager)) {
+		CHECK(0, "pager start");
+		return;
+	}
+	for (uint64_t p = 0; p < 2 * ON_SERVER; p++)
+		dcres_pager_place(pager, p, (uint8_t)home(p));
+
+	kill(servers[1].pid, SIGSTOP);
+	pthread_create(&t, NULL, lost_reader, (void *)(uintptr_t)(ON_SERVER + 5));
+	CHECK(wait_for(&lost_events[2], 5000), "a frozen server was not reported lost");
+	for (uint64_t p = 0; p < 100; p++) {
+		const uint64_t *w = (const uint64_t *)(lost_region + p * PAGE);
+		CHECK(w[3] == word(p, 3), "page %llu of the live server wrong", (unsigned long long)p);
+	}
+	dcres_pager_get_stats(pager, &st);
+	CHECK(st.waiting_faults >= 1, "no fault waits for the lost server");
+	CHECK(dcres_pager_server_info(pager, 2, &si) == 0 && !si.up, "server 2 shown up");
+	usleep(1500 * 1000); /* reconnection attempts fail meanwhile */
+	CHECK(!atomic_load(&lost_reader_done), "a fault on a lost server's page was served");
+	CHECK(atomic_load(&back_events[2]) == 0, "a frozen server was reported back");
+
+	kill(servers[1].pid, SIGCONT);
+	CHECK(wait_for(&back_events[2], 5000), "a server answering again was not reported back");
+	pthread_join(t, NULL);
+	CHECK(atomic_load(&lost_reader_done), "the waiting fault was not served");
+	for (uint64_t p = ON_SERVER; p < 2 * ON_SERVER; p++) {
+		const uint64_t *w = (const uint64_t *)(lost_region + p * PAGE);
+		if (w[9] != word(p, 9)) {
+			CHECK(0, "page %llu wrong after the server came back", (unsigned long long)p);
+			break;
+		}
+	}
+	dcres_pager_get_stats(pager, &st);
+	CHECK(st.waiting_faults == 0 && st.page_ins >= ON_SERVER + 100,
+	      "after the return: %llu faults waiting, %llu page-ins",
+	      (unsigned long long)st.waiting_faults, (unsigned long long)st.page_ins);
+	printf("pager-test: lost server: reported lost %d time(s), back %d time(s)\n",
+	       atomic_load(&lost_events[2]), atomic_load(&back_events[2]));
+	dcres_pager_stop(pager);
+	munmap(lost_region, cfg.size);
 }
 
 static int uffd_available(void)
@@ -309,6 +486,7 @@ int main(int argc, char **argv)
 		      "server %u still holds %llu pages", s + 1, (unsigned long long)ms.vm_pages);
 		dcres_memclient_close(c);
 	}
+	test_lost_server(buf);
 	free(buf);
 	test_eviction();
 	finish();

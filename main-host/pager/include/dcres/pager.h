@@ -14,11 +14,21 @@
  * a memory server with room, dropped once it has acknowledged them. A
  * write racing with an eviction lands before the move or faults after it,
  * and is never lost. Faults and evictions are served by one thread.
+ *
+ * A memory server that stops answering is "lost": faults on its pages wait
+ * (the faulting threads stay blocked, nothing is lost), other faults and
+ * evictions go on, and the pager reconnects every second; on its return
+ * the waiting faults are served. A page-in or page-out whose answer was
+ * lost is settled on reconnection (the server keeps the last page-in for
+ * a retry, and earlier connections are fenced off). on_server reports
+ * both transitions.
+ *
  * Functions return 0 or a negative errno and log what failed, naming the
  * server or page. */
 #ifndef DCRES_PAGER_H
 #define DCRES_PAGER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +48,13 @@ struct dcres_pager_config {
 	const struct dcres_psk *psk;
 	int timeout_ms;            /* per request to a server */
 	uint64_t local_limit_pages;/* resident pages allowed here; 0: no limit */
+	/* Optional, called from the fault thread (keep them short): server
+	 * (1..nservers) lost (up false) or back (up true); page moved from
+	 * host to host (DCRES_PAGER_LOCAL or 1..nservers) by a page-in or a
+	 * page-out, after the table says so. */
+	void (*on_server)(void *opaque, unsigned server, bool up);
+	void (*on_move)(void *opaque, uint64_t page, uint8_t from, uint8_t to);
+	void *opaque;
 };
 
 struct dcres_pager_stats {
@@ -45,6 +62,15 @@ struct dcres_pager_stats {
 	uint64_t zero_fills;       /* faults on never-written pages */
 	uint64_t page_outs;        /* pages evicted to memory servers */
 	uint64_t fault_us_p50, fault_us_p99; /* page-in service time */
+	uint64_t local_limit;      /* pages; 0: no limit */
+	uint64_t resident;         /* pages resident here */
+	uint64_t waiting_faults;   /* faults waiting for a lost server */
+};
+
+struct dcres_pager_server_info {
+	const char *addr;          /* "HOST:PORT", valid while the pager runs */
+	uint64_t pages;            /* pages the table places there */
+	bool up;                   /* false while lost */
 };
 
 /* Connects to every server (failing with a message naming the one that
@@ -64,5 +90,27 @@ int dcres_pager_place(struct dcres_pager *p, uint64_t page, uint8_t host);
 uint8_t dcres_pager_location(const struct dcres_pager *p, uint64_t page);
 
 void dcres_pager_get_stats(struct dcres_pager *p, struct dcres_pager_stats *st);
+
+/* Number of memory servers, and what server k (1..n) holds; -EINVAL for
+ * another k. */
+unsigned dcres_pager_server_count(const struct dcres_pager *p);
+int dcres_pager_server_info(const struct dcres_pager *p, unsigned k,
+			    struct dcres_pager_server_info *out);
+
+/* Notes an access to page (e.g. found in a dirty-log sync): it counts as
+ * hot for eviction, like a fault. Any thread. */
+void dcres_pager_note_access(struct dcres_pager *p, uint64_t page);
+
+/* Keeps a resident page resident until unpinned (e.g. while a checkpoint
+ * reads it); pins nest. -ENOENT if the page is not resident. Any thread;
+ * may wait for an eviction batch in progress. */
+int dcres_pager_pin(struct dcres_pager *p, uint64_t page);
+void dcres_pager_unpin(struct dcres_pager *p, uint64_t page);
+
+/* Copies the table entries (location, as dcres_pager_location) and access
+ * history of pages first..first+n-1 into loc and history (either may be
+ * NULL). Resident pages are those with location DCRES_PAGER_LOCAL. */
+int dcres_pager_read_table(const struct dcres_pager *p, uint64_t first, uint64_t n,
+			   uint8_t *loc, uint8_t *history);
 
 #endif

@@ -1,0 +1,96 @@
+/* Internals of libdcres-pager shared by its files: pager.c (public calls),
+ * fault.c (the fault thread), evict.c (eviction under the local limit) and
+ * servers.c (connections to the memory servers, loss and reconnection).
+ * Only the fault thread talks to the servers and changes the table; other
+ * threads read it, pin pages and note accesses. */
+#ifndef DCRES_PAGER_INTERNAL_H
+#define DCRES_PAGER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dcres/memclient.h"
+#include "dcres/pager.h"
+#include "dcres/wire.h"
+
+#define PAGER_LAT_SAMPLES 4096   /* ring of recent page-in service times */
+#define PAGER_EVICT_BATCH 64     /* pages sent to a memory server per page-out */
+#define PAGER_HISTORY_SEEN 0x80  /* history bit set by an access */
+#define PAGER_RECONNECT_MS 1000  /* between attempts to reach a lost server */
+
+/* One memory server as the fault thread sees it. */
+struct pager_server {
+	char *addr;                     /* "HOST:PORT" */
+	struct dcres_memclient *client; /* NULL while lost */
+	_Atomic bool up;
+	uint64_t free_pages;            /* pages it can still take */
+	_Atomic uint64_t pages;         /* table entries pointing at it */
+	uint64_t *doubtful;             /* pages of a page-out whose answer was lost */
+	size_t ndoubtful;
+};
+
+struct dcres_pager {
+	uint8_t *base;
+	uint64_t npages;
+	size_t size;
+	uint8_t vm_uuid[16];
+	struct dcres_psk psk;
+	int timeout_ms;
+	void (*on_server)(void *opaque, unsigned server, bool up);
+	void (*on_move)(void *opaque, uint64_t page, uint8_t from, uint8_t to);
+	void *opaque;
+
+	_Atomic uint8_t *loc;           /* network page table */
+	_Atomic uint8_t *history;       /* aged access history per page */
+	struct pager_server *servers;   /* servers[k - 1] is server k */
+	unsigned nservers, nlost;
+	uint64_t last_reconnect_us;
+	uint64_t *pending;              /* faults waiting for a lost server */
+	_Atomic size_t npending;
+	size_t pending_cap;
+
+	int uffd, stop_fd;
+	pthread_t thread;
+	void *buf;                      /* one page, for UFFDIO_COPY */
+
+	uint64_t local_limit;           /* resident pages allowed; 0: no limit */
+	_Atomic uint64_t resident;
+	uint64_t hand;                  /* CLOCK hand */
+	uint8_t *staging;               /* PAGER_EVICT_BATCH pages, same uffd */
+	unsigned next_server;
+	pthread_mutex_t evict_lock;     /* held while a batch leaves; guards pins */
+	uint8_t *pins;                  /* pin count per page */
+
+	pthread_mutex_t stats_lock;
+	uint64_t page_ins, zero_fills, page_outs;
+	uint32_t lat_us[PAGER_LAT_SAMPLES];
+	unsigned nlat;
+};
+
+uint64_t pager_now_us(void);
+
+/* fault.c */
+void *pager_fault_main(void *arg);
+/* Serves the fault on page idx (or queues it while its server is lost). */
+int pager_serve_fault(struct dcres_pager *p, uint64_t idx);
+
+/* evict.c: brings the resident set back under the local limit. */
+void pager_enforce_limit(struct dcres_pager *p);
+
+/* servers.c */
+/* Connects to server s (0-based) within connect_timeout_ms, fencing off
+ * its earlier connection of this VM, and learns its free capacity. */
+int pager_server_connect(struct dcres_pager *p, unsigned s, int connect_timeout_ms);
+/* Whether a failed request to server s means the server is out of reach
+ * (rather than a refusal it answered). */
+bool pager_server_unreachable(const struct dcres_pager *p, unsigned s, int ret);
+/* Marks server s lost: drops its connection and tells the VM layer. */
+void pager_server_lost(struct dcres_pager *p, unsigned s);
+/* Tries, at most every PAGER_RECONNECT_MS, to reach the lost servers
+ * again; a server back gets the faults that waited for it served and the
+ * doubtful pages released. */
+void pager_reconnect_lost(struct dcres_pager *p);
+
+#endif
