@@ -56,6 +56,73 @@ static int move_page(struct dcres_pager *p, uint64_t idx, size_t slot, bool out)
 	return 0;
 }
 
+/* Sets or clears write-protection of page idx; clearing wakes the threads
+ * whose writes waited on it. */
+static int write_protect(struct dcres_pager *p, uint64_t idx, bool wp)
+{
+	struct uffdio_writeprotect w = {
+		.range = { (uint64_t)(uintptr_t)(p->base + idx * DCRES_PAGE_SIZE), DCRES_PAGE_SIZE },
+		.mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+	};
+
+	if (ioctl(p->uffd, UFFDIO_WRITEPROTECT, &w) < 0) {
+		int err = errno;
+		pr_perror("%s page %llu", wp ? "write-protecting" : "releasing the write-protection of",
+			  (unsigned long long)idx);
+		return -err;
+	}
+	return 0;
+}
+
+/* Takes page idx out of the guest into staging slot: moves it, or
+ * write-protects it and copies it (a write meanwhile waits). */
+static int take_page(struct dcres_pager *p, uint64_t idx, size_t slot)
+{
+	int ret;
+
+	if (!p->evict_wp)
+		return move_page(p, idx, slot, true);
+	ret = write_protect(p, idx, true);
+	if (!ret)
+		memcpy(p->staging + slot * DCRES_PAGE_SIZE, p->base + idx * DCRES_PAGE_SIZE,
+		       DCRES_PAGE_SIZE);
+	return ret;
+}
+
+/* Gives page idx, taken into slot, back to the guest and wakes its waiters. */
+static void put_back(struct dcres_pager *p, uint64_t idx, size_t slot)
+{
+	struct uffdio_range r = { (uint64_t)(uintptr_t)(p->base + idx * DCRES_PAGE_SIZE),
+				  DCRES_PAGE_SIZE };
+
+	if (p->evict_wp) {
+		write_protect(p, idx, false);
+		return;
+	}
+	move_page(p, idx, slot, false);
+	ioctl(p->uffd, UFFDIO_WAKE, &r);
+}
+
+/* Drops the k pages the server now holds from this host. */
+static void drop_taken(struct dcres_pager *p, const uint64_t *pages, size_t k)
+{
+	if (!p->evict_wp) {
+		madvise(p->staging, k * DCRES_PAGE_SIZE, MADV_DONTNEED);
+		return;
+	}
+	/* The next access is a missing fault; a write waiting on the
+	 * write-protection is woken by the fault thread (pager_wp_fault)
+	 * and faults again. */
+	for (size_t i = 0; i < k; i++)
+		if (madvise(p->base + pages[i] * DCRES_PAGE_SIZE, DCRES_PAGE_SIZE, MADV_DONTNEED))
+			pr_perror("dropping evicted page %llu", (unsigned long long)pages[i]);
+}
+
+void pager_wp_fault(struct dcres_pager *p, uint64_t idx)
+{
+	write_protect(p, idx, false);
+}
+
 /* Records that the n pages of a page-out to server s whose answer never
  * came may be held there; they are released when it is back. */
 static void note_doubtful(struct dcres_pager *p, unsigned s, const uint64_t *pages, size_t n)
@@ -101,9 +168,9 @@ static int send_staged(struct dcres_pager *p, const uint64_t *pages, size_t n)
 }
 
 /* Evicts up to PAGER_EVICT_BATCH of the coldest resident pages to a memory
- * server. The pages leave the guest by UFFDIO_MOVE into the staging area;
- * a vCPU touching one meanwhile faults and is served (after this batch)
- * from the server. If no server takes them they move back. */
+ * server. The pages leave the guest into the staging area (take_page); a
+ * vCPU touching one meanwhile faults and is served (after this batch) from
+ * the server. If no server takes them they go back. */
 static int evict_batch(struct dcres_pager *p, size_t want)
 {
 	uint64_t victims[PAGER_EVICT_BATCH], moved[PAGER_EVICT_BATCH];
@@ -113,7 +180,7 @@ static int evict_batch(struct dcres_pager *p, size_t want)
 	pthread_mutex_lock(&p->evict_lock);
 	n = pick_victims(p, victims, want < PAGER_EVICT_BATCH ? want : PAGER_EVICT_BATCH);
 	for (size_t i = 0; i < n; i++)
-		if (move_page(p, victims[i], k, true) == 0)
+		if (take_page(p, victims[i], k) == 0)
 			moved[k++] = victims[i];
 	if (k == 0) {
 		pthread_mutex_unlock(&p->evict_lock);
@@ -121,21 +188,17 @@ static int evict_batch(struct dcres_pager *p, size_t want)
 	}
 	server = send_staged(p, moved, k);
 	if (server < 0) {
-		for (size_t i = 0; i < k; i++) {
-			struct uffdio_range r = { (uint64_t)(uintptr_t)(p->base + moved[i] * DCRES_PAGE_SIZE),
-						  DCRES_PAGE_SIZE };
-			move_page(p, moved[i], i, false);
-			ioctl(p->uffd, UFFDIO_WAKE, &r);
-		}
+		for (size_t i = 0; i < k; i++)
+			put_back(p, moved[i], i);
 		pthread_mutex_unlock(&p->evict_lock);
 		return server;
 	}
 	for (size_t i = 0; i < k; i++)
 		atomic_store(&p->loc[moved[i]], (uint8_t)(server + 1));
+	drop_taken(p, moved, k);
 	pthread_mutex_unlock(&p->evict_lock);
 	atomic_fetch_sub(&p->resident, k);
 	atomic_fetch_add(&p->servers[server].pages, k);
-	madvise(p->staging, k * DCRES_PAGE_SIZE, MADV_DONTNEED);
 	for (size_t i = 0; p->on_move && i < k; i++)
 		p->on_move(p->opaque, moved[i], DCRES_PAGER_LOCAL, (uint8_t)(server + 1));
 	pthread_mutex_lock(&p->stats_lock);

@@ -154,7 +154,11 @@ void *pager_fault_main(void *arg)
 			continue;
 		uint64_t idx = (msg.arg.pagefault.address - (uint64_t)(uintptr_t)p->base) /
 			       DCRES_PAGE_SIZE;
-		if (idx < p->npages)
+		if (idx >= p->npages)
+			continue;
+		if (msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP)
+			pager_wp_fault(p, idx);
+		else
 			pager_serve_fault(p, idx);
 		pager_enforce_limit(p);
 	}

@@ -58,7 +58,8 @@ struct dcres_pager {
 	uint64_t local_limit;           /* resident pages allowed; 0: no limit */
 	_Atomic uint64_t resident;
 	uint64_t hand;                  /* CLOCK hand */
-	uint8_t *staging;               /* PAGER_EVICT_BATCH pages, same uffd */
+	bool evict_wp;                  /* evict by write-protection, not UFFDIO_MOVE */
+	uint8_t *staging;               /* PAGER_EVICT_BATCH pages on their way out */
 	unsigned next_server;
 	pthread_mutex_t evict_lock;     /* held while a batch leaves; guards pins */
 	uint8_t *pins;                  /* pin count per page */
@@ -78,6 +79,9 @@ int pager_serve_fault(struct dcres_pager *p, uint64_t idx);
 
 /* evict.c: brings the resident set back under the local limit. */
 void pager_enforce_limit(struct dcres_pager *p);
+/* A write hit a page write-protected for eviction, which is settled by
+ * now: lets the write go on (it faults again if the page left). */
+void pager_wp_fault(struct dcres_pager *p, uint64_t idx);
 
 /* servers.c */
 /* Connects to server s (0-based) within connect_timeout_ms, fencing off

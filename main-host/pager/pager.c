@@ -16,10 +16,9 @@
 #include "pager-internal.h"
 #include "uffd-move.h"
 
-/* Opens a userfaultfd (syscall, else /dev/userfaultfd) and negotiates the API. */
-static int uffd_open(uint64_t features)
+/* Opens a userfaultfd (syscall, else /dev/userfaultfd). */
+static int uffd_new(void)
 {
-	struct uffdio_api api = { .api = UFFD_API, .features = features };
 	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 
 	if (fd < 0) {
@@ -34,17 +33,48 @@ static int uffd_open(uint64_t features)
 		pr_perror("userfaultfd (needs root or vm.unprivileged_userfaultfd=1)");
 		return -err;
 	}
+	return fd;
+}
+
+/* Opens a userfaultfd with features (0: none, and *offered gets what the
+ * kernel offers). */
+static int uffd_open(uint64_t features, uint64_t *offered)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = features };
+	int fd = uffd_new();
+
+	if (fd < 0)
+		return fd;
 	if (ioctl(fd, UFFDIO_API, &api) < 0) {
 		int err = errno;
-		if (features & UFFD_FEATURE_MOVE)
-			pr_perror("UFFDIO_API: this kernel lacks UFFDIO_MOVE (Linux 6.8+), "
-				  "which eviction needs");
-		else
-			pr_perror("UFFDIO_API");
+		pr_perror("UFFDIO_API (features %#llx)", (unsigned long long)features);
 		close(fd);
 		return -err;
 	}
+	if (offered)
+		*offered = api.features;
 	return fd;
+}
+
+/* Chooses how eviction takes pages out of the guest: UFFDIO_MOVE where the
+ * kernel has it (Linux 6.8+), else write-protection (Linux 5.7+). */
+static int choose_eviction(struct dcres_pager *p, bool force_wp)
+{
+	uint64_t offered = 0;
+	int fd = uffd_open(0, &offered);
+
+	if (fd < 0)
+		return fd;
+	close(fd);
+	if (!force_wp && (offered & UFFD_FEATURE_MOVE))
+		return 0;
+	if (!(offered & UFFD_FEATURE_PAGEFAULT_FLAG_WP)) {
+		pr_err("pager: eviction needs UFFDIO_MOVE (Linux 6.8+) or userfaultfd "
+		       "write-protection of anonymous memory (Linux 5.7+); this kernel has neither");
+		return -EOPNOTSUPP;
+	}
+	p->evict_wp = true;
+	return 0;
 }
 
 /* Starts the table from what is already mapped (QEMU writes ROMs and boot
@@ -80,7 +110,10 @@ static int register_uffd(struct dcres_pager *p)
 		.mode = UFFDIO_REGISTER_MODE_MISSING,
 	};
 
-	p->uffd = uffd_open(p->local_limit ? UFFD_FEATURE_MOVE : 0);
+	if (p->local_limit)
+		reg.mode |= p->evict_wp ? UFFDIO_REGISTER_MODE_WP : 0;
+	p->uffd = uffd_open(!p->local_limit ? 0 : p->evict_wp ? UFFD_FEATURE_PAGEFAULT_FLAG_WP :
+			    UFFD_FEATURE_MOVE, NULL);
 	if (p->uffd < 0)
 		return p->uffd;
 	if (ioctl(p->uffd, UFFDIO_REGISTER, &reg) < 0) {
@@ -90,12 +123,15 @@ static int register_uffd(struct dcres_pager *p)
 	}
 	if (!p->local_limit)
 		return 0;
-	/* UFFDIO_MOVE needs the destination registered with the same uffd. */
+	/* Evicted pages pass through here. UFFDIO_MOVE needs the destination
+	 * registered with the same uffd; a copy under write-protection does not. */
 	p->staging = mmap(NULL, PAGER_EVICT_BATCH * DCRES_PAGE_SIZE, PROT_READ | PROT_WRITE,
 			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	reg.range = (struct uffdio_range){ (uint64_t)(uintptr_t)p->staging,
 					   PAGER_EVICT_BATCH * DCRES_PAGE_SIZE };
-	if (p->staging == MAP_FAILED || ioctl(p->uffd, UFFDIO_REGISTER, &reg) < 0) {
+	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+	if (p->staging == MAP_FAILED ||
+	    (!p->evict_wp && ioctl(p->uffd, UFFDIO_REGISTER, &reg) < 0)) {
 		int err = errno;
 		pr_perror("pager: staging area for eviction");
 		return -err;
@@ -141,6 +177,8 @@ int dcres_pager_start(const struct dcres_pager_config *cfg, struct dcres_pager *
 		goto err;
 	}
 	ret = scan_resident(p);
+	if (!ret && p->local_limit)
+		ret = choose_eviction(p, cfg->evict_by_write_protect);
 	if (ret)
 		goto err;
 	for (unsigned i = 0; i < cfg->nservers; i++) {

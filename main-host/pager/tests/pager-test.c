@@ -160,19 +160,24 @@ static void *ev_noter(void *arg)
 	return NULL;
 }
 
-static void test_eviction(void)
+static void test_eviction(bool by_write_protect)
 {
 	const char *addrs[2] = { servers[0].addr, servers[1].addr };
 	struct dcres_pager_config cfg = {
 		.size = (size_t)EV_PAGES * PAGE, .servers = addrs, .nservers = 2, .psk = &psk,
 		.timeout_ms = 2000, .local_limit_pages = EV_LIMIT, .on_move = ev_on_move,
+		.evict_by_write_protect = by_write_protect,
 	};
+	const char *mode = by_write_protect ? "write-protect" : "UFFDIO_MOVE";
 	struct dcres_pager *pager;
 	struct dcres_pager_stats st;
 	struct dcres_memstats ms[2];
 	pthread_t t[4], noter;
 	int ret;
 
+	memset(ev_version, 0, sizeof(ev_version));
+	atomic_store(&ev_moved_in, 0);
+	atomic_store(&ev_moved_out, 0);
 	ev_region = mmap(NULL, cfg.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	cfg.base = ev_region;
 	/* Pages written before the pager starts (as QEMU loads ROMs) stay. */
@@ -180,7 +185,7 @@ static void test_eviction(void)
 		ev_version[p] = 1;
 		ev_fill(p, 1);
 	}
-	cfg.vm_uuid[0] = 0xe7; /* another VM than the first test's */
+	cfg.vm_uuid[0] = by_write_protect ? 0xe8 : 0xe7; /* a VM of its own */
 	ret = dcres_pager_start(&cfg, &pager);
 	CHECK(ret == 0, "pager with a local limit: %s", strerror(-ret));
 	if (ret)
@@ -256,11 +261,12 @@ static void test_eviction(void)
 		      (unsigned long long)si.pages, (unsigned long long)remote[s + 1]);
 		dcres_memclient_close(c);
 	}
-	printf("pager-test: eviction: %llu page-outs, %llu page-ins, %llu resident (limit %u), "
-	       "servers hold %llu + %llu\n", (unsigned long long)st.page_outs,
+	printf("pager-test: eviction (%s): %llu page-outs, %llu page-ins, %llu resident (limit %u), "
+	       "servers hold %llu + %llu\n", mode, (unsigned long long)st.page_outs,
 	       (unsigned long long)st.page_ins, (unsigned long long)resident, EV_LIMIT,
 	       (unsigned long long)remote[1], (unsigned long long)remote[2]);
 	dcres_pager_stop(pager);
+	munmap(ev_region, cfg.size);
 }
 
 /* A server that stops answering (SIGSTOP) is reported lost; faults on its
@@ -488,6 +494,7 @@ int main(int argc, char **argv)
 	}
 	test_lost_server(buf);
 	free(buf);
-	test_eviction();
+	test_eviction(false);
+	test_eviction(true);
 	finish();
 }

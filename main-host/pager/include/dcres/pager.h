@@ -9,11 +9,13 @@
  * UFFDIO_COPY; a fault on a never-written page installs a zero page.
  *
  * With a local limit, the coldest resident pages (CLOCK over an aged
- * access-history byte per page, set on every fault) are evicted in batches:
- * moved out of the region atomically with UFFDIO_MOVE (Linux 6.8+), sent to
- * a memory server with room, dropped once it has acknowledged them. A
- * write racing with an eviction lands before the move or faults after it,
- * and is never lost. Faults and evictions are served by one thread.
+ * access-history byte per page, set on every fault and access noted) are
+ * evicted in batches: taken out of the region atomically with UFFDIO_MOVE
+ * (Linux 6.8+) or, on older kernels, write-protected and copied; sent to a
+ * memory server with room; dropped once it has acknowledged them. A write
+ * racing with an eviction lands before the page is taken or waits until
+ * it is settled, and is never lost. Faults and evictions are served by one
+ * thread.
  *
  * A memory server that stops answering is "lost": faults on its pages wait
  * (the faulting threads stay blocked, nothing is lost), other faults and
@@ -55,6 +57,7 @@ struct dcres_pager_config {
 	void (*on_server)(void *opaque, unsigned server, bool up);
 	void (*on_move)(void *opaque, uint64_t page, uint8_t from, uint8_t to);
 	void *opaque;
+	bool evict_by_write_protect; /* even where UFFDIO_MOVE exists (tests) */
 };
 
 struct dcres_pager_stats {
