@@ -3,6 +3,8 @@
 #   fail MSG        exit 1 with a message
 #   at_exit CMD     run CMD (a string) at exit, last registered first, also
 #                   after a failure, SIGINT or SIGTERM
+#   use_build DIR   take the patched QEMU, the test guests and the memory
+#                   server from build directory DIR (scripts outside ctest)
 #   TEST_TMP        a private temporary directory, removed at exit
 
 _at_exit_cmds=()
@@ -21,6 +23,14 @@ trap 'exit 143' TERM
 skip() { echo "SKIP: $*" >&2; exit 77; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 note() { echo "# $*" >&2; }
+
+use_build() {
+  DCRES_QEMU=$1/qemu/build/qemu-system-x86_64
+  DCRES_MEMTEST_ELF=$1/tests/guests/memtest.elf
+  DCRES_LINUX_KERNEL=$1/tests/guests/linux-vmlinuz
+  DCRES_LINUX_INITRD=$1/tests/guests/linux-initramfs.cpio.gz
+  DCRES_MEMSERVER=$1/memory-server/dcres-memserver
+}
 
 TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/dcres-test.XXXXXX")
 at_exit 'rm -rf "$TEST_TMP"'
