@@ -31,6 +31,7 @@ bench: build
 	$(BUILD)/memory-server/dcres-memserver-bench --server $(BUILD)/memory-server/dcres-memserver --dir /var/tmp
 	$(BUILD)/main-host/pager/dcres-pager-bench --server $(BUILD)/memory-server/dcres-memserver
 	experiments/guest-boot-time.sh $(BUILD)
+	experiments/split-vs-local.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD)
