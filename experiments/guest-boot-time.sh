@@ -9,10 +9,7 @@ build=$(cd "${1:-build}" && pwd)
 runs=${2:-3}
 . "$src/tests/lib/common.sh"
 . "$src/tests/lib/guest.sh"
-DCRES_QEMU=$build/qemu/build/qemu-system-x86_64
-DCRES_MEMTEST_ELF=$build/tests/guests/memtest.elf
-DCRES_LINUX_KERNEL=$build/tests/guests/linux-vmlinuz
-DCRES_LINUX_INITRD=$build/tests/guests/linux-initramfs.cpio.gz
+use_build "$build"
 
 now() { date +%s.%N; }
 # Prints seconds from $1 until NAME's serial log matches REGEX.

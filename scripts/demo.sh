@@ -4,27 +4,25 @@
 #  2. the same guest as a split-memory VM: QEMU in test host 0 keeps 256 MiB
 #     of its RAM, the rest lives on memory servers in test hosts 1 and 2
 #     (network namespaces), paged in and out on demand; the verifier must
-#     keep passing.
+#     keep passing, and QEMU's "info dcres" shows the paging.
 # usage: demo.sh BUILD_DIR   (part 2 needs root)
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-build}" && pwd)
-. "$src/tests/lib/common.sh"
-. "$src/tests/lib/guest.sh"
-. "$src/tests/lib/hosts.sh"
 . "$src/tests/lib/split.sh"
-DCRES_QEMU=$build/qemu/build/qemu-system-x86_64
-DCRES_MEMTEST_ELF=$build/tests/guests/memtest.elf
-DCRES_MEMSERVER=$build/memory-server/dcres-memserver
+use_build "$build"
 
-# Shows NAME's serial console until it reports pass PASS, then checks it.
+# Shows NAME's serial console (what it did not show yet) until it reports
+# pass PASS, then checks it.
 watch_passes() {
-  local name=$1 pass=$2 timeout=$3
-  tail -n +1 -f "$(guest_serial "$name")" --pid "$(guest_pid "$name")" &
+  local name=$1 pass=$2 timeout=$3 var=shown_$1
+  tail -n +$((${!var:-0} + 1)) -f "$(guest_serial "$name")" --pid "$(guest_pid "$name")" &
   local tailpid=$!
   guest_wait "$name" "^MEMTEST pass=$pass " "$timeout" >/dev/null
   sleep 0.2
   kill $tailpid 2>/dev/null || true
+  wait $tailpid 2>/dev/null || true
+  printf -v "$var" %s "$(wc -l < "$(guest_serial "$name")")"
   if grep -a -qE 'MEMTEST (error|pass=[0-9]+ pages=[0-9]+ errors=[1-9])' "$(guest_serial "$name")"; then
     echo "== demo FAILED: the guest found errors in its memory"
     exit 1
@@ -54,9 +52,14 @@ echo "   memory servers: $SPLIT_SERVERS"
 mapfile -t args < <(guest_memtest_args 1G "hot=10 rate=2000")
 start=$SECONDS
 split_guest_start split 1G 256M "${args[@]}"
+watch_passes split 1 600
+echo "== (qemu) info dcres"
+"$QMP" "$TEST_TMP/split.qmp" --hmp "info dcres"
 watch_passes split 2 600
+echo "== (qemu) info dcres"
+"$QMP" "$TEST_TMP/split.qmp" --hmp "info dcres"
 echo "== OK: the split guest verified all its RAM twice, errors=0 ($((SECONDS - start)) s)"
 echo "   QEMU resident (host 0): $(split_rss_mib "$(guest_pid split)") MiB of a 1024 MiB guest"
 for k in 1 2; do
-  echo "   memory server $k ($(host_addr $k)) resident: $(split_rss_mib "$(ip netns pids "dcres$$-h$k" | head -n 1)") MiB"
+  echo "   memory server $k ($(host_addr $k)) resident: $(split_rss_mib "$(split_server_pid $k)") MiB"
 done
