@@ -139,28 +139,41 @@ static void note_doubtful(struct dcres_pager *p, unsigned s, const uint64_t *pag
 	srv->ndoubtful += n;
 }
 
-/* Sends the n staged pages to a reachable memory server with room, trying
- * each once. Returns the server (0-based) or a negative errno. */
+/* The reachable server not yet tried with the most free room for n pages,
+ * or -1. */
+static int roomiest_server(const struct dcres_pager *p, const bool *tried, size_t n)
+{
+	int best = -1;
+
+	for (unsigned s = 0; s < p->nservers; s++)
+		if (!tried[s] && atomic_load(&p->servers[s].up) && p->servers[s].free_pages >= n &&
+		    (best < 0 || p->servers[s].free_pages > p->servers[best].free_pages))
+			best = (int)s;
+	return best;
+}
+
+/* Sends the n staged pages to the reachable memory server with the most
+ * free room, else the next, each at most once, so batches spread over the
+ * servers by free capacity. Returns the server (0-based) or a negative
+ * errno. */
 static int send_staged(struct dcres_pager *p, const uint64_t *pages, size_t n)
 {
-	int ret = -ENOSPC;
+	bool tried[256] = { false };
+	int ret = -ENOSPC, s;
 
-	for (unsigned tries = 0; tries < p->nservers; tries++) {
-		unsigned s = (p->next_server + tries) % p->nservers;
+	while ((s = roomiest_server(p, tried, n)) >= 0) {
 		struct pager_server *srv = &p->servers[s];
-		if (!atomic_load(&srv->up) || srv->free_pages < n)
-			continue;
+		tried[s] = true;
 		ret = dcres_memclient_page_out(srv->client, pages, p->staging, n);
 		if (ret == 0) {
 			srv->free_pages -= n;
-			p->next_server = (s + 1) % p->nservers;
-			return (int)s;
+			return s;
 		}
 		if (ret == -ENOSPC)
 			srv->free_pages = 0;
-		else if (pager_server_unreachable(p, s, ret)) {
-			note_doubtful(p, s, pages, n);
-			pager_server_lost(p, s);
+		else if (pager_server_unreachable(p, (unsigned)s, ret)) {
+			note_doubtful(p, (unsigned)s, pages, n);
+			pager_server_lost(p, (unsigned)s);
 		}
 	}
 	pr_err("pager: no memory server took %zu evicted pages: %s", n, strerror(-ret));

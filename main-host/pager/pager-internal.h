@@ -60,7 +60,6 @@ struct dcres_pager {
 	uint64_t hand;                  /* CLOCK hand */
 	bool evict_wp;                  /* evict by write-protection, not UFFDIO_MOVE */
 	uint8_t *staging;               /* PAGER_EVICT_BATCH pages on their way out */
-	unsigned next_server;
 	pthread_mutex_t evict_lock;     /* held while a batch leaves; guards pins */
 	uint8_t *pins;                  /* pin count per page */
 
