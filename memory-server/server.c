@@ -23,7 +23,7 @@ struct conn {
 	uint64_t id;
 	char peer[96];
 	struct vm *vm; /* after ATTACH */
-	uint64_t epoch;/* of an exclusive ATTACH, else 0 */
+	uint64_t epoch;/* id if attached exclusively, else 0 */
 	void *out;     /* reply payload buffer, reused across requests */
 	size_t out_cap;
 };
@@ -98,8 +98,10 @@ static int handle_attach(struct conn *c, const Dcres__Header *h, char *err, size
 		return -EINVAL;
 	}
 	int ret = vmstore_attach(&c->srv->store, h->vm_uuid.data, h->ram_size, &c->vm, err, elen);
-	if (!ret)
-		c->epoch = h->has_exclusive && h->exclusive ? vm_fence(c->vm) : 0;
+	if (!ret && h->has_exclusive && h->exclusive) {
+		vm_fence(c->vm, c->id);
+		c->epoch = c->id;
+	}
 	return ret;
 }
 

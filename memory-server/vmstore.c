@@ -189,21 +189,19 @@ static uint64_t count_fresh(const struct vm *vm, const uint64_t *pages, uint64_t
 	return fresh;
 }
 
-uint64_t vm_fence(struct vm *vm)
+void vm_fence(struct vm *vm, uint64_t conn_id)
 {
-	uint64_t epoch;
-
 	pthread_mutex_lock(&vm->lock);
-	epoch = ++vm->fence;
+	if (conn_id > vm->fence)
+		vm->fence = conn_id;
 	pthread_mutex_unlock(&vm->lock);
-	return epoch;
 }
 
 /* Whether a request of a connection with epoch may touch vm (vm->lock
  * held); explains a refusal in err_msg. */
 static bool fenced_off(const struct vm *vm, uint64_t epoch, char *err_msg, size_t err_len)
 {
-	if (!epoch || epoch == vm->fence)
+	if (!epoch || epoch >= vm->fence)
 		return false;
 	snprintf(err_msg, err_len, "this connection of VM %s was fenced off by a newer "
 		 "exclusive one (nothing done)", vm->name);

@@ -31,7 +31,7 @@ struct vm {
 	uint32_t *retained_slot;
 	uint64_t nretained;
 	uint64_t page_ins, page_outs;
-	uint64_t fence;       /* epoch of the latest exclusive attach */
+	uint64_t fence;       /* newest connection attached exclusively */
 	pthread_mutex_t lock; /* guards everything above and ckpt */
 	struct srv_ckpt *ckpt;/* running checkpoint, or NULL */
 	struct vm *next;
@@ -53,13 +53,15 @@ void vmstore_destroy(struct vmstore *s);
 int vmstore_attach(struct vmstore *s, const uint8_t uuid[16], uint64_t ram_size,
 		   struct vm **out, char *err_msg, size_t err_len);
 
-/* Fences off vm's earlier exclusive connections: returns the new epoch,
- * which from now on is the only one vm_page_in and vm_page_out accept. */
-uint64_t vm_fence(struct vm *vm);
+/* Connection conn_id (numbered in the order the server accepted them)
+ * attaches to vm exclusively: vm_page_in and vm_page_out refuse the VM's
+ * exclusive connections accepted before it. An attach arriving late on a
+ * connection older than the newest exclusive one (a reconnection attempt
+ * its client gave up) fences off nothing but itself. */
+void vm_fence(struct vm *vm, uint64_t conn_id);
 
-/* epoch: 0 for a connection not attached exclusively, else the epoch
- * vm_fence gave it; a fenced-off epoch is refused with -ESTALE, nothing
- * done. */
+/* epoch: 0 for a connection not attached exclusively, else its conn_id;
+ * a fenced-off one is refused with -ESTALE, nothing done. */
 
 /* Stores n pages from data into vm: all or nothing (-ENOSPC when the arena
  * cannot take the pages not yet held; -ERANGE/-EINVAL for bad indices or

@@ -25,6 +25,7 @@ struct pager_server {
 	char *addr;                     /* "HOST:PORT" */
 	struct dcres_memclient *client; /* NULL while lost */
 	_Atomic bool up;
+	bool reported_lost;             /* on_server told it lost, not yet back */
 	uint64_t free_pages;            /* pages it can still take */
 	_Atomic uint64_t pages;         /* table entries pointing at it */
 	uint64_t *doubtful;             /* pages of a page-out whose answer was lost */

@@ -58,8 +58,9 @@ void pager_server_lost(struct dcres_pager *p, unsigned s)
 	srv->client = NULL;
 	if (p->nlost++ == 0)
 		p->last_reconnect_us = pager_now_us();
-	if (p->on_server)
+	if (p->on_server && !srv->reported_lost) /* lost again before back: once */
 		p->on_server(p->opaque, s + 1, false);
+	srv->reported_lost = true;
 }
 
 /* Serves again every fault that waited: those on pages of a server now
@@ -109,10 +110,13 @@ void pager_reconnect_lost(struct dcres_pager *p)
 		    pager_server_connect(p, s, p->timeout_ms < 500 ? p->timeout_ms : 500))
 			continue;
 		p->nlost--;
-		pr_info("pager: memory server %u (%s) is back", s + 1, srv->addr);
-		if (p->on_server)
-			p->on_server(p->opaque, s + 1, true);
 		serve_waiting(p);
 		release_doubtful(p, s);
+		if (!atomic_load(&srv->up))
+			continue; /* lost again meanwhile */
+		pr_info("pager: memory server %u (%s) is back", s + 1, srv->addr);
+		srv->reported_lost = false;
+		if (p->on_server) /* settled: its pages are where the table says */
+			p->on_server(p->opaque, s + 1, true);
 	}
 }

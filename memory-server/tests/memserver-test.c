@@ -496,16 +496,18 @@ static uint32_t file_crc(const char *path)
 
 /* An exclusive attach fences off the VM's earlier exclusive connection:
  * its page-ins and page-outs are refused with nothing done, while the new
- * one and non-exclusive connections work. */
+ * one and non-exclusive connections work. A late exclusive attach on a
+ * connection made before the newest one fences off nothing but itself. */
 static void test_fencing(void)
 {
-	struct dcres_memclient *old = NULL, *new = NULL, *plain = connect_ok();
+	struct dcres_memclient *old = NULL, *new = NULL, *late = NULL, *plain = connect_ok();
 	uint64_t page = 300, base = stats(plain).vm_pages;
 	uint8_t *buf = pages_buf(1);
 
 	REQUIRE(dcres_memclient_connect(addr, &psk, 5000, &old) == 0 &&
 		dcres_memclient_attach_exclusive(old, uuid, (uint64_t)VM_PAGES * PAGE) == 0,
 		"first exclusive connection");
+	REQUIRE(dcres_memclient_connect(addr, &psk, 5000, &late) == 0, "connection attaching late");
 	fill(buf, page, 11);
 	CHECK(dcres_memclient_page_out(old, &page, buf, 1) == 0, "page-out before the fence");
 	REQUIRE(dcres_memclient_connect(addr, &psk, 5000, &new) == 0 &&
@@ -518,13 +520,19 @@ static void test_fencing(void)
 	CHECK(dcres_memclient_page_in(old, &page, buf, 1) == -ESTALE,
 	      "a fenced-off page-in was not refused");
 	check_held(plain, base, 1, "after the fenced-off requests");
-	CHECK(page_in_one(new, page, 11) == 0, "page-in on the new exclusive connection");
+	REQUIRE(dcres_memclient_attach_exclusive(late, uuid, (uint64_t)VM_PAGES * PAGE) == 0,
+		"late exclusive attach");
+	CHECK(dcres_memclient_page_in(late, &page, buf, 1) == -ESTALE,
+	      "a late attach on an older connection was not fenced off");
+	CHECK(page_in_one(new, page, 11) == 0, "page-in on the new exclusive connection "
+	      "(after a late attach on an older one)");
 	fill(buf, page, 13);
 	CHECK(dcres_memclient_page_out(plain, &page, buf, 1) == 0 && page_in_one(plain, page, 13) == 0,
 	      "a non-exclusive connection was fenced off");
 	free(buf);
 	dcres_memclient_close(old);
 	dcres_memclient_close(new);
+	dcres_memclient_close(late);
 	dcres_memclient_close(plain);
 }
 

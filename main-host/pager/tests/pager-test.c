@@ -133,6 +133,23 @@ static void *ev_worker(void *arg)
 	return NULL;
 }
 
+/* Servers reported lost and back, by server (1, 2). */
+static _Atomic int lost_events[3], back_events[3];
+
+static void on_server(void *opaque, unsigned server, bool up)
+{
+	(void)opaque;
+	if (server >= 1 && server <= 2)
+		atomic_fetch_add(up ? &back_events[server] : &lost_events[server], 1);
+}
+
+static bool wait_for(_Atomic int *counter, int ms)
+{
+	for (int i = 0; i < ms / 10 && !atomic_load(counter); i++)
+		usleep(10000);
+	return atomic_load(counter) > 0;
+}
+
 #define EV_HOT 32u /* pages 0, 4, .., noted as accessed all along */
 static atomic_bool ev_running;
 static _Atomic uint64_t ev_moved_in, ev_moved_out;
@@ -158,6 +175,20 @@ static void *ev_noter(void *arg)
 		usleep(200);
 	}
 	return NULL;
+}
+
+/* Waits until the pager has finished the evictions the last fault started
+ * (its counts stay the same for 100 ms). */
+static void wait_quiet(struct dcres_pager *pager)
+{
+	struct dcres_pager_stats a, b;
+
+	dcres_pager_get_stats(pager, &b);
+	do {
+		a = b;
+		usleep(100 * 1000);
+		dcres_pager_get_stats(pager, &b);
+	} while (a.page_outs != b.page_outs || a.page_ins != b.page_ins);
 }
 
 static void test_eviction(bool by_write_protect)
@@ -210,6 +241,7 @@ static void test_eviction(bool by_write_protect)
 		pthread_join(t[i], NULL);
 	atomic_store(&ev_running, false);
 	pthread_join(noter, NULL);
+	wait_quiet(pager);
 	CHECK(dcres_pager_location(pager, 1) == DCRES_PAGER_LOCAL, "a pinned page was evicted");
 	dcres_pager_unpin(pager, 1);
 	unsigned hot_evicted = 0;
@@ -219,6 +251,7 @@ static void test_eviction(bool by_write_protect)
 	      hot_evicted, EV_HOT);
 	for (uint64_t p = 0; p < EV_PAGES; p++)
 		CHECK(ev_check(p), "eviction: page %llu wrong at the end", (unsigned long long)p);
+	wait_quiet(pager); /* that pass faulted too */
 	dcres_pager_get_stats(pager, &st);
 	uint64_t resident = 0, remote[3] = { 0 };
 	for (uint64_t p = 0; p < EV_PAGES; p++) {
@@ -274,16 +307,8 @@ static void test_eviction(bool by_write_protect)
  * answers again (SIGCONT) it is reported back and the waiting faults get
  * their pages. The page-in in flight when it froze is answered late on a
  * connection the pager gave up: the server must still have the page. */
-static _Atomic int lost_events[3], back_events[3];
 static atomic_bool lost_reader_done;
 static uint8_t *lost_region;
-
-static void on_server(void *opaque, unsigned server, bool up)
-{
-	(void)opaque;
-	if (server >= 1 && server <= 2)
-		atomic_fetch_add(up ? &back_events[server] : &lost_events[server], 1);
-}
 
 static void *lost_reader(void *arg)
 {
@@ -294,13 +319,6 @@ static void *lost_reader(void *arg)
 	      (unsigned long long)p);
 	atomic_store(&lost_reader_done, true);
 	return NULL;
-}
-
-static bool wait_for(_Atomic int *counter, int ms)
-{
-	for (int i = 0; i < ms / 10 && !atomic_load(counter); i++)
-		usleep(10000);
-	return atomic_load(counter) > 0;
 }
 
 static void test_lost_server(uint64_t *buf)
@@ -372,6 +390,60 @@ static void test_lost_server(uint64_t *buf)
 	       atomic_load(&lost_events[2]), atomic_load(&back_events[2]));
 	dcres_pager_stop(pager);
 	munmap(lost_region, cfg.size);
+}
+
+/* A page-out whose answer is lost: memory server 2, the only one, freezes
+ * while a batch is sent to it. The pager must keep the pages (they read
+ * back intact), and once the server is back each page must be in exactly
+ * one place: the server holds exactly what the table says it does. */
+static void test_lost_page_out(void)
+{
+	const char *addrs[1] = { servers[1].addr };
+	struct dcres_pager_config cfg = {
+		.size = 1025 * PAGE, .servers = addrs, .nservers = 1, .psk = &psk,
+		.timeout_ms = 300, .local_limit_pages = 256, .on_server = on_server,
+	};
+	struct dcres_pager *pager;
+	struct dcres_memclient *c;
+	struct dcres_memstats ms;
+	uint64_t held = 0;
+	uint8_t *r;
+
+	cfg.vm_uuid[0] = 0x20; /* a VM of its own */
+	atomic_store(&lost_events[1], 0);
+	atomic_store(&back_events[1], 0);
+	r = mmap(NULL, cfg.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	for (uint64_t p = 0; p < 1024; p++) /* resident, 4x the limit */
+		((uint64_t *)(r + p * PAGE))[5] = word(p, 5);
+	cfg.base = r;
+	if (dcres_pager_start(&cfg, &pager)) {
+		CHECK(0, "pager start");
+		return;
+	}
+	kill(servers[1].pid, SIGSTOP);
+	r[1024 * PAGE] = 1; /* a fault, after which the pager evicts */
+	CHECK(wait_for(&lost_events[1], 5000), "a server frozen during a page-out not reported lost");
+	kill(servers[1].pid, SIGCONT);
+	CHECK(wait_for(&back_events[1], 5000), "the server was not reported back");
+	r[1024 * PAGE] = 2; /* evictions go on */
+	for (uint64_t p = 0; p < 1024; p++)
+		if (((uint64_t *)(r + p * PAGE))[5] != word(p, 5)) {
+			CHECK(0, "page %llu lost by a page-out without answer", (unsigned long long)p);
+			break;
+		}
+	for (uint64_t p = 0; p < 1025; p++)
+		held += dcres_pager_location(pager, p) == 1;
+	CHECK(dcres_memclient_connect(servers[1].addr, &psk, 2000, &c) == 0 &&
+	      dcres_memclient_attach(c, cfg.vm_uuid, cfg.size) == 0 &&
+	      dcres_memclient_stats(c, &ms) == 0, "stats of server 2");
+	CHECK(ms.vm_pages == held, "after a page-out without answer, the server holds %llu "
+	      "pages, the table says %llu", (unsigned long long)ms.vm_pages,
+	      (unsigned long long)held);
+	printf("pager-test: page-out without answer: settled, server holds %llu pages\n",
+	       (unsigned long long)held);
+	dcres_memclient_close(c);
+	dcres_pager_stop(pager);
+	munmap(r, cfg.size);
 }
 
 static int uffd_available(void)
@@ -496,5 +568,6 @@ int main(int argc, char **argv)
 	free(buf);
 	test_eviction(false);
 	test_eviction(true);
+	test_lost_page_out();
 	finish();
 }

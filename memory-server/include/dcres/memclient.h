@@ -41,10 +41,11 @@ void dcres_memclient_set_timeout(struct dcres_memclient *c, int timeout_ms);
 int dcres_memclient_attach(struct dcres_memclient *c, const uint8_t uuid[16],
 			   uint64_t ram_size);
 
-/* Like dcres_memclient_attach, and fences off every earlier exclusive
- * connection of the VM: page-ins and page-outs still in flight on them
- * are refused (-ESTALE) from now on. The pager attaches this way, so a
- * request it gave up on cannot land after it reconnected. */
+/* Like dcres_memclient_attach, and fences off the VM's exclusive
+ * connections made before this one: page-ins and page-outs still in flight
+ * on them are refused (-ESTALE) from now on. The pager attaches this way,
+ * so a request it gave up on cannot land after it reconnected (and an
+ * attempt it gave up cannot fence off a later one). */
 int dcres_memclient_attach_exclusive(struct dcres_memclient *c, const uint8_t uuid[16],
 				     uint64_t ram_size);
 

@@ -23,7 +23,8 @@
  * the waiting faults are served. A page-in or page-out whose answer was
  * lost is settled on reconnection (the server keeps the last page-in for
  * a retry, and earlier connections are fenced off). on_server reports
- * both transitions.
+ * both transitions, back only once the waiting faults are served and the
+ * doubtful pages settled.
  *
  * Functions return 0 or a negative errno and log what failed, naming the
  * server or page. */
