@@ -88,7 +88,6 @@ int dcres_memclient_connect(const char *addr, const struct dcres_psk *psk,
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
 	char host[256], port[16];
 	struct dcres_memclient *c;
-	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
 	int one = 1, fd = -ENOENT, ret;
 
 	if (split_addr(addr, host, sizeof(host), port, sizeof(port))) {
@@ -109,15 +108,13 @@ int dcres_memclient_connect(const char *addr, const struct dcres_psk *psk,
 		return fd;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	c = calloc(1, sizeof(*c));
 	if (!c) {
 		close(fd);
 		return -ENOMEM;
 	}
 	c->fd = fd;
-	c->timeout_ms = timeout_ms;
+	dcres_memclient_set_timeout(c, timeout_ms);
 	snprintf(c->peer, sizeof(c->peer), "memory server %s", addr);
 	ret = dcres_auth_client(fd, psk, c->peer);
 	if (ret) {
@@ -200,6 +197,15 @@ static void set_reply_timeout(struct dcres_memclient *c, int ms)
 	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 }
 
+void dcres_memclient_set_timeout(struct dcres_memclient *c, int timeout_ms)
+{
+	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+
+	c->timeout_ms = timeout_ms;
+	set_reply_timeout(c, timeout_ms);
+	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
 /* Like simple_call for requests whose answer waits for disk work
  * proportional to the VM (checkpoint sync and final, restore): the reply
  * may take up to DCRES_MEMCLIENT_LONG_TIMEOUT_MS. */
@@ -249,14 +255,7 @@ static int attach(struct dcres_memclient *c, const uint8_t uuid[16], uint64_t ra
 	return simple_call(c, &h);
 }
 
-void dcres_memclient_set_timeout(struct dcres_memclient *c, int timeout_ms)
-{
-	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
 
-	c->timeout_ms = timeout_ms;
-	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-}
 
 int dcres_memclient_attach(struct dcres_memclient *c, const uint8_t uuid[16],
 			   uint64_t ram_size)

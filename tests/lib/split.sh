@@ -20,6 +20,9 @@
 #                                  than QEMU_MAX MiB and every server more
 #                                  than SERVER_MIN MiB (the split is real)
 #   split_rss_mib PID              resident memory of a process, in MiB
+#   split_dcres NAME               guest NAME's query-dcres answer (JSON,
+#                                  keys sorted)
+#   split_paging INFO              "PAGE_INS PAGE_OUTS" of a split_dcres answer
 
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/guest.sh"
@@ -90,3 +93,7 @@ split_check_rss() {
 }
 
 split_rss_mib() { awk '/^VmRSS/ { print int($2 / 1024) }' "/proc/$1/status"; }
+
+split_dcres() { "$QMP" "$TEST_TMP/$1.qmp" query-dcres; }
+
+split_paging() { sed -E 's/.*"page-ins": ([0-9]+), "page-outs": ([0-9]+).*/\1 \2/' <<< "$1"; }

@@ -32,19 +32,19 @@ at_exit "kill $! 2>/dev/null"
 guest_wait lost '^MEMTEST filled' 300 >/dev/null
 sleep 3
 
-info=$("$QMP" "$TEST_TMP/lost.qmp" query-dcres)
+info=$(split_dcres lost)
 note "before the cut: $info"
 host_cut 2
 wait_event DCRES_SERVER_LOST 60
 grep -q "{\"data\": {\"address\": \"$(host_addr 2):7700\", \"id\": \"s0\", \"server\": 2}, \"event\": \"DCRES_SERVER_LOST\"" \
   "$TEST_TMP/events" || fail "DCRES_SERVER_LOST does not name server 2: $(cat "$TEST_TMP/events")"
 [ "$(status)" = paused ] || fail "the VM is $(status) while a memory server is lost, not paused"
-info=$("$QMP" "$TEST_TMP/lost.qmp" query-dcres)
+info=$(split_dcres lost)
 [[ $info == *"\"address\": \"$(host_addr 2):7700\", \"connected\": false, \"pages\": "[1-9]* ]] \
   || fail "query-dcres does not show server 2 lost: $info"
 note "while lost: $info"
 # Paused: no paging at all (a running guest pages from server 1 all along).
-moves() { "$QMP" "$TEST_TMP/lost.qmp" query-dcres | sed -E 's/.*"page-ins": ([0-9]+), "page-outs": ([0-9]+).*/\1 \2/'; }
+moves() { split_paging "$(split_dcres lost)"; }
 before=$(moves)
 sleep 3
 [ "$(moves)" = "$before" ] || fail "the guest went on paging while paused ($before, then $(moves))"
@@ -54,7 +54,7 @@ host_restore 2
 wait_event DCRES_SERVER_BACK 60
 for _ in $(seq 50); do [ "$(status)" = running ] && break; sleep 0.2; done
 [ "$(status)" = running ] || fail "the VM did not resume when the server came back: $(status)"
-info=$("$QMP" "$TEST_TMP/lost.qmp" query-dcres)
+info=$(split_dcres lost)
 [[ $info == *"\"waiting-faults\": 0"* && $info != *"\"connected\": false"* ]] \
   || fail "after the server came back: $info"
 pass=$(grep -a -c '^MEMTEST pass=' "$(guest_serial lost)" || true)

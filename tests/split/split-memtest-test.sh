@@ -11,11 +11,11 @@ set -euo pipefail
 # query-dcres's page-ins and page-outs, checking both servers hold pages.
 dcres_moves() {
   local info
-  info=$("$QMP" "$TEST_TMP/split.qmp" query-dcres)
+  info=$(split_dcres split)
   [ "$(grep -o -E '"connected": true, "pages": [1-9]' <<< "$info" | wc -l)" -eq 2 ] \
     || fail "query-dcres does not show pages on both servers: $info"
   note "query-dcres: $info"
-  sed -E 's/.*"page-ins": ([0-9]+), "page-outs": ([0-9]+).*/\1 \2/' <<< "$info"
+  split_paging "$info"
 }
 
 split_hosts_up 2

@@ -65,6 +65,27 @@ static unsigned home(uint64_t p)
 	return p < ON_SERVER ? 1 : p < 2 * ON_SERVER ? 2 : 0;
 }
 
+/* Stores pages 0..ON_SERVER-1 of VM vm_uuid (NPAGES pages) on server 1
+ * and the next ON_SERVER on server 2, with their word() contents; buf
+ * holds ON_SERVER pages. */
+static void place_on_servers(const uint8_t vm_uuid[16], uint64_t *buf)
+{
+	uint64_t pages[ON_SERVER];
+
+	for (unsigned s = 0; s < 2; s++) {
+		struct dcres_memclient *c;
+		CHECK(dcres_memclient_connect(servers[s].addr, &psk, 2000, &c) == 0, "connect");
+		CHECK(dcres_memclient_attach(c, vm_uuid, (uint64_t)NPAGES * PAGE) == 0, "attach");
+		for (unsigned j = 0; j < ON_SERVER; j++) {
+			pages[j] = s * ON_SERVER + j;
+			for (unsigned i = 0; i < PAGE / 8; i++)
+				buf[j * (PAGE / 8) + i] = word(pages[j], i);
+		}
+		CHECK(dcres_memclient_page_out(c, pages, buf, ON_SERVER) == 0, "page-out");
+		dcres_memclient_close(c);
+	}
+}
+
 static void *reader(void *arg)
 {
 	uint64_t seed = (uintptr_t)arg * 7919 + 1;
@@ -331,22 +352,10 @@ static void test_lost_server(uint64_t *buf)
 	struct dcres_pager_server_info si;
 	struct dcres_pager_stats st;
 	struct dcres_pager *pager;
-	uint64_t pages[ON_SERVER];
 	pthread_t t;
 
 	cfg.vm_uuid[0] = 0x10; /* a third VM */
-	for (unsigned s = 0; s < 2; s++) {
-		struct dcres_memclient *c;
-		CHECK(dcres_memclient_connect(servers[s].addr, &psk, 2000, &c) == 0, "connect");
-		CHECK(dcres_memclient_attach(c, cfg.vm_uuid, cfg.size) == 0, "attach");
-		for (unsigned j = 0; j < ON_SERVER; j++) {
-			pages[j] = s * ON_SERVER + j;
-			for (unsigned i = 0; i < PAGE / 8; i++)
-				buf[j * (PAGE / 8) + i] = word(pages[j], i);
-		}
-		CHECK(dcres_memclient_page_out(c, pages, buf, ON_SERVER) == 0, "page-out");
-		dcres_memclient_close(c);
-	}
+	place_on_servers(cfg.vm_uuid, buf);
 	lost_region = mmap(NULL, cfg.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 			   -1, 0);
 	cfg.base = lost_region;
@@ -487,21 +496,10 @@ int main(int argc, char **argv)
 	}
 
 	/* Place pages 0..999 on server 1 and 1000..1999 on server 2. */
-	uint64_t *buf, pages[ON_SERVER];
+	uint64_t *buf;
 	if (posix_memalign((void **)&buf, PAGE, ON_SERVER * PAGE))
 		finish();
-	for (unsigned s = 0; s < 2; s++) {
-		struct dcres_memclient *c;
-		CHECK(dcres_memclient_connect(servers[s].addr, &psk, 2000, &c) == 0, "connect");
-		CHECK(dcres_memclient_attach(c, uuid, (uint64_t)NPAGES * PAGE) == 0, "attach");
-		for (unsigned j = 0; j < ON_SERVER; j++) {
-			pages[j] = s * ON_SERVER + j;
-			for (unsigned i = 0; i < PAGE / 8; i++)
-				buf[j * (PAGE / 8) + i] = word(pages[j], i);
-		}
-		CHECK(dcres_memclient_page_out(c, pages, buf, ON_SERVER) == 0, "page-out");
-		dcres_memclient_close(c);
-	}
+	place_on_servers(uuid, buf);
 
 	region = mmap(NULL, (size_t)NPAGES * PAGE, PROT_READ | PROT_WRITE,
 		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
