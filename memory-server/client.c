@@ -127,6 +127,11 @@ int dcres_memclient_connect(const char *addr, const struct dcres_psk *psk,
 	return 0;
 }
 
+void dcres_memclient_shutdown(struct dcres_memclient *c)
+{
+	shutdown(c->fd, SHUT_RDWR);
+}
+
 void dcres_memclient_close(struct dcres_memclient *c)
 {
 	if (!c)
@@ -378,10 +383,20 @@ int dcres_memclient_ckpt_sync(struct dcres_memclient *c)
 	return long_call(c, &h);
 }
 
-int dcres_memclient_ckpt_final(struct dcres_memclient *c)
+int dcres_memclient_ckpt_final(struct dcres_memclient *c, uint64_t *bytes_written)
 {
 	Dcres__Header h = request(DCRES__MSG_TYPE__MSG_CKPT_FINAL);
-	return long_call(c, &h);
+	int ret;
+
+	set_reply_timeout(c, DCRES_MEMCLIENT_LONG_TIMEOUT_MS);
+	ret = call(c, &h, NULL, 0);
+	set_reply_timeout(c, c->timeout_ms);
+	if (ret)
+		return ret;
+	if (bytes_written)
+		*bytes_written = c->rx.hdr->stats ? c->rx.hdr->stats->ckpt_bytes_written : 0;
+	dcres_frame_free(&c->rx);
+	return 0;
 }
 
 int dcres_memclient_ckpt_abort(struct dcres_memclient *c)

@@ -205,9 +205,15 @@ static int dispatch(struct conn *c, struct dcres_frame *f)
 	case DCRES__MSG_TYPE__MSG_CKPT_SYNC:
 		ret = srv_ckpt_sync(c->vm, err, sizeof(err));
 		break;
-	case DCRES__MSG_TYPE__MSG_CKPT_FINAL:
-		ret = srv_ckpt_final(c->vm, err, sizeof(err));
+	case DCRES__MSG_TYPE__MSG_CKPT_FINAL: {
+		Dcres__Stats st = DCRES__STATS__INIT;
+		ret = srv_ckpt_final(c->vm, &st.ckpt_bytes_written, err, sizeof(err));
+		if (!ret) {
+			st.has_ckpt_bytes_written = 1;
+			return reply_ok(c, seq, &st, NULL, 0);
+		}
 		break;
+	}
 	case DCRES__MSG_TYPE__MSG_CKPT_ABORT:
 		ret = srv_ckpt_abort(c->vm, err, sizeof(err));
 		break;

@@ -338,7 +338,7 @@ static int punch_absent(uint64_t first, uint64_t count, void *arg)
 	return 0;
 }
 
-int srv_ckpt_final(struct vm *vm, char *err, size_t err_len)
+int srv_ckpt_final(struct vm *vm, uint64_t *bytes_written, char *err, size_t err_len)
 {
 	struct srv_ckpt *c;
 	int ret;
@@ -365,6 +365,7 @@ int srv_ckpt_final(struct vm *vm, char *err, size_t err_len)
 			 c->mem_path, strerror(-ret));
 		unlink(c->mem_partial);
 	} else {
+		*bytes_written = c->bytes_written;
 		pr_info("VM %s: checkpoint %s complete, %llu pages",
 			vm->name, c->mem_path,
 			(unsigned long long)dcres_presence_count(&c->present));

@@ -41,8 +41,9 @@ void srv_ckpt_wake(struct srv_ckpt *c);
 
 /* Returns once at most a small number of pages remain to be written. */
 int srv_ckpt_sync(struct vm *vm, char *err, size_t err_len);
-/* Completes the checkpoint: every page written, fsynced and published. */
-int srv_ckpt_final(struct vm *vm, char *err, size_t err_len);
+/* Completes the checkpoint: every page written, fsynced and published;
+ * *bytes_written gets what the checkpoint wrote in all (rewrites count). */
+int srv_ckpt_final(struct vm *vm, uint64_t *bytes_written, char *err, size_t err_len);
 /* Stops the checkpoint and deletes its partial file. */
 int srv_ckpt_abort(struct vm *vm, char *err, size_t err_len);
 /* Aborts vm's checkpoint if connection owner started it. */

@@ -216,7 +216,7 @@ int main(int argc, char **argv)
 		    (ret = dcres_memclient_ckpt_sync(c)))
 			die("checkpoint begin/sync", ret);
 		t_sync[r] = now_s() - t0;
-		if ((ret = dcres_memclient_ckpt_final(c)))
+		if ((ret = dcres_memclient_ckpt_final(c, NULL)))
 			die("checkpoint final", ret);
 		t_ckpt[r] = now_s() - t0;
 		char files[800];

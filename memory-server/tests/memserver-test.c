@@ -563,9 +563,13 @@ static void test_checkpoint_restore(void)
 	page_out_versions(c, pages, 100, 4);
 	ret = dcres_memclient_ckpt_sync(c);
 	CHECK(ret == 0, "ckpt sync: %s", strerror(-ret));
-	ret = dcres_memclient_ckpt_final(c);
+	uint64_t written = 0;
+	ret = dcres_memclient_ckpt_final(c, &written);
 	REQUIRE(ret == 0, "ckpt final: %s", strerror(-ret));
 	CHECK(stats(c).ckpt_state == 0, "checkpoint still running after final");
+	/* Every page held at final was written at least once. */
+	CHECK(written >= (uint64_t)stats(c).vm_pages * DCRES_PAGE_SIZE,
+	      "final reports %llu bytes written", (unsigned long long)written);
 	check_checkpoint("c1");
 
 	/* Abort: a second checkpoint into the same directory leaves c1 intact. */
@@ -702,7 +706,7 @@ static void test_full_disk(void)
 	if (ret == 0) {
 		ret = dcres_memclient_ckpt_sync(c);
 		if (ret == 0)
-			ret = dcres_memclient_ckpt_final(c);
+			ret = dcres_memclient_ckpt_final(c, NULL);
 		snprintf(why, sizeof(why), "%s", dcres_memclient_error(c));
 		if (stats(c).ckpt_state != 0)
 			CHECK(dcres_memclient_ckpt_abort(c) == 0, "abort after a failed sync");

@@ -68,7 +68,9 @@ int dcres_memclient_stats(struct dcres_memclient *c, struct dcres_memstats *st);
  * the checkpoint in dir (a path on the server). */
 int dcres_memclient_ckpt_begin(struct dcres_memclient *c, const char *dir, uint32_t host_id);
 int dcres_memclient_ckpt_sync(struct dcres_memclient *c);
-int dcres_memclient_ckpt_final(struct dcres_memclient *c);
+/* Final also reports the bytes the checkpoint wrote (bytes_written may
+ * be NULL). */
+int dcres_memclient_ckpt_final(struct dcres_memclient *c, uint64_t *bytes_written);
 int dcres_memclient_ckpt_abort(struct dcres_memclient *c);
 
 /* Loads the attached VM's pages from host host_id's files of checkpoint
@@ -80,6 +82,10 @@ int dcres_memclient_restore(struct dcres_memclient *c, const char *dir, uint32_t
  * into data, without loading them (restore onto another host set). */
 int dcres_memclient_serve(struct dcres_memclient *c, const char *dir, uint32_t host_id,
 			  const uint64_t *pages, void *data, size_t n);
+
+/* Makes a call blocked on c in another thread fail at once (-EPIPE or
+ * the like); c is unusable afterwards except for dcres_memclient_close. */
+void dcres_memclient_shutdown(struct dcres_memclient *c);
 
 /* The server's message for the last refused request ("" if none). */
 const char *dcres_memclient_error(const struct dcres_memclient *c);
