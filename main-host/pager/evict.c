@@ -191,6 +191,10 @@ static int evict_batch(struct dcres_pager *p, size_t want)
 	int server;
 
 	pthread_mutex_lock(&p->evict_lock);
+	if (atomic_load(&p->evict_held)) {
+		pthread_mutex_unlock(&p->evict_lock);
+		return -EAGAIN;
+	}
 	n = pick_victims(p, victims, want < PAGER_EVICT_BATCH ? want : PAGER_EVICT_BATCH);
 	for (size_t i = 0; i < n; i++)
 		if (take_page(p, victims[i], k) == 0)
@@ -209,11 +213,13 @@ static int evict_batch(struct dcres_pager *p, size_t want)
 	for (size_t i = 0; i < k; i++)
 		atomic_store(&p->loc[moved[i]], (uint8_t)(server + 1));
 	drop_taken(p, moved, k);
-	pthread_mutex_unlock(&p->evict_lock);
 	atomic_fetch_sub(&p->resident, k);
 	atomic_fetch_add(&p->servers[server].pages, k);
+	/* Under the lock, so a batch has been reported when a holder of
+	 * eviction (dcres_pager_hold_eviction) goes on. */
 	for (size_t i = 0; p->on_move && i < k; i++)
 		p->on_move(p->opaque, moved[i], DCRES_PAGER_LOCAL, (uint8_t)(server + 1));
+	pthread_mutex_unlock(&p->evict_lock);
 	pthread_mutex_lock(&p->stats_lock);
 	p->page_outs += k;
 	pthread_mutex_unlock(&p->stats_lock);
@@ -224,7 +230,8 @@ void pager_enforce_limit(struct dcres_pager *p)
 {
 	uint64_t r;
 
-	while (p->local_limit && (r = atomic_load(&p->resident)) > p->local_limit)
+	while (p->local_limit && !atomic_load(&p->evict_held) &&
+	       (r = atomic_load(&p->resident)) > p->local_limit)
 		if (evict_batch(p, r - p->local_limit + PAGER_EVICT_BATCH / 2))
 			break;
 }

@@ -62,6 +62,7 @@ struct dcres_pager {
 	bool evict_wp;                  /* evict by write-protection, not UFFDIO_MOVE */
 	uint8_t *staging;               /* PAGER_EVICT_BATCH pages on their way out */
 	pthread_mutex_t evict_lock;     /* held while a batch leaves; guards pins */
+	_Atomic bool evict_held;        /* dcres_pager_hold_eviction */
 	uint8_t *pins;                  /* pin count per page */
 
 	pthread_mutex_t stats_lock;

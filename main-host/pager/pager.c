@@ -283,6 +283,14 @@ void dcres_pager_note_access(struct dcres_pager *p, uint64_t page)
 					 memory_order_relaxed);
 }
 
+void dcres_pager_hold_eviction(struct dcres_pager *p, bool hold)
+{
+	atomic_store(&p->evict_held, hold);
+	/* A batch that started before the flag was seen ends under the lock. */
+	pthread_mutex_lock(&p->evict_lock);
+	pthread_mutex_unlock(&p->evict_lock);
+}
+
 int dcres_pager_pin(struct dcres_pager *p, uint64_t page)
 {
 	int ret = 0;

@@ -315,6 +315,24 @@ static void test_eviction(bool by_write_protect)
 		      (unsigned long long)si.pages, (unsigned long long)remote[s + 1]);
 		dcres_memclient_close(c);
 	}
+	/* Held eviction: pages come in, none go out, until released. */
+	dcres_pager_hold_eviction(pager, true);
+	for (uint64_t p = 0; p < EV_PAGES / 2; p++)
+		CHECK(ev_check(p), "held eviction: page %llu wrong", (unsigned long long)p);
+	struct dcres_pager_stats held;
+	dcres_pager_get_stats(pager, &held);
+	CHECK(held.page_outs == st.page_outs && held.resident > EV_LIMIT,
+	      "eviction held, yet %llu page-outs (before %llu), %llu resident",
+	      (unsigned long long)held.page_outs, (unsigned long long)st.page_outs,
+	      (unsigned long long)held.resident);
+	dcres_pager_hold_eviction(pager, false); /* effective at the next fault */
+	for (uint64_t p = EV_PAGES / 2; p < EV_PAGES; p++)
+		CHECK(ev_check(p), "released eviction: page %llu wrong", (unsigned long long)p);
+	wait_quiet(pager);
+	dcres_pager_get_stats(pager, &held);
+	CHECK(held.page_outs > st.page_outs && held.resident <= EV_LIMIT,
+	      "eviction released, yet %llu resident (limit %u)",
+	      (unsigned long long)held.resident, EV_LIMIT);
 	printf("pager-test: eviction (%s): %llu page-outs, %llu page-ins, %llu resident (limit %u), "
 	       "servers hold %llu + %llu\n", mode, (unsigned long long)st.page_outs,
 	       (unsigned long long)st.page_ins, (unsigned long long)resident, EV_LIMIT,

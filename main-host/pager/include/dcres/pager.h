@@ -54,7 +54,7 @@ struct dcres_pager_config {
 	/* Optional, called from the fault thread (keep them short): server
 	 * (1..nservers) lost (up false) or back (up true); page moved from
 	 * host to host (DCRES_PAGER_LOCAL or 1..nservers) by a page-in or a
-	 * page-out, after the table says so. */
+	 * page-out, after the table says so (on_move must not pin pages). */
 	void (*on_server)(void *opaque, unsigned server, bool up);
 	void (*on_move)(void *opaque, uint64_t page, uint8_t from, uint8_t to);
 	void *opaque;
@@ -110,6 +110,12 @@ void dcres_pager_note_access(struct dcres_pager *p, uint64_t page);
  * may wait for an eviction batch in progress. */
 int dcres_pager_pin(struct dcres_pager *p, uint64_t page);
 void dcres_pager_unpin(struct dcres_pager *p, uint64_t page);
+
+/* Holds eviction (hold true), returning once a batch in progress has
+ * settled, so the table stops changing while nothing faults (a stopped
+ * VM); the resident set may exceed the limit meanwhile. hold false lets
+ * eviction go on at the next fault. Any thread. */
+void dcres_pager_hold_eviction(struct dcres_pager *p, bool hold);
 
 /* Copies the table entries (location, as dcres_pager_location) and access
  * history of pages first..first+n-1 into loc and history (either may be
