@@ -4,14 +4,19 @@
  *
  *   offset size field
  *        0    8 magic "DCRESLOC"
- *        8    4 version (1)
+ *        8    4 version (2)
  *       12    4 page size
  *       16    8 page count N (at most LOC_MAX_PAGES)
- *       24    N host byte of each page
- *     24+N    N history byte of each page
- *   24+2N    4 CRC-32C of all the bytes before it
+ *       24  256 main.mem geometry: RAM block id, NUL-padded (at least one NUL)
+ *      280    8   used length of the block (bytes)
+ *      288    8   file offset of its mapped-ram bitmap
+ *      296    8   file offset of its page 0
+ *      304    N host byte of each page
+ *    304+N    N history byte of each page
+ *  304+2N    4 CRC-32C of all the bytes before it
  *
- * Published with dcres_publish_file. */
+ * Version 1 (no geometry, host bytes at 24) is refused: only early tests
+ * wrote it. Published with dcres_publish_file. */
 #include "dcres/loctable.h"
 
 #include <errno.h>
@@ -25,8 +30,9 @@
 #include "ondisk.h"
 
 #define LOC_MAGIC "DCRESLOC"
-#define LOC_VERSION 1u
-#define LOC_HDR_SIZE 24u
+#define LOC_VERSION 2u
+#define LOC_GEO_OFF 24u
+#define LOC_HDR_SIZE (LOC_GEO_OFF + DCRES_MAPPED_RAM_ID_MAX + 24u)
 /* 16 TiB of 4 KiB pages: bounds what a damaged header can make us allocate. */
 #define LOC_MAX_PAGES (1ull << 32)
 #define LOC_MAX_FILE (LOC_HDR_SIZE + 2 * LOC_MAX_PAGES + 4)
@@ -61,15 +67,26 @@ void dcres_loctable_free(struct dcres_loctable *t)
 int dcres_loctable_write(const char *path, const struct dcres_loctable *t)
 {
 	size_t len = LOC_HDR_SIZE + 2 * t->npages + 4;
-	uint8_t *buf = malloc(len);
+	const struct dcres_mapped_ram *geo = &t->main_file;
+	size_t id_len = strnlen(geo->block_id, DCRES_MAPPED_RAM_ID_MAX);
+	uint8_t *buf;
 	int ret;
 
+	if (id_len == DCRES_MAPPED_RAM_ID_MAX) {
+		pr_err("%s: RAM block id too long (not NUL-terminated)", path);
+		return -EINVAL;
+	}
+	buf = calloc(len, 1);
 	if (!buf)
 		return -ENOMEM;
 	memcpy(buf, LOC_MAGIC, 8);
 	put_be32(buf + 8, LOC_VERSION);
 	put_be32(buf + 12, t->page_size);
 	put_be64(buf + 16, t->npages);
+	memcpy(buf + LOC_GEO_OFF, geo->block_id, id_len);
+	put_be64(buf + LOC_GEO_OFF + DCRES_MAPPED_RAM_ID_MAX, geo->used_length);
+	put_be64(buf + LOC_GEO_OFF + DCRES_MAPPED_RAM_ID_MAX + 8, geo->bitmap_offset);
+	put_be64(buf + LOC_GEO_OFF + DCRES_MAPPED_RAM_ID_MAX + 16, geo->pages_offset);
 	memcpy(buf + LOC_HDR_SIZE, t->host, t->npages);
 	memcpy(buf + LOC_HDR_SIZE + t->npages, t->history, t->npages);
 	put_be32(buf + len - 4, dcres_crc32c(0, buf, len - 4));
@@ -85,6 +102,11 @@ static int check_file(const char *path, const uint8_t *buf, size_t len)
 	uint32_t version, page_size;
 	uint64_t npages;
 
+	if (len >= 12 && !memcmp(buf, LOC_MAGIC, 8) && get_be32(buf + 8) == 1) {
+		pr_err("%s: location table version 1 (without the main.mem geometry) "
+		       "is no longer supported; version %u is", path, LOC_VERSION);
+		return -EINVAL;
+	}
 	if (len < LOC_HDR_SIZE + 4) {
 		pr_err("%s: truncated (%zu bytes)", path, len);
 		return -EIO;
@@ -117,6 +139,10 @@ static int check_file(const char *path, const uint8_t *buf, size_t len)
 		pr_err("%s: checksum mismatch", path);
 		return -EINVAL;
 	}
+	if (!memchr(buf + LOC_GEO_OFF, 0, DCRES_MAPPED_RAM_ID_MAX)) {
+		pr_err("%s: RAM block id not NUL-terminated", path);
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -138,6 +164,12 @@ int dcres_loctable_read(const char *path, struct dcres_loctable *t)
 	if (!ret) {
 		memcpy(t->host, buf + LOC_HDR_SIZE, t->npages);
 		memcpy(t->history, buf + LOC_HDR_SIZE + t->npages, t->npages);
+		memcpy(t->main_file.block_id, buf + LOC_GEO_OFF, DCRES_MAPPED_RAM_ID_MAX);
+		t->main_file.used_length = get_be64(buf + LOC_GEO_OFF + DCRES_MAPPED_RAM_ID_MAX);
+		t->main_file.bitmap_offset =
+			get_be64(buf + LOC_GEO_OFF + DCRES_MAPPED_RAM_ID_MAX + 8);
+		t->main_file.pages_offset =
+			get_be64(buf + LOC_GEO_OFF + DCRES_MAPPED_RAM_ID_MAX + 16);
 	}
 	free(data);
 	return ret;

@@ -1,12 +1,38 @@
-/* Unit test of loctable.c: round trip, detection of any flipped byte,
- * truncation and trailing bytes. */
+/* Unit test of loctable.c (version 2): round trip with the main.mem
+ * geometry, detection of any flipped byte, truncation and trailing bytes,
+ * refusal of version 1 and of an unterminated block id. */
 #include "testutil.h"
 
 #include <errno.h>
 
+#include "dcres/crc32c.h"
 #include "dcres/loctable.h"
 
 #define NPAGES 3000u
+#define HDR 304u /* bytes before the host bytes in version 2 */
+
+/* Writes a version-1 table (the old layout: 24-byte header, no geometry)
+ * of n pages at path. */
+static void write_v1(const char *path, uint64_t n)
+{
+	size_t len = 24 + 2 * n + 4;
+	unsigned char *b = calloc(len, 1);
+	uint32_t crc;
+	int fd;
+
+	CHECK(b != NULL);
+	memcpy(b, "DCRESLOC", 8);
+	b[11] = 1;
+	b[14] = 0x10; /* page size 4096 */
+	b[23] = (unsigned char)n;
+	crc = dcres_crc32c(0, b, len - 4);
+	for (int i = 0; i < 4; i++)
+		b[len - 4 + i] = (unsigned char)(crc >> (24 - 8 * i));
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	CHECK(fd >= 0 && write(fd, b, len) == (ssize_t)len);
+	close(fd);
+	free(b);
+}
 
 int main(void)
 {
@@ -24,14 +50,22 @@ int main(void)
 		t.host[p] = (uint8_t)(p % 5 == 0 ? DCRES_LOC_MAIN : 1 + p % 7);
 		t.history[p] = (uint8_t)(p * 37);
 	}
+	snprintf(t.main_file.block_id, sizeof(t.main_file.block_id), "pc.ram");
+	t.main_file.used_length = (uint64_t)NPAGES * 4096;
+	t.main_file.bitmap_offset = 0x1234567;
+	t.main_file.pages_offset = 0x89abcdef00ull;
 	CHECK_EQ(dcres_loctable_write(path, &t), 0);
 	CHECK(stat(path, &sb) == 0);
 	CHECK_EQ(sb.st_mode & 07777, 0600);
 	len = sb.st_size;
-	CHECK_EQ(len, 24 + 2 * NPAGES + 4);
+	CHECK_EQ(len, HDR + 2 * NPAGES + 4);
 	CHECK_EQ(dcres_loctable_read(path, &u), 0);
 	CHECK_EQ(u.npages, NPAGES);
 	CHECK_EQ(u.page_size, 4096);
+	CHECK(strcmp(u.main_file.block_id, "pc.ram") == 0);
+	CHECK_EQ(u.main_file.used_length, (uint64_t)NPAGES * 4096);
+	CHECK_EQ(u.main_file.bitmap_offset, 0x1234567);
+	CHECK_EQ(u.main_file.pages_offset, 0x89abcdef00ull);
 	CHECK(memcmp(t.host, u.host, NPAGES) == 0);
 	CHECK(memcmp(t.history, u.history, NPAGES) == 0);
 	dcres_loctable_free(&u);
@@ -53,7 +87,7 @@ int main(void)
 	dcres_loctable_free(&u);
 
 	/* Truncation is -EIO; a trailing byte is -EINVAL. */
-	static const off_t cuts[] = { 0, 8, 23, 24, 27, 1000, 24 + 2 * NPAGES };
+	static const off_t cuts[] = { 0, 8, 23, 24, 27, 303, 304, 1000, HDR + 2 * NPAGES };
 	for (unsigned i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
 		CHECK_EQ(dcres_loctable_write(path, &t), 0);
 		CHECK(truncate(path, cuts[i]) == 0);
@@ -66,6 +100,20 @@ int main(void)
 	CHECK_EQ(dcres_loctable_read(path, &u), -EINVAL);
 	CHECK(unlink(path) == 0);
 	CHECK_EQ(dcres_loctable_read(path, &u), -ENOENT);
+
+	/* Version 1 is refused with a message saying so. */
+	write_v1(path, 5);
+	test_capture_start();
+	CHECK_EQ(dcres_loctable_read(path, &u), -EINVAL);
+	CHECK(test_logged(path) && test_logged("version 1"));
+	dcres_log_set_sink(NULL);
+
+	/* A block id filling all 256 bytes cannot be written. */
+	memset(t.main_file.block_id, 'x', sizeof(t.main_file.block_id));
+	test_capture_start();
+	CHECK_EQ(dcres_loctable_write(path, &t), -EINVAL);
+	CHECK(test_logged(path));
+	dcres_log_set_sink(NULL);
 
 	/* An empty table round-trips; absurd geometry is refused. */
 	dcres_loctable_free(&t);
