@@ -10,7 +10,7 @@ set -euo pipefail
 BASE_PKGS=(
   build-essential cmake pkg-config ccache git
   libaio-dev libprotobuf-c-dev protobuf-c-compiler libqcow-dev libgomp1 libssl-dev
-  libibverbs-dev
+  libibverbs-dev libjson-c-dev
   ninja-build libglib2.0-dev libpixman-1-dev python3-venv flex bison
   libslirp-dev dpkg-dev
   seabios busybox-static cpio iproute2 iputils-ping
