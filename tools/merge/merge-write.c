@@ -1,0 +1,292 @@
+/* dcres-merge: writing the merged mapped-ram file (merge.h). */
+#define _GNU_SOURCE
+#include "merge.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dcres/crc32c.h"
+#include "dcres/fileio.h"
+#include "dcres/log.h"
+
+#define WINDOW_PAGES 512u     /* pages merged per window (2 MiB) */
+#define COPY_BUF (4u << 20)   /* bounce buffer of the fallback copy */
+
+/* Copies [off, off + len) of in to the same offset of out: copy_file_range
+ * where the kernel and filesystems allow it, pread/pwrite through *buf
+ * (allocated on first use, COPY_BUF bytes, freed by the caller) otherwise. */
+static int copy_range(int in, const char *in_path, int out, const char *out_path,
+		      off_t off, off_t len, char **buf)
+{
+	while (len > 0) {
+		loff_t ioff = off, ooff = off;
+		ssize_t n = copy_file_range(in, &ioff, out, &ooff, (size_t)len, 0);
+
+		if (n > 0) {
+			off += n;
+			len -= n;
+			continue;
+		}
+		if (n == 0) {
+			pr_err("%s: truncated while copying (offset %lld)", in_path,
+			       (long long)off);
+			return -EIO;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EXDEV && errno != EINVAL && errno != ENOSYS &&
+		    errno != EOPNOTSUPP && errno != EBADF) {
+			int err = errno;
+
+			pr_perror("copy %s to %s at offset %lld", in_path, out_path,
+				  (long long)off);
+			return -err;
+		}
+		break; /* fall back to a bounce buffer */
+	}
+	if (len > 0 && !*buf && !(*buf = malloc(COPY_BUF)))
+		return -ENOMEM;
+	while (len > 0) {
+		size_t n = len < (off_t)COPY_BUF ? (size_t)len : COPY_BUF;
+		int ret = dcres_pread_full(in, *buf, n, off, in_path);
+
+		if (!ret)
+			ret = dcres_pwrite_full(out, *buf, n, off, out_path);
+		if (ret)
+			return ret;
+		off += (off_t)n;
+		len -= (off_t)n;
+	}
+	return 0;
+}
+
+/* Copies the data extents of src within [start, end) to the same offsets
+ * of out (found with SEEK_DATA/SEEK_HOLE; holes stay holes). */
+static int copy_sparse(int in, const char *src, int out, const char *out_path,
+		       off_t start, off_t end)
+{
+	off_t pos = start;
+	char *buf = NULL;
+	int ret = 0;
+
+	while (pos < end) {
+		off_t data = lseek(in, pos, SEEK_DATA), hole;
+
+		if (data < 0 && errno == ENXIO)
+			break;
+		if (data < 0 || (hole = lseek(in, data, SEEK_HOLE)) < 0) {
+			ret = -errno;
+			pr_perror("%s: seek data/hole at offset %lld", src, (long long)pos);
+			break;
+		}
+		if (data >= end)
+			break;
+		if (hole > end)
+			hole = end;
+		ret = copy_range(in, src, out, out_path, data, hole - data, &buf);
+		if (ret)
+			break;
+		pos = hole;
+	}
+	free(buf);
+	return ret;
+}
+
+/* Creates path (0600, exclusive) as main.mem minus its pages area: same
+ * size, everything outside [pages_offset, pages_offset + used_length)
+ * copied sparsely (device state, headers, the bitmap, other blocks). */
+static int copy_outside_pages(const struct merge_ckpt *c, const char *path)
+{
+	off_t pages = (off_t)c->loc.main_file.pages_offset;
+	off_t pages_end = pages + (off_t)c->loc.main_file.used_length;
+	struct stat sb;
+	int fd, ret;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		ret = -errno;
+		pr_perror("create %s", path);
+		return ret;
+	}
+	if (fstat(c->main.fd, &sb) < 0 ||
+	    ftruncate(fd, sb.st_size > pages_end ? sb.st_size : pages_end) < 0) {
+		ret = -errno;
+		pr_perror("size %s as %s", path, c->main_path);
+		close(fd);
+		return ret;
+	}
+	ret = copy_sparse(c->main.fd, c->main_path, fd, path, 0, pages);
+	if (!ret)
+		ret = copy_sparse(c->main.fd, c->main_path, fd, path, pages_end, sb.st_size);
+	close(fd);
+	return ret;
+}
+
+/* Buffers of one window of WINDOW_PAGES pages. */
+struct window {
+	uint64_t first, n;  /* pages [first, first + n) */
+	uint8_t *data;      /* the window's pages, in place */
+	uint8_t *sbuf;      /* one server's pages, packed */
+	uint64_t *list;     /* their indices */
+	bool *stored;       /* which pages of the window the output holds */
+};
+
+/* Reads server s's pages of window w (CRC-checked against its presence
+ * file) into their places in w->data and marks them stored and set in out. */
+static int window_server(const struct merge_server *s, struct window *w,
+			 struct dcres_mrfile *out)
+{
+	uint32_t ps = out->page_size;
+	size_t n = 0;
+	int ret;
+
+	for (uint64_t p = w->first; p < w->first + w->n; p++)
+		if (dcres_presence_test(&s->pres, p))
+			w->list[n++] = p;
+	if (!n)
+		return 0;
+	ret = dcres_memfile_read_pages(s->mf, w->list, w->sbuf, n);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t p = w->list[i];
+		uint32_t crc = dcres_crc32c(0, w->sbuf + i * ps, ps);
+
+		if (crc != s->pres.page_crc[p]) {
+			pr_err("%s: page %llu: CRC-32C %08x, %s says %08x", s->mem_path,
+			       (unsigned long long)p, crc, s->present_path,
+			       s->pres.page_crc[p]);
+			return -EBADMSG;
+		}
+		memcpy(w->data + (p - w->first) * ps, w->sbuf + i * ps, ps);
+		w->stored[p - w->first] = true;
+		dcres_mrfile_set(out, p);
+	}
+	return 0;
+}
+
+/* Fills window w from main.mem (pages with their bit set) and every
+ * server, then writes each run of stored pages to out with one write;
+ * pages stored nowhere stay holes. */
+static int window_merge(struct merge_ckpt *c, struct window *w,
+			struct dcres_mrfile *out)
+{
+	uint32_t ps = out->page_size;
+	uint64_t lo = UINT64_MAX, hi = 0;
+	int ret = 0;
+
+	for (uint64_t i = 0; i < w->n; i++) {
+		w->stored[i] = dcres_mrfile_test(&c->main, w->first + i);
+		if (w->stored[i]) {
+			lo = lo < i ? lo : i;
+			hi = i + 1;
+		}
+	}
+	/* One read for the main host's pages: the span from first to last. */
+	if (hi)
+		ret = dcres_mrfile_read_pages(&c->main, w->first + lo, w->data + lo * ps,
+					      hi - lo);
+	for (unsigned k = 0; k < c->nservers && !ret; k++)
+		ret = window_server(&c->servers[k], w, out);
+	for (uint64_t i = 0, j; i < w->n && !ret; i = j) {
+		if (!w->stored[i]) {
+			j = i + 1;
+			continue;
+		}
+		for (j = i + 1; j < w->n && w->stored[j]; j++)
+			;
+		ret = dcres_mrfile_write_pages(out, w->first + i, w->data + i * ps, j - i);
+	}
+	return ret;
+}
+
+/* Merges every page into out, window by window. */
+static int merge_pages(struct merge_ckpt *c, struct dcres_mrfile *out)
+{
+	size_t bytes = (size_t)WINDOW_PAGES * out->page_size;
+	struct window w = {
+		.data = aligned_alloc(4096, bytes),
+		.sbuf = aligned_alloc(4096, bytes),
+		.list = malloc(WINDOW_PAGES * sizeof(uint64_t)),
+		.stored = malloc(WINDOW_PAGES * sizeof(bool)),
+	};
+	int ret = 0;
+
+	if (!w.data || !w.sbuf || !w.list || !w.stored)
+		ret = -ENOMEM;
+	for (w.first = 0; w.first < out->npages && !ret; w.first += WINDOW_PAGES) {
+		w.n = out->npages - w.first < WINDOW_PAGES ? out->npages - w.first
+							    : WINDOW_PAGES;
+		ret = window_merge(c, &w, out);
+	}
+	free(w.data);
+	free(w.sbuf);
+	free(w.list);
+	free(w.stored);
+	return ret;
+}
+
+/* Refuses an out that is one of the checkpoint's own files. */
+static int check_out(const struct merge_ckpt *c, const char *out)
+{
+	struct stat o, i;
+	const char *inputs[2 + 2 * MERGE_MAX_SERVERS];
+	unsigned n = 0;
+
+	if (stat(out, &o) < 0)
+		return 0;
+	inputs[n++] = c->main_path;
+	inputs[n++] = c->loc_path;
+	for (unsigned k = 0; k < c->nservers; k++) {
+		inputs[n++] = c->servers[k].mem_path;
+		inputs[n++] = c->servers[k].present_path;
+	}
+	for (unsigned k = 0; k < n; k++) {
+		if (stat(inputs[k], &i) == 0 && i.st_dev == o.st_dev && i.st_ino == o.st_ino) {
+			pr_err("%s: is the checkpoint's own %s; refusing to overwrite it",
+			       out, inputs[k]);
+			return -EEXIST;
+		}
+	}
+	return 0;
+}
+
+int merge_write(struct merge_ckpt *c, const char *out)
+{
+	struct dcres_mrfile mr = { .fd = -1 };
+	char partial[PATH_MAX];
+	int ret;
+
+	ret = check_out(c, out);
+	if (ret)
+		return ret;
+	if (snprintf(partial, sizeof(partial), "%s.partial", out) >= (int)sizeof(partial)) {
+		pr_err("%s: path too long", out);
+		return -ENAMETOOLONG;
+	}
+	if (unlink(partial) < 0 && errno != ENOENT) {
+		ret = -errno;
+		pr_perror("remove stale %s", partial);
+		return ret;
+	}
+	ret = copy_outside_pages(c, partial);
+	if (!ret)
+		ret = dcres_mrfile_open(partial, &c->loc.main_file, true, &mr);
+	/* The copy has main.mem's bitmap; server pages' bits are set as they
+	 * are written. */
+	if (!ret)
+		ret = merge_pages(c, &mr);
+	if (!ret)
+		ret = dcres_mrfile_write_bitmap(&mr); /* fsyncs the whole file */
+	dcres_mrfile_close(&mr);
+	if (!ret)
+		ret = dcres_rename_durable(partial, out);
+	if (ret)
+		unlink(partial);
+	return ret;
+}
