@@ -100,8 +100,10 @@ if [ "$(sed -n 1p "$builddir/applied" 2>/dev/null)" != "$want" ]; then
 fi
 
 # 4. Configure (again only when the flags change) and build.
-# Meson keeps PKG_CONFIG_PATH from the first configure: a change reconfigures.
-flags_sum=$(printf '%s\n' "${CONFIGURE_FLAGS[@]}" "${PKG_CONFIG_PATH:-}" | sha256sum | cut -d' ' -f1)
+# Meson keeps PKG_CONFIG_PATH and what pkg-config said (dcres.pc's include
+# directories) from the first configure: a change reconfigures.
+flags_sum=$(printf '%s\n' "${CONFIGURE_FLAGS[@]}" "${PKG_CONFIG_PATH:-}" \
+              "$(pkg-config --cflags dcres 2>/dev/null || true)" | sha256sum | cut -d' ' -f1)
 if [ ! -f "$bld/build.ninja" ] || [ "$(cat "$builddir/configured" 2>/dev/null)" != "$flags_sum" ]; then
   note "configuring QEMU in $bld"
   rm -rf "$bld"; mkdir -p "$bld"
