@@ -1,0 +1,254 @@
+/* dcres-checkpoint: checkpoints a VM of the dcres-patched QEMU (split
+ * memory or ordinary) into a directory, through QMP. This file holds the
+ * options and the order of the steps (DESIGN.md §5); ckpt.h lists them. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ckpt.h"
+#include "dcres/log.h"
+
+#ifndef DCRES_VERSION
+#define DCRES_VERSION "unknown"
+#endif
+
+#define CONNECT_TIMEOUT_MS 5000
+#define REPLY_TIMEOUT_MS 120000
+
+volatile sig_atomic_t ckpt_interrupted;
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: dcres-checkpoint --qmp SOCKET --dir DIR [--live] [--parallel N]\n"
+		"                        [--direct-io] [--conventional] [--json]\n"
+		"                        [--log-level error|warn|info|debug]\n"
+		"\n"
+		"Checkpoints the VM whose QMP socket is SOCKET into DIR (created, mode 0700;\n"
+		"a DIR that already holds a checkpoint is refused). A split-memory VM is saved\n"
+		"where its pages are: the main host's in DIR/main.mem, each memory server's in\n"
+		"its own files. The VM is stopped during the checkpoint unless --live, and\n"
+		"resumed afterwards if it was running. qcow2 disks get an internal snapshot\n"
+		"named dcres-<name of DIR>.\n"
+		"\n"
+		"  --qmp SOCKET     the VM's QMP unix socket (QEMU -qmp unix:SOCKET,server=on)\n"
+		"  --dir DIR        the checkpoint directory\n"
+		"  --live           save while the VM runs; it stops only at the end\n"
+		"  --parallel N     N migration channels (multifd) for the main host's pages\n"
+		"  --direct-io      write main.mem with O_DIRECT (needs --parallel N > 1)\n"
+		"  --conventional   save every page through the main host, as stock QEMU\n"
+		"                   does (paging in the ones on memory servers)\n"
+		"  --json           print the summary as one JSON object\n"
+		"  --help, --version\n"
+		"\n"
+		"Exit status: 0 done, 1 failed (the VM is resumed if this tool stopped it),\n"
+		"2 usage error.\n");
+}
+
+/* Sets the interrupt flag; the steps check it. */
+static void on_signal(int sig)
+{
+	(void)sig;
+	ckpt_interrupted = 1;
+}
+
+/* Installs on_signal for SIGINT and SIGTERM, without SA_RESTART so waits
+ * end early. */
+static void install_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+int64_t ckpt_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int ckpt_qmp(struct ckpt_run *r, const char *command, struct json_object *args,
+	     struct json_object **ret)
+{
+	char err[DCRES_QMP_ERR_MAX];
+	int e;
+
+	if (!r->qmp) {
+		json_object_put(args);
+		pr_err("%s: not connected to QEMU", command);
+		return -ENOTCONN;
+	}
+	e = dcres_qmp_execute(r->qmp, command, args, ret, err, sizeof(err));
+	if (e)
+		pr_err("%s", err);
+	if (e == -ECONNRESET) {
+		/* QEMU is gone: nothing more to ask it, nothing to undo there. */
+		dcres_qmp_close(r->qmp);
+		r->qmp = NULL;
+	}
+	return e;
+}
+
+/* Parses the command line into o; returns 0, or 2 after a usage message
+ * (or 1 for --help/--version, which exit 0). */
+static int parse_options(int argc, char **argv, struct ckpt_opts *o)
+{
+	static const struct option opts[] = {
+		{ "qmp", required_argument, NULL, 'q' },
+		{ "dir", required_argument, NULL, 'd' },
+		{ "live", no_argument, NULL, 'l' },
+		{ "parallel", required_argument, NULL, 'p' },
+		{ "direct-io", no_argument, NULL, 'D' },
+		{ "conventional", no_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "log-level", required_argument, NULL, 'L' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 },
+	};
+	enum dcres_log_level level;
+	char *end;
+	long n;
+	int opt;
+
+	*o = (struct ckpt_opts){ .parallel = 1 };
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'q': o->qmp_path = optarg; break;
+		case 'd': o->dir = optarg; break;
+		case 'l': o->live = true; break;
+		case 'D': o->direct_io = true; break;
+		case 'c': o->conventional = true; break;
+		case 'j': o->json = true; break;
+		case 'p':
+			errno = 0;
+			n = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || n < 1 || n > 255) {
+				fprintf(stderr, "dcres-checkpoint: --parallel %s: expected 1 to 255\n",
+					optarg);
+				return 2;
+			}
+			o->parallel = (unsigned)n;
+			break;
+		case 'L':
+			if (dcres_log_parse_level(optarg, &level)) {
+				fprintf(stderr, "dcres-checkpoint: --log-level %s: expected error, "
+					"warn, info or debug\n", optarg);
+				return 2;
+			}
+			dcres_log_set_level(level);
+			break;
+		case 'h': usage(stdout); return 1;
+		case 'V': printf("dcres-checkpoint " DCRES_VERSION "\n"); return 1;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc || !o->qmp_path || !o->dir || !*o->dir) {
+		if (optind < argc)
+			fprintf(stderr, "dcres-checkpoint: unexpected argument %s\n", argv[optind]);
+		else
+			fprintf(stderr, "dcres-checkpoint: --qmp and --dir are required\n");
+		usage(stderr);
+		return 2;
+	}
+	if (o->direct_io && o->parallel < 2) {
+		fprintf(stderr, "dcres-checkpoint: --direct-io needs --parallel N with N > 1 "
+			"(QEMU writes with O_DIRECT only on multifd channels)\n");
+		return 2;
+	}
+	return 0;
+}
+
+/* Fails with -EINTR once SIGINT or SIGTERM came. */
+static int check_interrupt(void)
+{
+	if (!ckpt_interrupted)
+		return 0;
+	pr_err("interrupted");
+	return -EINTR;
+}
+
+/* The steps of a checkpoint, in order; stops at the first failure. */
+static int run_steps(struct ckpt_run *r)
+{
+	char err[DCRES_QMP_ERR_MAX];
+	int e;
+
+	/* The directory first: a checkpoint there already is refused at once. */
+	e = files_prepare(r);
+	if (e)
+		return e;
+	e = dcres_qmp_connect(r->opts.qmp_path, CONNECT_TIMEOUT_MS, REPLY_TIMEOUT_MS, &r->qmp,
+			      err, sizeof(err));
+	if (e) {
+		pr_err("%s", err);
+		return e;
+	}
+	if ((e = vm_query(r)) || (e = disk_find(r)) ||
+	    (e = migrate_setup(r)) || (e = check_interrupt()))
+		return e;
+	if (!r->opts.live && r->was_running && (e = vm_stop(r)))
+		return e;
+	if (r->split && (e = vm_query_dcres(r, &r->before)))
+		return e;
+	if ((e = check_interrupt()) || (e = migrate_start(r)) || (e = migrate_wait(r)))
+		return e;
+	/* The VM is stopped at the checkpoint's stop point: snapshot the
+	 * disks, then end the downtime. */
+	if ((e = disk_snapshot(r)))
+		return e;
+	if (r->was_running && (e = vm_resume(r)))
+		return e;
+	if ((e = check_interrupt()) || (e = files_count_pages(r)) || (e = files_sync_main(r)) ||
+	    (e = check_interrupt()) || (e = manifest_out(r)))
+		return e;
+	r->finished_ms = ckpt_now_ms();
+	return 0;
+}
+
+/* Undoes what a failed run did: its files, its disk snapshots, its stop. */
+static void undo(struct ckpt_run *r)
+{
+	progress_end();
+	files_remove(r);
+	if (r->qmp) {
+		disk_undo(r);
+		vm_undo_stop(r);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static struct ckpt_run run;
+	int e;
+
+	e = parse_options(argc, argv, &run.opts);
+	if (e)
+		return e == 1 ? 0 : e;
+	install_signals();
+	run.started_ms = ckpt_now_ms();
+	e = run_steps(&run);
+	if (e)
+		undo(&run);
+	else
+		summary_print(&run);
+	if (run.qmp)
+		migrate_restore_settings(&run);
+	dcres_qmp_close(run.qmp);
+	free(run.disks);
+	if (e) {
+		pr_err("checkpoint into %s failed", run.dir[0] ? run.dir : run.opts.dir);
+		return 1;
+	}
+	return 0;
+}

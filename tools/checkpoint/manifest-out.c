@@ -1,0 +1,107 @@
+/* Writing DIR/manifest (proto/manifest.proto) for a completed run: the VM,
+ * the hosts and their pages, and the size and CRC of every file (ckpt.h). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ckpt.h"
+#include "dcres/log.h"
+#include "dcres/manifest.h"
+
+#define MAX_FILES (2 + 2 * CKPT_MAX_SERVERS)
+
+/* Storage for the strings and messages the manifest points to. */
+struct manifest_buf {
+	Dcres__HostPart hosts[1 + CKPT_MAX_SERVERS];
+	Dcres__HostPart *host_ptrs[1 + CKPT_MAX_SERVERS];
+	char mem_names[CKPT_MAX_SERVERS][32];
+	char present_names[CKPT_MAX_SERVERS][32];
+	Dcres__FileSum files[MAX_FILES];
+	Dcres__FileSum *file_ptrs[MAX_FILES];
+};
+
+/* Adds file name (relative to the directory) with its size and CRC. */
+static int add_file(const struct ckpt_run *r, Dcres__Manifest *m, struct manifest_buf *b,
+		    char *name)
+{
+	Dcres__FileSum *f = &b->files[m->n_files];
+	char path[PATH_MAX];
+	int err;
+
+	dcres__file_sum__init(f);
+	if (snprintf(path, sizeof(path), "%s/%s", r->dir, name) >= (int)sizeof(path)) {
+		pr_err("%s/%s: path too long", r->dir, name);
+		return -ENAMETOOLONG;
+	}
+	f->name = name;
+	f->has_size = f->has_crc32c = true;
+	err = dcres_file_checksum(path, &f->size, &f->crc32c);
+	if (err) {
+		pr_err("%s: cannot checksum it for the manifest", path);
+		return err;
+	}
+	b->file_ptrs[m->n_files++] = f;
+	return 0;
+}
+
+/* Adds host id with its address, files and page count. */
+static void add_host(Dcres__Manifest *m, struct manifest_buf *b, uint32_t id,
+		     const char *address, char *mem_file, char *present_file, uint64_t pages)
+{
+	Dcres__HostPart *h = &b->hosts[m->n_hosts];
+
+	dcres__host_part__init(h);
+	h->has_id = h->has_pages = true;
+	h->id = id;
+	h->address = (char *)address;
+	h->mem_file = mem_file;
+	h->present_file = present_file;
+	h->pages = pages;
+	b->host_ptrs[m->n_hosts++] = h;
+}
+
+int manifest_out(struct ckpt_run *r)
+{
+	Dcres__Manifest m = DCRES__MANIFEST__INIT;
+	struct manifest_buf *b = calloc(1, sizeof(*b));
+	unsigned nservers = r->dcres_mode ? r->after.nservers : 0;
+	int err;
+
+	if (!b)
+		return -ENOMEM;
+	m.has_version = true;
+	m.version = DCRES__MANIFEST_VERSION__MANIFEST_VERSION;
+	m.has_vm_uuid = true;
+	m.vm_uuid.len = sizeof(r->uuid);
+	m.vm_uuid.data = r->uuid;
+	m.has_ram_size = m.has_page_size = m.has_created_unix = m.has_live = true;
+	m.ram_size = r->ram_size;
+	m.page_size = CKPT_PAGE_SIZE;
+	m.qemu_version = r->qemu_version;
+	m.disk_snapshot = r->snapshot[0] ? r->snapshot : NULL;
+	m.created_unix = (uint64_t)r->created;
+	m.live = r->opts.live;
+	m.loc_file = r->dcres_mode ? "main.loc" : NULL;
+	m.hosts = b->host_ptrs;
+	m.files = b->file_ptrs;
+
+	add_host(&m, b, 0, "main", "main.mem", NULL, r->main_pages);
+	err = add_file(r, &m, b, "main.mem");
+	if (!err && r->dcres_mode)
+		err = add_file(r, &m, b, "main.loc");
+	for (unsigned k = 1; !err && k <= nservers; k++) {
+		snprintf(b->mem_names[k - 1], sizeof(b->mem_names[0]), "host-%u.mem", k);
+		snprintf(b->present_names[k - 1], sizeof(b->present_names[0]), "host-%u.present", k);
+		add_host(&m, b, k, r->after.servers[k - 1].address, b->mem_names[k - 1],
+			 b->present_names[k - 1], r->server_pages[k - 1]);
+		err = add_file(r, &m, b, b->mem_names[k - 1]);
+		if (!err)
+			err = add_file(r, &m, b, b->present_names[k - 1]);
+	}
+	if (!err)
+		err = dcres_manifest_write(r->dir, &m);
+	free(b);
+	return err;
+}
