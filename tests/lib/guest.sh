@@ -1,7 +1,8 @@
 # Starting and watching test guests under the patched QEMU. Source after
 # common.sh.
-#   guest_start NAME QEMU_ARGS...   start QEMU in the background, serial
-#                                   console to $TEST_TMP/NAME.serial, QMP on
+#   guest_start NAME QEMU_ARGS...   start QEMU in the background (NAME:
+#                                   letters, digits and _), serial console
+#                                   to $TEST_TMP/NAME.serial, QMP on
 #                                   $TEST_TMP/NAME.qmp; stopped at exit; in
 #                                   test host $GUEST_HOST if that is set
 #   guest_memtest_args MEM [APPEND] QEMU args booting the bare-metal memtest

@@ -4,7 +4,10 @@
 #   split_hosts_up N               skip unless root with network namespaces;
 #                                  create test hosts 0..N (room for N servers)
 #   split_servers_up N CAPACITY    start N memory servers (hosts 1..N must
-#                                  exist); sets SPLIT_SERVERS and SPLIT_KEY
+#                                  exist); sets SPLIT_SERVERS and SPLIT_KEY;
+#                                  their --dir is SPLIT_CKPT_ROOT, which the
+#                                  guests' dcres-split names as ckpt-root
+#                                  (the shared checkpoint directory)
 #   split_server_pid K             pid of the memory server in host K
 #   split_guest_start NAME MEM LOCAL QEMU_ARGS...
 #                                  start a guest of MEM RAM with LOCAL of it
@@ -43,9 +46,11 @@ split_servers_up() {
   chmod 600 "$SPLIT_KEY"
   SPLIT_SERVERS=
   SPLIT_NSERVERS=$n
+  SPLIT_CKPT_ROOT=$TEST_TMP/ckpt
+  mkdir -p "$SPLIT_CKPT_ROOT"
   for ((k = 1; k <= n; k++)); do
     host_exec $k "$DCRES_MEMSERVER" --listen "$(host_addr $k):7700" --capacity "$cap" \
-      --dir "$TEST_TMP/store$k" --psk-file "$SPLIT_KEY" --no-populate \
+      --dir "$SPLIT_CKPT_ROOT" --psk-file "$SPLIT_KEY" --no-populate \
       2> "$TEST_TMP/memserver$k.log" &
     SPLIT_SERVERS+="${SPLIT_SERVERS:+;}$(host_addr $k):7700"
   done
@@ -64,7 +69,7 @@ split_guest_start() {
   "$DCRES_QEMU" -object help | grep -q dcres-split || fail "this QEMU has no dcres-split object"
   GUEST_HOST=0 guest_start "$name" "$@" -uuid "$(cat /proc/sys/kernel/random/uuid)" \
     -object "memory-backend-ram,id=ram0,size=$mem" -machine memory-backend=ram0 \
-    -object "dcres-split,id=s0,memdev=ram0,local-size=$local_size,servers=$SPLIT_SERVERS,psk-file=$SPLIT_KEY"
+    -object "dcres-split,id=s0,memdev=ram0,local-size=$local_size,servers=$SPLIT_SERVERS,psk-file=$SPLIT_KEY,ckpt-root=$SPLIT_CKPT_ROOT"
 }
 
 split_guest_passes() {

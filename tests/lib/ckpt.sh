@@ -1,0 +1,55 @@
+# Checkpoints of test guests. Source after split.sh; needs DCRES_CHECKPOINT
+# and DCRES_MERGE (the tools).
+#   ckpt_take NAME DIR ARGS...     checkpoint guest NAME into DIR with
+#                                  dcres-checkpoint --json ARGS; its summary
+#                                  goes to $TEST_TMP/<basename DIR>.json
+#   ckpt_json FILE EXPR            a value of a JSON file: EXPR is Python on
+#                                  the parsed object j, e.g. 'j["downtime-ms"]'
+#   ckpt_merge DIR OUT             merge checkpoint DIR into OUT (dcres-merge
+#                                  --json); its summary goes to OUT.json
+#   ckpt_restore_stock NAME FILE QEMU_ARGS...
+#                                  start guest NAME in a QEMU without any
+#                                  dcres object, restore it from the
+#                                  mapped-ram file FILE and resume it
+#   ckpt_last_pass NAME            the number of the guest's last verifier
+#                                  pass so far (0 if none)
+
+ckpt_take() {
+  local name=$1 dir=$2; shift 2
+  [ -x "${DCRES_CHECKPOINT:-}" ] || fail "dcres-checkpoint not found (DCRES_CHECKPOINT=${DCRES_CHECKPOINT:-unset})"
+  "$DCRES_CHECKPOINT" --qmp "$TEST_TMP/$name.qmp" --dir "$dir" --json "$@" \
+    > "$TEST_TMP/$(basename "$dir").json" 2> "$TEST_TMP/$(basename "$dir").log" \
+    || fail "checkpoint of $name into $dir failed: $(cat "$TEST_TMP/$(basename "$dir").log")"
+  note "checkpoint $dir: $(cat "$TEST_TMP/$(basename "$dir").json")"
+}
+
+ckpt_json() { python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
+
+ckpt_merge() {
+  [ -x "${DCRES_MERGE:-}" ] || fail "dcres-merge not found (DCRES_MERGE=${DCRES_MERGE:-unset})"
+  "$DCRES_MERGE" --json "$1" "$2" > "$2.json" 2> "$2.log" \
+    || fail "dcres-merge of $1 failed: $(cat "$2.log")"
+  note "merged $1: $(cat "$2.json")"
+}
+
+ckpt_restore_stock() {
+  local name=$1 file=$2 s; shift 2
+  guest_start "$name" "$@" -incoming defer
+  for _ in $(seq 100); do [ -S "$TEST_TMP/$name.qmp" ] && break; sleep 0.1; done
+  "$QMP" "$TEST_TMP/$name.qmp" migrate-set-capabilities \
+    '{"capabilities": [{"capability": "mapped-ram", "state": true}]}' >/dev/null
+  "$QMP" "$TEST_TMP/$name.qmp" migrate-incoming "{\"uri\": \"file:$file\"}" >/dev/null
+  for _ in $(seq 600); do
+    s=$("$QMP" "$TEST_TMP/$name.qmp" query-migrate)
+    grep -q '"status": "completed"' <<< "$s" && break
+    grep -q '"status": "failed"' <<< "$s" && fail "restore of $file failed: $s $(cat "$TEST_TMP/$name.stderr")"
+    sleep 0.1
+  done
+  grep -q '"status": "completed"' <<< "$s" || fail "restore of $file did not complete: $s"
+  "$QMP" "$TEST_TMP/$name.qmp" cont >/dev/null
+}
+
+ckpt_last_pass() {
+  { grep -a -o -E '^MEMTEST pass=[0-9]+' "$(guest_serial "$1")" || echo "pass=0"; } \
+    | tail -n 1 | sed 's/.*pass=//'
+}
