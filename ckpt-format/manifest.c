@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dcres/crc32c.h"
@@ -138,11 +139,43 @@ void dcres_manifest_free(Dcres__Manifest *m)
 		dcres__manifest__free_unpacked(m, NULL);
 }
 
+/* Adds len bytes of file fd from offset off (data, read in chunks into
+ * buf) to *sum. */
+static int checksum_data(int fd, const char *path, uint8_t *buf, off_t off, off_t len,
+			 uint32_t *sum)
+{
+	while (len > 0) {
+		size_t want = len < CHECKSUM_CHUNK ? (size_t)len : CHECKSUM_CHUNK;
+		int ret = dcres_pread_full(fd, buf, want, off, path);
+
+		if (ret)
+			return ret;
+		*sum = dcres_crc32c(*sum, buf, want);
+		off += (off_t)want;
+		len -= (off_t)want;
+	}
+	return 0;
+}
+
+/* Adds len zero bytes (a hole) to *sum, without reading them. */
+static void checksum_zeros(off_t len, uint32_t *sum)
+{
+	static const uint8_t zeros[CHECKSUM_CHUNK];
+
+	while (len > 0) {
+		size_t n = len < CHECKSUM_CHUNK ? (size_t)len : CHECKSUM_CHUNK;
+
+		*sum = dcres_crc32c(*sum, zeros, n);
+		len -= (off_t)n;
+	}
+}
+
 int dcres_file_checksum(const char *path, uint64_t *size, uint32_t *crc)
 {
-	uint8_t *buf;
-	uint64_t total = 0;
+	struct stat st;
+	uint8_t *buf = NULL;
 	uint32_t sum = 0;
+	off_t pos = 0;
 	int fd, ret = 0;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -151,31 +184,32 @@ int dcres_file_checksum(const char *path, uint64_t *size, uint32_t *crc)
 		pr_perror("open %s", path);
 		return ret;
 	}
-	buf = malloc(CHECKSUM_CHUNK);
-	if (!buf) {
-		close(fd);
-		return -ENOMEM;
+	if (fstat(fd, &st) < 0) {
+		ret = -errno;
+		pr_perror("stat %s", path);
+	} else if (!(buf = malloc(CHECKSUM_CHUNK))) {
+		ret = -ENOMEM;
 	}
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	for (;;) {
-		ssize_t n = read(fd, buf, CHECKSUM_CHUNK);
+	/* Data extents are read; holes count as zeros without a read. */
+	while (!ret && pos < st.st_size) {
+		off_t data = lseek(fd, pos, SEEK_DATA), hole;
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
+		if (data < 0 && errno == ENXIO)
+			data = st.st_size;
+		if (data < 0 || (hole = data < st.st_size ? lseek(fd, data, SEEK_HOLE) : data) < 0) {
 			ret = -errno;
-			pr_perror("read %s at offset %llu", path, (unsigned long long)total);
+			pr_perror("seek in %s at offset %lld", path, (long long)pos);
 			break;
 		}
-		if (!n)
-			break;
-		sum = dcres_crc32c(sum, buf, (size_t)n);
-		total += (uint64_t)n;
+		checksum_zeros(data - pos, &sum);
+		ret = checksum_data(fd, path, buf, data, hole - data, &sum);
+		pos = hole;
 	}
 	free(buf);
 	close(fd);
 	if (!ret) {
-		*size = total;
+		*size = (uint64_t)st.st_size;
 		*crc = sum;
 	}
 	return ret;
