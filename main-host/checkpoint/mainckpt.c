@@ -32,6 +32,7 @@ struct ckpt_server {
 	enum step step;
 	int ret;                      /* of the last step */
 	char msg[256];                /* the server's explanation of a refusal */
+	_Atomic bool lost;            /* the pager lost it during the step */
 	_Atomic bool done;
 	_Atomic uint64_t bytes;       /* written for this checkpoint */
 	pthread_t thread;
@@ -138,6 +139,7 @@ static int run_step(struct dcres_mainckpt *c, enum step step, char *err, size_t 
 		s->step = step;
 		s->ret = 0;
 		s->msg[0] = '\0';
+		atomic_store(&s->lost, false);
 		atomic_store(&s->done, false);
 		if (pthread_create(&s->thread, NULL, step_main, s)) {
 			s->ret = -EAGAIN;
@@ -155,10 +157,8 @@ static int run_step(struct dcres_mainckpt *c, enum step step, char *err, size_t 
 			if (atomic_load(&s->done))
 				continue;
 			all = false;
-			if (!server_up(c, s->k) && s->ctl) {
-				snprintf(s->msg, sizeof(s->msg), "lost (it stopped answering the VM)");
+			if (!server_up(c, s->k) && s->ctl && !atomic_exchange(&s->lost, true))
 				dcres_memclient_shutdown(s->ctl);
-			}
 		}
 		if (all)
 			break;
@@ -173,7 +173,9 @@ static int run_step(struct dcres_mainckpt *c, enum step step, char *err, size_t 
 			continue;
 		ret = s->ret ? s->ret : -EAGAIN;
 		snprintf(err, err_len, "checkpoint %s on memory server %u (%s) failed: %s",
-			 names[step], s->k, s->addr, s->msg[0] ? s->msg : strerror(-ret));
+			 names[step], s->k, s->addr,
+			 atomic_load(&s->lost) ? "lost (it stopped answering the VM)" :
+			 s->msg[0] ? s->msg : strerror(-ret));
 	}
 	return ret;
 }
