@@ -6,15 +6,21 @@
 # in two files and that every page the location table places is where it
 # says, and the merged file is restored by a QEMU without any dcres object,
 # whose verifier must then find its memory intact (errors=0) and continue
-# counting passes. The stopped checkpoint must cause no page-in.
+# counting passes. The stopped checkpoint must cause no page-in. The VM's
+# qcow2 disk must get an internal snapshot for each checkpoint, named in
+# its manifest.
 set -euo pipefail
 . "$(dirname "$0")/../lib/split.sh"
 . "$(dirname "$0")/../lib/ckpt.sh"
 
 MEM=1G
 mapfile -t memtest < <(guest_memtest_args $MEM "hot=10 rate=2000")
+disk=$TEST_TMP/disk.qcow2
+# The restored VMs have the same devices (the disk through a throw-away
+# overlay), and no dcres object.
 stock_args=("${memtest[@]}" -object "memory-backend-ram,id=ram0,size=$MEM"
-            -machine memory-backend=ram0)
+            -machine memory-backend=ram0
+            -drive "file=$disk,format=qcow2,if=ide,id=disk0,snapshot=on")
 
 # Restores merged checkpoint FILE (taken after pass $2) in a stock QEMU
 # named $3: its verifier must pass right away, with the pass count going on.
@@ -35,7 +41,9 @@ written_pages() { grep -a -o -E 'pages=[0-9]+' "$(guest_serial split)" | head -n
 
 split_hosts_up 2
 split_servers_up 2 $MEM
-split_guest_start split $MEM 256M "${memtest[@]}"
+ckpt_make_qcow2 "$disk" $((64 << 20))
+split_guest_start split $MEM 256M "${memtest[@]}" \
+  -drive "file=$disk,format=qcow2,if=ide,id=disk0"
 guest_wait split '^MEMTEST start' 60 >/dev/null
 split_guest_passes split 1 400
 
@@ -43,6 +51,9 @@ split_guest_passes split 1 400
 before=$(ckpt_last_pass split)
 ckpt_take split "$SPLIT_CKPT_ROOT/stopped"
 j=$TEST_TMP/stopped.json
+[ "$(ckpt_json "$j" 'j["disk_snapshot"]')" = dcres-stopped ] \
+  && ckpt_snapshots split | grep -qx dcres-stopped \
+  || fail "no disk snapshot dcres-stopped: $(ckpt_snapshots split)"
 [ "$(ckpt_json "$j" 'j["page_ins"]')" -eq 0 ] || fail "the stopped checkpoint paged in $(ckpt_json "$j" 'j["page_ins"]') pages"
 for k in 1 2; do
   [ "$(ckpt_json "$j" "j['hosts'][$k]['pages']")" -gt 10000 ] \
@@ -59,6 +70,7 @@ split_guest_passes split $((before + 2)) 400   # the VM resumed, memory intact
 before=$(ckpt_last_pass split)
 ckpt_take split "$SPLIT_CKPT_ROOT/live" --live --parallel 2
 j=$TEST_TMP/live.json
+ckpt_snapshots split | grep -qx dcres-live || fail "no disk snapshot dcres-live: $(ckpt_snapshots split)"
 for k in 1 2; do
   [ "$(ckpt_json "$j" "j['hosts'][$k]['bytes_written']")" -gt 0 ] \
     || fail "memory server $k wrote nothing during the live checkpoint: $(cat "$j")"

@@ -13,6 +13,10 @@
 #                                  mapped-ram file FILE and resume it
 #   ckpt_last_pass NAME            the number of the guest's last verifier
 #                                  pass so far (0 if none)
+#   ckpt_make_qcow2 PATH SIZE      create an empty qcow2 image (through a
+#                                  QEMU without a machine: no qemu-img here)
+#   ckpt_snapshots NAME            the internal snapshots of guest NAME's
+#                                  disks, one name per line
 
 ckpt_take() {
   local name=$1 dir=$2; shift 2
@@ -52,4 +56,42 @@ ckpt_restore_stock() {
 ckpt_last_pass() {
   { grep -a -o -E '^MEMTEST pass=[0-9]+' "$(guest_serial "$1")" || echo "pass=0"; } \
     | tail -n 1 | sed 's/.*pass=//'
+}
+
+# Runs QMP command $2 with arguments $3 on the helper QEMU at socket $1 and
+# waits for the job it starts ($4) to conclude.
+_ckpt_job() {
+  local sock=$1 s
+  "$QMP" "$sock" "$2" "$3" >/dev/null
+  for _ in $(seq 100); do
+    s=$("$QMP" "$sock" query-jobs)
+    grep -q '"status": "concluded"' <<< "$s" && break
+    sleep 0.1
+  done
+  grep -q '"error"' <<< "$s" && fail "$2 failed: $s"
+  "$QMP" "$sock" job-dismiss "{\"id\": \"$4\"}" >/dev/null
+}
+
+ckpt_make_qcow2() {
+  local path=$1 size=$2 sock=$TEST_TMP/mkimg.qmp pid
+  "$DCRES_QEMU" -machine none -nodefaults -display none \
+    -qmp "unix:$sock,server=on,wait=off" 2> "$TEST_TMP/mkimg.stderr" &
+  pid=$!
+  for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
+  _ckpt_job "$sock" blockdev-create \
+    "{\"job-id\": \"f\", \"options\": {\"driver\": \"file\", \"filename\": \"$path\", \"size\": 0}}" f
+  "$QMP" "$sock" blockdev-add "{\"driver\": \"file\", \"node-name\": \"f\", \"filename\": \"$path\"}" >/dev/null
+  _ckpt_job "$sock" blockdev-create \
+    "{\"job-id\": \"q\", \"options\": {\"driver\": \"qcow2\", \"file\": \"f\", \"size\": $size}}" q
+  "$QMP" "$sock" quit >/dev/null || true
+  wait $pid || true
+  [ -s "$path" ] || fail "could not create the qcow2 image $path: $(cat "$TEST_TMP/mkimg.stderr")"
+}
+
+ckpt_snapshots() {
+  "$QMP" "$TEST_TMP/$1.qmp" query-block | python3 -c '
+import json, sys
+for dev in json.load(sys.stdin):
+    for snap in dev.get("inserted", {}).get("image", {}).get("snapshots", []):
+        print(snap["name"])'
 }

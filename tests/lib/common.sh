@@ -3,8 +3,9 @@
 #   fail MSG        exit 1 with a message
 #   at_exit CMD     run CMD (a string) at exit, last registered first, also
 #                   after a failure, SIGINT or SIGTERM
-#   use_build DIR   take the patched QEMU, the test guests and the memory
-#                   server from build directory DIR (scripts outside ctest)
+#   use_build DIR   take the patched QEMU, the test guests, the memory
+#                   server and the tools from build directory DIR (scripts
+#                   outside ctest)
 #   TEST_TMP        a private temporary directory, removed at exit
 
 _at_exit_cmds=()
@@ -30,6 +31,8 @@ use_build() {
   DCRES_LINUX_KERNEL=$1/tests/guests/linux-vmlinuz
   DCRES_LINUX_INITRD=$1/tests/guests/linux-initramfs.cpio.gz
   DCRES_MEMSERVER=$1/memory-server/dcres-memserver
+  DCRES_CHECKPOINT=$1/tools/checkpoint/dcres-checkpoint
+  DCRES_MERGE=$1/tools/merge/dcres-merge
 }
 
 TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/dcres-test.XXXXXX")
