@@ -32,6 +32,7 @@ bench: build
 	$(BUILD)/main-host/pager/dcres-pager-bench --server $(BUILD)/memory-server/dcres-memserver
 	experiments/guest-boot-time.sh $(BUILD)
 	experiments/split-vs-local.sh $(BUILD)
+	experiments/ckpt-bench.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD)
