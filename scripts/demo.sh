@@ -4,13 +4,19 @@
 #  2. the same guest as a split-memory VM: QEMU in test host 0 keeps 256 MiB
 #     of its RAM, the rest lives on memory servers in test hosts 1 and 2
 #     (network namespaces), paged in and out on demand; the verifier must
-#     keep passing, and QEMU's "info dcres" shows the paging.
-# usage: demo.sh BUILD_DIR   (part 2 needs root)
+#     keep passing, and QEMU's "info dcres" shows the paging;
+#  3. a live D-CRES checkpoint of the split VM while it runs: every host
+#     saves its own pages in parallel (dcres-checkpoint prints the summary);
+#     dcres-merge checks that every page is in exactly one file and makes
+#     one ordinary QEMU file of it, which a QEMU without dcres restores: the
+#     restored guest's verifier goes on from where it was, errors=0.
+# usage: demo.sh BUILD_DIR   (parts 2 and 3 need root)
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-build}" && pwd)
 . "$src/tests/lib/split.sh"
 use_build "$build"
+. "$src/tests/lib/ckpt.sh"
 
 # Shows NAME's serial console (what it did not show yet) until it reports
 # pass PASS, then checks it.
@@ -42,7 +48,7 @@ echo "== OK: 3 verification passes over all guest RAM, errors=0 ($((SECONDS - st
 echo
 
 if [ "$(id -u)" -ne 0 ]; then
-  echo "== 2. split-memory VM skipped: it needs root (userfaultfd, network namespaces)"
+  echo "== 2. and 3. skipped: the split-memory VM needs root (userfaultfd, network namespaces)"
   exit 0
 fi
 echo "== 2. split-memory VM: -m 1G, local-size=256M, two memory servers in other test hosts"
@@ -63,3 +69,16 @@ echo "   QEMU resident (host 0): $(split_rss_mib "$(guest_pid split)") MiB of a 
 for k in 1 2; do
   echo "   memory server $k ($(host_addr $k)) resident: $(split_rss_mib "$(split_server_pid $k)") MiB"
 done
+echo
+echo "== 3. live D-CRES checkpoint of the running split VM into $SPLIT_CKPT_ROOT/demo"
+pass=$(ckpt_last_pass split)
+"$DCRES_CHECKPOINT" --qmp "$TEST_TMP/split.qmp" --dir "$SPLIT_CKPT_ROOT/demo" --live --parallel 2
+ls -ls "$SPLIT_CKPT_ROOT/demo"
+echo "== dcres-merge: every page in exactly one file; one mapped-ram file for stock QEMU"
+"$DCRES_MERGE" "$SPLIT_CKPT_ROOT/demo" "$TEST_TMP/merged.mem"
+kill "$(guest_pid split)"
+echo "== restoring the merged file in a QEMU without any dcres object"
+ckpt_restore_stock restored "$TEST_TMP/merged.mem" "${args[@]}" \
+  -object memory-backend-ram,id=ram0,size=1G -machine memory-backend=ram0
+watch_passes restored $((pass + 2)) 300
+echo "== OK: the restored guest went on from pass $pass and verified all its RAM, errors=0"
