@@ -214,6 +214,30 @@ static void stop_poller(struct dcres_mainckpt *c)
 	c->poller_running = false;
 }
 
+/* Sets c->server_dir: c->dir relative to root (the servers' --dir). */
+static int relative_to_root(struct dcres_mainckpt *c, const char *root, char *err,
+			    size_t err_len)
+{
+	size_t n = strlen(root);
+	const char *rest;
+
+	while (n > 1 && root[n - 1] == '/')
+		n--;
+	if (n == 1 && root[0] == '/')
+		rest = c->dir + 1;
+	else if (!strncmp(c->dir, root, n) && (c->dir[n] == '/' || !c->dir[n]))
+		rest = c->dir[n] ? c->dir + n + 1 : "";
+	else
+		rest = NULL;
+	if (!rest || c->dir[0] != '/') {
+		snprintf(err, err_len, "checkpoint directory %s is not below %s, the memory "
+			 "servers' directory", c->dir, root);
+		return -EINVAL;
+	}
+	snprintf(c->server_dir, sizeof(c->server_dir), "%s", *rest ? rest : ".");
+	return 0;
+}
+
 int dcres_mainckpt_begin(const struct dcres_mainckpt_config *cfg,
 			 struct dcres_mainckpt **out, char *err, size_t err_len)
 {
@@ -225,11 +249,14 @@ int dcres_mainckpt_begin(const struct dcres_mainckpt_config *cfg,
 		return -ENOMEM;
 	c->cfg = *cfg;
 	snprintf(c->dir, sizeof(c->dir), "%s", cfg->dir);
-	snprintf(c->server_dir, sizeof(c->server_dir), "%s", cfg->server_dir);
 	c->cfg.dir = c->dir;
-	c->cfg.server_dir = c->server_dir;
+	c->cfg.root = NULL;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
+	if ((ret = relative_to_root(c, cfg->root, err, err_len))) {
+		dcres_mainckpt_end(c);
+		return ret;
+	}
 	c->n = dcres_pager_server_count(cfg->pager);
 	c->servers = calloc(c->n ? c->n : 1, sizeof(*c->servers));
 	if (!c->servers) {

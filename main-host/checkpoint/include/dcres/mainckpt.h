@@ -30,13 +30,15 @@ struct dcres_mainckpt_config {
 	uint64_t ram_size;         /* bytes of the paged guest RAM */
 	const struct dcres_psk *psk;
 	int timeout_ms;            /* connect and ordinary requests */
-	const char *dir;           /* checkpoint directory on this host */
-	const char *server_dir;    /* the same, as the servers name it (relative
-				    * to their --dir) */
+	const char *dir;           /* checkpoint directory on this host (absolute) */
+	const char *root;          /* the directory the servers' --dir stands for
+				    * on this host: they are told dir relative
+				    * to it */
 };
 
 /* Starts the checkpoint on every server. On failure nothing is left
- * running and err names the server. */
+ * running and err names the server (or says that dir is not below
+ * root). */
 int dcres_mainckpt_begin(const struct dcres_mainckpt_config *cfg,
 			 struct dcres_mainckpt **out, char *err, size_t err_len);
 
