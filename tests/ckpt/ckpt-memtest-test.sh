@@ -6,7 +6,9 @@
 # in two files and that every page the location table places is where it
 # says, and the merged file is restored by a QEMU without any dcres object,
 # whose verifier must then find its memory intact (errors=0) and continue
-# counting passes. The stopped checkpoint must cause no page-in. The VM's
+# counting passes. The stopped checkpoint must cause no page-in; the
+# conventional one (every page through the main host) pages the remote ones
+# in and makes a file stock QEMU restores as it is. The VM's
 # qcow2 disk must get an internal snapshot for each checkpoint, named in
 # its manifest.
 set -euo pipefail
@@ -78,9 +80,22 @@ done
 ckpt_merge "$SPLIT_CKPT_ROOT/live" "$TEST_TMP/live.mem"
 total=$(ckpt_json "$TEST_TMP/live.mem.json" 'j["total"]')
 [ "$total" -ge "$(written_pages)" ] || fail "checkpoint holds $total pages, the guest wrote $(written_pages)"
+live_before=$before
+
+# 3. Conventional, for comparisons: the remote pages come through the main
+# host, and main.mem alone is the checkpoint.
+before=$(ckpt_last_pass split)
+ckpt_take split "$SPLIT_CKPT_ROOT/conv" --conventional --parallel 2
+j=$TEST_TMP/conv.json
+[ "$(ckpt_json "$j" 'j["mode"]')" = conventional ] && [ "$(ckpt_json "$j" 'j["page_ins"]')" -gt 10000 ] \
+  || fail "the conventional checkpoint did not page the remote pages in: $(cat "$j")"
+[ ! -e "$SPLIT_CKPT_ROOT/conv/main.loc" ] && [ ! -e "$SPLIT_CKPT_ROOT/conv/host-1.mem" ] \
+  || fail "the conventional checkpoint has D-CRES files: $(ls "$SPLIT_CKPT_ROOT/conv")"
 kill "$(guest_pid split)"
 
-# 3. Both merged checkpoints restore in QEMU without dcres.
+# 4. The merged checkpoints, and the conventional one as it is, restore in
+# QEMU without dcres.
 restore_and_verify "$TEST_TMP/stopped.mem" 1 rstopped
-restore_and_verify "$TEST_TMP/live.mem" "$before" rlive
-echo "PASS: D-CRES checkpoints, stopped and live, merged and restored"
+restore_and_verify "$TEST_TMP/live.mem" "$live_before" rlive
+restore_and_verify "$SPLIT_CKPT_ROOT/conv/main.mem" "$before" rconv
+echo "PASS: D-CRES checkpoints, stopped and live, merged and restored; conventional restored"
