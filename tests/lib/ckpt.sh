@@ -4,7 +4,7 @@
 #                                  dcres-checkpoint --json ARGS; its summary
 #                                  goes to $TEST_TMP/<basename DIR>.json
 #   ckpt_json FILE EXPR            a value of a JSON file: EXPR is Python on
-#                                  the parsed object j, e.g. 'j["downtime-ms"]'
+#                                  the parsed object j, e.g. 'j["downtime_ms"]'
 #   ckpt_merge DIR OUT             merge checkpoint DIR into OUT (dcres-merge
 #                                  --json); its summary goes to OUT.json
 #   ckpt_restore_stock NAME FILE QEMU_ARGS...
