@@ -23,12 +23,6 @@ static void fill_page(uint8_t *buf, uint64_t p, unsigned g)
 }
 
 /* Stores v as n big-endian bytes at b. */
-static void put_be(uint8_t *b, uint64_t v, int n)
-{
-	for (int i = 0; i < n; i++)
-		b[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
-}
-
 /* Whether page p of the original file has its bit set: every third page
  * (0, 3, ..., 999, the last one). */
 static bool orig_bit(uint64_t p)
@@ -43,7 +37,7 @@ static bool orig_bit(uint64_t p)
 static void make_file(const char *path, struct dcres_mapped_ram *geo)
 {
 	uint64_t bmap_len = (NPAGES + 63) / 64 * 8;
-	uint8_t hdr[28], page[PS];
+	uint8_t page[PS];
 	uint8_t *bmap = calloc(bmap_len, 1);
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 
@@ -56,11 +50,7 @@ static void make_file(const char *path, struct dcres_mapped_ram *geo)
 
 	memset(page, 0xab, sizeof(page));
 	CHECK(pwrite(fd, page, PREFIX, 0) == PREFIX);
-	put_be(hdr, 1, 4);
-	put_be(hdr + 4, PS, 8);
-	put_be(hdr + 12, geo->bitmap_offset, 8);
-	put_be(hdr + 20, geo->pages_offset, 8);
-	CHECK(pwrite(fd, hdr, 28, PREFIX) == 28);
+	test_write_mapped_ram_header(fd, geo);
 	for (uint64_t p = 0; p < NPAGES; p++) {
 		if (orig_bit(p))
 			bmap[p / 8] |= (uint8_t)(1u << (p % 8)); /* LE 64-bit words */

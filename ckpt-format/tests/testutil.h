@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "dcres/log.h"
+#include "dcres/mappedram.h"
 
 #define CHECK(cond)                                                              \
 	do {                                                                     \
@@ -96,6 +97,20 @@ static inline off_t test_file_size(const char *path)
 
 	CHECK(stat(path, &sb) == 0);
 	return sb.st_size;
+}
+
+/* Writes QEMU's 28-byte MappedRamHeader of geo (be32 version 1, be64 page
+ * size, bitmap offset, pages offset) into fd right before the bitmap. */
+static inline void test_write_mapped_ram_header(int fd, const struct dcres_mapped_ram *geo)
+{
+	const uint64_t fields[4] = { 1, 4096, geo->bitmap_offset, geo->pages_offset };
+	const int width[4] = { 4, 8, 8, 8 };
+	uint8_t hdr[28], *b = hdr;
+
+	for (int f = 0; f < 4; f++)
+		for (int i = 0; i < width[f]; i++)
+			*b++ = (uint8_t)(fields[f] >> (8 * (width[f] - 1 - i)));
+	CHECK(pwrite(fd, hdr, sizeof(hdr), (off_t)geo->bitmap_offset - 28) == 28);
 }
 
 /* Log capture: the lines logged since test_capture_start, also echoed to

@@ -7,14 +7,12 @@
  * usage: mainckpt-test PATH_TO_DCRES_MEMSERVER (exit 77: no userfaultfd) */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "dcres/loctable.h"
@@ -49,17 +47,6 @@ static void finish(void)
 		fprintf(stderr, "could not remove %s\n", tmpdir);
 	printf("mainckpt-test: %s (%d failures)\n", failures ? "FAILED" : "ok", failures);
 	exit(failures ? 1 : 0);
-}
-
-static int uffd_available(void)
-{
-	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
-
-	if (fd >= 0) {
-		close(fd);
-		return 1;
-	}
-	return access("/dev/userfaultfd", R_OK | W_OK) == 0;
 }
 
 /* The server (1 or 2) page p lives on, or 0 for none. */
@@ -143,7 +130,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: mainckpt-test PATH_TO_DCRES_MEMSERVER\n");
 		return 2;
 	}
-	if (!uffd_available()) {
+	if (!test_uffd_available()) {
 		printf("SKIP: userfaultfd unavailable (needs root or vm.unprivileged_userfaultfd=1)\n");
 		return 77;
 	}

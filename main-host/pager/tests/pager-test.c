@@ -9,7 +9,6 @@
  * usage: pager-test PATH_TO_DCRES_MEMSERVER (exit 77: no userfaultfd) */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <pthread.h>
 #include <signal.h>
@@ -18,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "dcres/log.h"
@@ -473,16 +471,6 @@ static void test_lost_page_out(void)
 	munmap(r, cfg.size);
 }
 
-static int uffd_available(void)
-{
-	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
-	if (fd >= 0) {
-		close(fd);
-		return 1;
-	}
-	return access("/dev/userfaultfd", R_OK | W_OK) == 0;
-}
-
 int main(int argc, char **argv)
 {
 	char key[200], dir[200];
@@ -495,7 +483,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: pager-test PATH_TO_DCRES_MEMSERVER\n");
 		return 2;
 	}
-	if (!uffd_available()) {
+	if (!test_uffd_available()) {
 		printf("SKIP: userfaultfd unavailable (needs root or vm.unprivileged_userfaultfd=1)\n");
 		return 77;
 	}

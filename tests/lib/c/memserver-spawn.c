@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -76,6 +77,17 @@ void test_memserver_kill(struct test_memserver *s)
 		waitpid(s->pid, NULL, 0);
 		s->pid = 0;
 	}
+}
+
+int test_uffd_available(void)
+{
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+
+	if (fd >= 0) {
+		close(fd);
+		return 1;
+	}
+	return access("/dev/userfaultfd", R_OK | W_OK) == 0;
 }
 
 int test_write_key(const char *path, struct dcres_psk *psk)

@@ -1,4 +1,5 @@
-/* Test helper: runs a real dcres-memserver on a free loopback port. */
+/* Test helpers: a real dcres-memserver on a free loopback port, a test key,
+ * and whether userfaultfd is available. */
 #ifndef DCRES_TEST_MEMSERVER_SPAWN_H
 #define DCRES_TEST_MEMSERVER_SPAWN_H
 
@@ -19,6 +20,9 @@ int test_memserver_start(struct test_memserver *s, const char *binary, const cha
 
 /* Kills the server (SIGKILL) and reaps it. */
 void test_memserver_kill(struct test_memserver *s);
+
+/* True when this process may create a userfaultfd (the pager needs one). */
+int test_uffd_available(void);
 
 /* Writes a 0600 key file with a fixed test key at path and loads it. */
 int test_write_key(const char *path, struct dcres_psk *psk);

@@ -60,12 +60,6 @@ static void fill_page(uint8_t *buf, uint64_t p, unsigned h)
 }
 
 /* Stores v as n big-endian bytes at b. */
-static void put_be(uint8_t *b, uint64_t v, int n)
-{
-	for (int i = 0; i < n; i++)
-		b[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
-}
-
 /* Writes dir/main.mem: device-state bytes, the 28-byte MappedRamHeader, an
  * empty bitmap, then (through the mappedram library) the main host's pages
  * with their bits, and stream bytes after the pages area. */
@@ -73,18 +67,14 @@ static void make_main(const char *dir, const struct dcres_mapped_ram *geo, enum 
 {
 	char *path = test_path(dir, "main.mem");
 	static const uint8_t zeros[(NPAGES + 63) / 64 * 8]; /* the empty bitmap */
-	uint8_t hdr[28], page[PS];
+	uint8_t page[PS];
 	struct dcres_mrfile f;
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 
 	CHECK(fd >= 0);
 	memset(page, 0xd5, sizeof(page));
 	CHECK(pwrite(fd, page, PREFIX, 0) == PREFIX);
-	put_be(hdr, 1, 4);
-	put_be(hdr + 4, PS, 8);
-	put_be(hdr + 12, geo->bitmap_offset, 8);
-	put_be(hdr + 20, geo->pages_offset, 8);
-	CHECK(pwrite(fd, hdr, 28, PREFIX) == 28);
+	test_write_mapped_ram_header(fd, geo);
 	CHECK(pwrite(fd, zeros, sizeof(zeros), (off_t)geo->bitmap_offset) == sizeof(zeros));
 	CHECK(pwrite(fd, "QEVM-tail", 9, (off_t)(geo->pages_offset + geo->used_length)) == 9);
 	close(fd);

@@ -7,7 +7,8 @@
  * $DCRES_BUILD_DIR/qemu/build/qemu-system-x86_64; skipped with 77 when
  * absent): query-version, an unknown command, the STOP event of stop,
  * quit and a killed QEMU. Prints "qmp: ok" last. */
-#define _GNU_SOURCE
+#include "testutil.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -20,15 +21,6 @@
 #include <unistd.h>
 
 #include "dcres/qmp.h"
-
-#define CHECK(cond)                                                              \
-	do {                                                                     \
-		if (!(cond)) {                                                   \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,   \
-				__LINE__, #cond);                                \
-			exit(1);                                                 \
-		}                                                                \
-	} while (0)
 
 /* Checks that call (an int expression) returns want, printing err if not. */
 #define CHECK_RET(call, want)                                                    \
