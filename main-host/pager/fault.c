@@ -102,6 +102,8 @@ int pager_serve_fault(struct dcres_pager *p, uint64_t idx)
 	struct pager_server *srv;
 	int ret;
 
+	if (host == DCRES_PAGER_FILL)
+		return pager_fill_fault(p, idx);
 	if (host == DCRES_PAGER_ZERO || host == DCRES_PAGER_LOCAL)
 		return serve_zero(p, idx, host);
 	srv = &p->servers[host - 1];
@@ -131,35 +133,40 @@ int pager_serve_fault(struct dcres_pager *p, uint64_t idx)
 }
 
 /* Fault thread: reads userfaultfd events until stopped. While a server is
- * lost it wakes up to try reaching it again; faults on its pages wait. */
+ * lost it wakes up to try reaching it again; faults on its pages wait.
+ * While a fill has pages to load it loads a batch between events. */
 void *pager_fault_main(void *arg)
 {
 	struct dcres_pager *p = arg;
-	struct pollfd fds[2] = { { p->uffd, POLLIN, 0 }, { p->stop_fd, POLLIN, 0 } };
+	struct pollfd fds[3] = { { p->uffd, POLLIN, 0 }, { p->stop_fd, POLLIN, 0 },
+				 { p->kick_fd, POLLIN, 0 } };
 
 	for (;;) {
 		struct uffd_msg msg;
-		int n = poll(fds, 2, p->nlost ? PAGER_RECONNECT_MS / 4 : -1);
+		int timeout = pager_fill_active(p) ? 0 : p->nlost ? PAGER_RECONNECT_MS / 4 : -1;
+		int n = poll(fds, 3, timeout);
+		uint64_t kicks;
 
 		if (n < 0 && errno != EINTR)
 			break;
 		if (fds[1].revents)
 			break;
+		if (fds[2].revents & POLLIN && read(p->kick_fd, &kicks, sizeof(kicks)) < 0)
+			pr_perror("pager: reading the wake-up counter");
 		if (p->nlost)
 			pager_reconnect_lost(p);
-		if (n <= 0 || !(fds[0].revents & POLLIN))
-			continue;
-		if (read(p->uffd, &msg, sizeof(msg)) != sizeof(msg) ||
-		    msg.event != UFFD_EVENT_PAGEFAULT)
-			continue;
-		uint64_t idx = (msg.arg.pagefault.address - (uint64_t)(uintptr_t)p->base) /
-			       DCRES_PAGE_SIZE;
-		if (idx >= p->npages)
-			continue;
-		if (msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP)
-			pager_wp_fault(p, idx);
-		else
-			pager_serve_fault(p, idx);
+		if (n > 0 && (fds[0].revents & POLLIN) &&
+		    read(p->uffd, &msg, sizeof(msg)) == sizeof(msg) &&
+		    msg.event == UFFD_EVENT_PAGEFAULT) {
+			uint64_t idx = (msg.arg.pagefault.address -
+					(uint64_t)(uintptr_t)p->base) / DCRES_PAGE_SIZE;
+			if (idx < p->npages && (msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP))
+				pager_wp_fault(p, idx);
+			else if (idx < p->npages)
+				pager_serve_fault(p, idx);
+		} else if (pager_fill_active(p)) {
+			pager_fill_step(p);
+		}
 		pager_enforce_limit(p);
 	}
 	return NULL;

@@ -52,7 +52,7 @@ struct dcres_pager {
 	_Atomic size_t npending;
 	size_t pending_cap;
 
-	int uffd, stop_fd;
+	int uffd, stop_fd, kick_fd;     /* kick_fd: new work for the fault thread */
 	pthread_t thread;
 	void *buf;                      /* one page, for UFFDIO_COPY */
 
@@ -65,6 +65,17 @@ struct dcres_pager {
 	_Atomic bool evict_held;        /* dcres_pager_hold_eviction */
 	uint8_t *pins;                  /* pin count per page */
 
+	/* Fill (fill.c): pages to load, their order, progress. */
+	uint64_t *_Atomic fill_list;
+	uint64_t fill_n, fill_next;     /* list length, next entry to load */
+	dcres_pager_fetch_fn fill_fetch;
+	void *fill_opaque;
+	uint8_t *fill_buf;              /* DCRES_PAGER_FILL_BATCH pages */
+	_Atomic uint64_t fill_pending, fill_loaded, fill_faults;
+	_Atomic int fill_error;
+	pthread_mutex_t fill_lock;      /* with fill_done: dcres_pager_fill_wait */
+	pthread_cond_t fill_done;
+
 	pthread_mutex_t stats_lock;
 	uint64_t page_ins, zero_fills, page_outs;
 	uint32_t lat_us[PAGER_LAT_SAMPLES];
@@ -72,11 +83,23 @@ struct dcres_pager {
 };
 
 uint64_t pager_now_us(void);
+/* Wakes the fault thread to look for new work. */
+int pager_kick(struct dcres_pager *p);
 
 /* fault.c */
 void *pager_fault_main(void *arg);
 /* Serves the fault on page idx (or queues it while its server is lost). */
 int pager_serve_fault(struct dcres_pager *p, uint64_t idx);
+
+/* fill.c */
+/* Whether a fill has pages left to load in the background. */
+bool pager_fill_active(const struct dcres_pager *p);
+/* Loads the next batch of a fill. */
+void pager_fill_step(struct dcres_pager *p);
+/* Serves a fault on a page a fill has not loaded yet. */
+int pager_fill_fault(struct dcres_pager *p, uint64_t idx);
+/* Frees the fill's state (the pager is stopping). */
+void pager_fill_free(struct dcres_pager *p);
 
 /* evict.c: brings the resident set back under the local limit. */
 void pager_enforce_limit(struct dcres_pager *p);

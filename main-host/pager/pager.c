@@ -162,8 +162,10 @@ int dcres_pager_start(const struct dcres_pager_config *cfg, struct dcres_pager *
 	p->on_move = cfg->on_move;
 	p->opaque = cfg->opaque;
 	p->nservers = cfg->nservers;
-	p->uffd = p->stop_fd = -1;
+	p->uffd = p->stop_fd = p->kick_fd = -1;
 	pthread_mutex_init(&p->stats_lock, NULL);
+	pthread_mutex_init(&p->fill_lock, NULL);
+	pthread_cond_init(&p->fill_done, NULL);
 	pthread_mutex_init(&p->evict_lock, NULL);
 	p->local_limit = cfg->local_limit_pages;
 	p->staging = MAP_FAILED;
@@ -195,6 +197,11 @@ int dcres_pager_start(const struct dcres_pager_config *cfg, struct dcres_pager *
 	ret = register_uffd(p);
 	if (ret)
 		goto err;
+	p->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (p->kick_fd < 0) {
+		ret = -errno;
+		goto err;
+	}
 	p->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (p->stop_fd < 0 || (ret = -pthread_create(&p->thread, NULL, pager_fault_main, p))) {
 		ret = p->stop_fd < 0 ? -errno : ret;
@@ -225,6 +232,8 @@ void dcres_pager_stop(struct dcres_pager *p)
 		ioctl(p->uffd, UFFDIO_UNREGISTER, &r);
 		close(p->uffd);
 	}
+	if (p->kick_fd >= 0)
+		close(p->kick_fd);
 	if (p->staging != MAP_FAILED)
 		munmap(p->staging, PAGER_EVICT_BATCH * DCRES_PAGE_SIZE);
 	for (unsigned i = 0; p->servers && i < p->nservers; i++) {
@@ -238,6 +247,9 @@ void dcres_pager_stop(struct dcres_pager *p)
 	free(p->pins);
 	free((void *)p->loc);
 	free(p->buf);
+	pager_fill_free(p);
+	pthread_cond_destroy(&p->fill_done);
+	pthread_mutex_destroy(&p->fill_lock);
 	pthread_mutex_destroy(&p->evict_lock);
 	pthread_mutex_destroy(&p->stats_lock);
 	free(p);
@@ -253,6 +265,24 @@ int dcres_pager_place(struct dcres_pager *p, uint64_t page, uint8_t host)
 	if (host != DCRES_PAGER_ZERO)
 		atomic_fetch_add(&p->servers[host - 1].pages, 1);
 	return 0;
+}
+
+int pager_kick(struct dcres_pager *p)
+{
+	uint64_t one = 1;
+
+	if (write(p->kick_fd, &one, sizeof(one)) != sizeof(one) && errno != EAGAIN) {
+		int err = errno;
+		pr_perror("pager: waking the fault thread");
+		return -err;
+	}
+	return 0;
+}
+
+void dcres_pager_seed_history(struct dcres_pager *p, const uint8_t *history)
+{
+	for (uint64_t i = 0; i < p->npages; i++)
+		atomic_store_explicit(&p->history[i], history[i], memory_order_relaxed);
 }
 
 uint8_t dcres_pager_location(const struct dcres_pager *p, uint64_t page)
@@ -354,4 +384,8 @@ void dcres_pager_get_stats(struct dcres_pager *p, struct dcres_pager_stats *st)
 	st->local_limit = p->local_limit;
 	st->resident = atomic_load(&p->resident);
 	st->waiting_faults = atomic_load(&p->npending);
+	st->fill_loaded = atomic_load(&p->fill_loaded);
+	st->fill_pending = atomic_load(&p->fill_pending);
+	st->fill_faults = atomic_load(&p->fill_faults);
+	st->fill_error = atomic_load(&p->fill_error);
 }

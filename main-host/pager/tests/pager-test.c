@@ -5,7 +5,9 @@
  * start-up naming the server. Eviction under a local limit loses no write,
  * keeps pinned and often-noted pages resident and reports every move; a
  * server that stops answering makes only the faults on its pages wait,
- * which are served with their content when it is back.
+ * which are served with their content when it is back. A fill loads its
+ * pages in the background and on first touch, with a server's pages and
+ * never-written pages beside it; a fetch error stops it and is reported.
  * usage: pager-test PATH_TO_DCRES_MEMSERVER (exit 77: no userfaultfd) */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -471,6 +473,113 @@ static void test_lost_page_out(void)
 	munmap(r, cfg.size);
 }
 
+/* The fill's source: page p's word i is word(p, i) ^ FILL_MARK; page
+ * FILL_BAD (when failing) cannot be read. */
+#define FILL_MARK 0xf111ull
+#define FILL_BAD 300u
+static _Atomic uint64_t fill_fetched;
+static bool fill_failing;
+
+static int fill_fetch(void *opaque, const uint64_t *pages, size_t n, void *buf)
+{
+	(void)opaque;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t *w = (uint64_t *)((uint8_t *)buf + i * PAGE);
+		if (fill_failing && pages[i] == FILL_BAD) {
+			fprintf(stderr, "pager-test: (expected) fetch of page %u fails\n", FILL_BAD);
+			return -EIO;
+		}
+		for (unsigned j = 0; j < PAGE / 8; j++)
+			w[j] = word(pages[i], j) ^ FILL_MARK;
+	}
+	atomic_fetch_add(&fill_fetched, n);
+	return 0;
+}
+
+static void test_fill(void)
+{
+	const char *addrs[1] = { servers[0].addr };
+	struct dcres_pager_config cfg = {
+		.size = 1024 * PAGE, .servers = addrs, .nservers = 1, .psk = &psk,
+		.timeout_ms = 2000,
+	};
+	struct dcres_pager_stats st;
+	struct dcres_pager *pager;
+	uint64_t list[600], *data;
+	uint8_t *r;
+
+	cfg.vm_uuid[0] = 0x30; /* a VM of its own */
+	r = mmap(NULL, cfg.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cfg.base = r;
+	if (dcres_pager_start(&cfg, &pager)) {
+		CHECK(0, "pager start");
+		return;
+	}
+	/* Pages 900..909 on the server; 0..599 filled, from the last to the
+	 * first; the rest never written. */
+	if (posix_memalign((void **)&data, PAGE, 10 * PAGE) == 0) {
+		uint64_t pages[10];
+		struct dcres_memclient *c;
+		for (unsigned i = 0; i < 10; i++) {
+			pages[i] = 900 + i;
+			for (unsigned j = 0; j < PAGE / 8; j++)
+				data[i * PAGE / 8 + j] = word(900 + i, j);
+		}
+		CHECK(dcres_memclient_connect(servers[0].addr, &psk, 2000, &c) == 0 &&
+		      dcres_memclient_attach(c, cfg.vm_uuid, cfg.size) == 0 &&
+		      dcres_memclient_page_out(c, pages, data, 10) == 0, "pages onto the server");
+		dcres_memclient_close(c);
+		for (unsigned i = 0; i < 10; i++)
+			CHECK(dcres_pager_place(pager, 900 + i, 1) == 0, "place");
+		free(data);
+	}
+	for (unsigned i = 0; i < 600; i++)
+		list[i] = 599 - i;
+	CHECK(dcres_pager_fill_start(pager, list, 600, fill_fetch, NULL) == 0, "fill start");
+	CHECK(dcres_pager_fill_start(pager, list, 1, fill_fetch, NULL) == -EBUSY,
+	      "a second fill accepted while one runs");
+	/* A touch loads a page at once, whether or not the background got to it. */
+	CHECK(((uint64_t *)(r + 5 * PAGE))[7] == (word(5, 7) ^ FILL_MARK), "page 5 wrong on touch");
+	CHECK(dcres_pager_fill_wait(pager) == 0, "fill failed");
+	for (uint64_t p = 0; p < 1024; p++) {
+		uint64_t w = ((uint64_t *)(r + p * PAGE))[11];
+		uint64_t want = p < 600 ? word(p, 11) ^ FILL_MARK : p >= 900 && p < 910 ? word(p, 11) : 0;
+		if (w != want) {
+			CHECK(0, "page %llu: %#llx after the fill, want %#llx", (unsigned long long)p,
+			      (unsigned long long)w, (unsigned long long)want);
+			break;
+		}
+	}
+	dcres_pager_get_stats(pager, &st);
+	CHECK(st.fill_loaded == 600 && st.fill_pending == 0 && st.fill_error == 0,
+	      "fill stats: %llu loaded, %llu pending", (unsigned long long)st.fill_loaded,
+	      (unsigned long long)st.fill_pending);
+	CHECK(atomic_load(&fill_fetched) == 600, "%llu pages fetched for 600 filled",
+	      (unsigned long long)atomic_load(&fill_fetched));
+	CHECK(st.page_ins == 10, "%llu page-ins beside the fill", (unsigned long long)st.page_ins);
+	CHECK(dcres_pager_location(pager, 0) == DCRES_PAGER_LOCAL, "a filled page is not local");
+	dcres_pager_stop(pager);
+	munmap(r, cfg.size);
+
+	/* A source that cannot be read stops the fill with its error. */
+	r = mmap(NULL, cfg.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cfg.base = r;
+	cfg.vm_uuid[0] = 0x31;
+	fill_failing = true;
+	if (dcres_pager_start(&cfg, &pager) == 0) {
+		for (unsigned i = 0; i < 600; i++)
+			list[i] = i;
+		CHECK(dcres_pager_fill_start(pager, list, 600, fill_fetch, NULL) == 0, "fill start");
+		CHECK(dcres_pager_fill_wait(pager) == -EIO, "an unreadable page did not fail the fill");
+		dcres_pager_get_stats(pager, &st);
+		CHECK(st.fill_error == -EIO && st.fill_pending > 0, "a failed fill's stats");
+		dcres_pager_stop(pager);
+	}
+	fill_failing = false;
+	munmap(r, cfg.size);
+	printf("pager-test: fill: 600 pages loaded in the background and on touch\n");
+}
+
 int main(int argc, char **argv)
 {
 	char key[200], dir[200];
@@ -573,5 +682,6 @@ int main(int argc, char **argv)
 	test_eviction(false);
 	test_eviction(true);
 	test_lost_page_out();
+	test_fill();
 	finish();
 }

@@ -39,6 +39,7 @@
 
 #define DCRES_PAGER_LOCAL 0x00  /* resident on this host */
 #define DCRES_PAGER_ZERO 0xff   /* never written */
+#define DCRES_PAGER_FILL 0xfe   /* restored here, not loaded yet (fill) */
 
 struct dcres_pager;
 
@@ -69,6 +70,10 @@ struct dcres_pager_stats {
 	uint64_t local_limit;      /* pages; 0: no limit */
 	uint64_t resident;         /* pages resident here */
 	uint64_t waiting_faults;   /* faults waiting for a lost server */
+	uint64_t fill_loaded;      /* pages a fill loaded so far */
+	uint64_t fill_pending;     /* pages a fill has still to load */
+	uint64_t fill_faults;      /* of the loaded, those a fault asked for */
+	int fill_error;            /* 0, or the error that stopped the fill */
 };
 
 struct dcres_pager_server_info {
@@ -89,6 +94,31 @@ void dcres_pager_stop(struct dcres_pager *p);
 /* Records that page (not yet touched here) lives on host (1..nservers or
  * DCRES_PAGER_ZERO), e.g. after a restore placed it there. */
 int dcres_pager_place(struct dcres_pager *p, uint64_t page, uint8_t host);
+
+/* Sets the access history of every page (npages bytes, e.g. a
+ * checkpoint's), before the VM runs. */
+void dcres_pager_seed_history(struct dcres_pager *p, const uint8_t *history);
+
+#define DCRES_PAGER_FILL_BATCH 256 /* most pages one fetch asks for */
+
+/* Reads the n pages listed into buf (n * 4096 bytes) for a fill; returns
+ * 0 or a negative errno, having logged what failed naming the file and
+ * page. Called on the fault thread. */
+typedef int (*dcres_pager_fetch_fn)(void *opaque, const uint64_t *pages, size_t n,
+				    void *buf);
+
+/* Fill (restore): the n listed pages, never written here so far, become
+ * DCRES_PAGER_FILL and are loaded into the region from fetch by the fault
+ * thread between faults, in list order (e.g. hottest first), in batches;
+ * a fault on one of them loads it at once. Loaded pages are local. The
+ * list is copied. -EBUSY while another fill runs, -EINVAL for a page out
+ * of range or already local or remote. */
+int dcres_pager_fill_start(struct dcres_pager *p, const uint64_t *pages, uint64_t n,
+			   dcres_pager_fetch_fn fetch, void *opaque);
+
+/* Waits until the fill has loaded every page (0) or stopped on a fetch
+ * error (that error). A fault on a page the fill could not load waits. */
+int dcres_pager_fill_wait(struct dcres_pager *p);
 
 /* Where page lives now. */
 uint8_t dcres_pager_location(const struct dcres_pager *p, uint64_t page);

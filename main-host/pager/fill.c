@@ -1,0 +1,182 @@
+/* Fill: loading restored pages into the region on the fault thread, in
+ * the background between faults and at once on a fault. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "dcres/log.h"
+#include "pager-internal.h"
+#include "uffd-move.h"
+
+int dcres_pager_fill_start(struct dcres_pager *p, const uint64_t *pages, uint64_t n,
+			   dcres_pager_fetch_fn fetch, void *opaque)
+{
+	uint64_t *list;
+
+	if (atomic_load(&p->fill_list) || atomic_load(&p->fill_pending))
+		return -EBUSY;
+	for (uint64_t i = 0; i < n; i++) {
+		if (pages[i] >= p->npages || atomic_load(&p->loc[pages[i]]) != DCRES_PAGER_ZERO) {
+			pr_err("pager: fill of page %llu: not a never-written page of the region",
+			       (unsigned long long)pages[i]);
+			return -EINVAL;
+		}
+	}
+	list = malloc((n ? n : 1) * sizeof(*list));
+	if (!list || (!p->fill_buf &&
+		      posix_memalign((void **)&p->fill_buf, DCRES_PAGE_SIZE,
+				     DCRES_PAGER_FILL_BATCH * DCRES_PAGE_SIZE))) {
+		free(list);
+		return -ENOMEM;
+	}
+	memcpy(list, pages, n * sizeof(*list));
+	for (uint64_t i = 0; i < n; i++)
+		atomic_store(&p->loc[pages[i]], DCRES_PAGER_FILL);
+	p->fill_fetch = fetch;
+	p->fill_opaque = opaque;
+	p->fill_n = n;
+	p->fill_next = 0;
+	atomic_store(&p->fill_error, 0);
+	atomic_store(&p->fill_pending, n);
+	/* The fault thread sees the list last, then wakes to work on it. */
+	atomic_store(&p->fill_list, list);
+	return pager_kick(p);
+}
+
+int dcres_pager_fill_wait(struct dcres_pager *p)
+{
+	int ret;
+
+	pthread_mutex_lock(&p->fill_lock);
+	while (atomic_load(&p->fill_pending) && !atomic_load(&p->fill_error))
+		pthread_cond_wait(&p->fill_done, &p->fill_lock);
+	ret = atomic_load(&p->fill_error);
+	pthread_mutex_unlock(&p->fill_lock);
+	return ret;
+}
+
+bool pager_fill_active(const struct dcres_pager *p)
+{
+	return atomic_load(&p->fill_list) && p->fill_next < p->fill_n &&
+	       !atomic_load(&p->fill_error);
+}
+
+/* Wakes dcres_pager_fill_wait when the fill is over (done or failed). */
+static void fill_settle(struct dcres_pager *p)
+{
+	if (atomic_load(&p->fill_pending) && !atomic_load(&p->fill_error))
+		return;
+	pthread_mutex_lock(&p->fill_lock);
+	pthread_cond_broadcast(&p->fill_done);
+	pthread_mutex_unlock(&p->fill_lock);
+}
+
+/* Records a fetch error: the fill stops; faults on its pages wait. */
+static void fill_fail(struct dcres_pager *p, int err)
+{
+	int none = 0;
+
+	atomic_compare_exchange_strong(&p->fill_error, &none, err);
+	fill_settle(p);
+}
+
+/* Records n consecutive pages from page first as loaded and local. */
+static void fill_loaded(struct dcres_pager *p, uint64_t first, uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++)
+		atomic_store(&p->loc[first + i], DCRES_PAGER_LOCAL);
+	atomic_fetch_add(&p->resident, n);
+	atomic_fetch_add(&p->fill_loaded, n);
+	atomic_fetch_sub(&p->fill_pending, n);
+}
+
+/* Copies n consecutive pages from buf into the region at page first,
+ * waking threads waiting on them, and records them as local. A page found
+ * there already (nothing else installs a page being filled, so never
+ * expected) is kept. */
+static int fill_install(struct dcres_pager *p, uint64_t first, uint64_t n, const uint8_t *buf)
+{
+	struct uffdio_copy c = {
+		.dst = (uint64_t)(uintptr_t)(p->base + first * DCRES_PAGE_SIZE),
+		.src = (uint64_t)(uintptr_t)buf, .len = n * DCRES_PAGE_SIZE,
+	};
+
+	if (ioctl(p->uffd, UFFDIO_COPY, &c) == 0) {
+		fill_loaded(p, first, n);
+		return 0;
+	}
+	if (errno == EEXIST && n == 1) {
+		pr_warn("pager: page %llu being filled was there already; kept it",
+			(unsigned long long)first);
+		fill_loaded(p, first, 1);
+		return 0;
+	}
+	if (errno == EEXIST) {
+		for (uint64_t i = 0; i < n; i++) {
+			int ret = fill_install(p, first + i, 1, buf + i * DCRES_PAGE_SIZE);
+			if (ret)
+				return ret;
+		}
+		return 0;
+	}
+	int err = errno;
+	pr_perror("pager: loading pages %llu..%llu", (unsigned long long)first,
+		  (unsigned long long)(first + n - 1));
+	return -err;
+}
+
+/* Fetches pages[0..n) and installs them, runs of consecutive pages at
+ * once. */
+static int fill_pages(struct dcres_pager *p, const uint64_t *pages, uint64_t n)
+{
+	int ret = p->fill_fetch(p->fill_opaque, pages, n, p->fill_buf);
+
+	for (uint64_t i = 0, run; !ret && i < n; i += run) {
+		for (run = 1; i + run < n && pages[i + run] == pages[i] + run; run++)
+			;
+		ret = fill_install(p, pages[i], run, p->fill_buf + i * DCRES_PAGE_SIZE);
+	}
+	return ret;
+}
+
+void pager_fill_step(struct dcres_pager *p)
+{
+	uint64_t batch[DCRES_PAGER_FILL_BATCH];
+	uint64_t n = 0;
+	int ret;
+
+	while (n < DCRES_PAGER_FILL_BATCH && p->fill_next < p->fill_n) {
+		uint64_t page = p->fill_list[p->fill_next++];
+		if (atomic_load(&p->loc[page]) == DCRES_PAGER_FILL)
+			batch[n++] = page;
+	}
+	ret = n ? fill_pages(p, batch, n) : 0;
+	if (ret)
+		fill_fail(p, ret);
+	else
+		fill_settle(p);
+}
+
+int pager_fill_fault(struct dcres_pager *p, uint64_t idx)
+{
+	int ret;
+
+	if (atomic_load(&p->fill_error))
+		return atomic_load(&p->fill_error); /* the thread waits */
+	ret = fill_pages(p, &idx, 1);
+	if (ret) {
+		fill_fail(p, ret);
+		return ret;
+	}
+	atomic_fetch_add(&p->fill_faults, 1);
+	fill_settle(p);
+	return 0;
+}
+
+void pager_fill_free(struct dcres_pager *p)
+{
+	free(p->fill_list);
+	free(p->fill_buf);
+}
