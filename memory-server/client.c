@@ -428,3 +428,16 @@ int dcres_memclient_restore(struct dcres_memclient *c, const char *dir, uint32_t
 	}
 	return 0;
 }
+
+int dcres_memclient_release(struct dcres_memclient *c, uint64_t *released)
+{
+	Dcres__Header h = request(DCRES__MSG_TYPE__MSG_RELEASE);
+	int ret = call(c, &h, NULL, 0);
+
+	if (ret)
+		return ret;
+	if (released)
+		*released = c->rx.hdr->released;
+	dcres_frame_free(&c->rx);
+	return 0;
+}

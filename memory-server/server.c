@@ -97,11 +97,31 @@ static int handle_attach(struct conn *c, const Dcres__Header *h, char *err, size
 			 DCRES_PAGE_SIZE);
 		return -EINVAL;
 	}
+	struct vm *old = c->vm;
 	int ret = vmstore_attach(&c->srv->store, h->vm_uuid.data, h->ram_size, &c->vm, err, elen);
+	if (!ret && old && old != c->vm)
+		vm_detach(old, c->id);
 	if (!ret && h->has_exclusive && h->exclusive) {
-		vm_fence(c->vm, c->id);
+		vm_fence(c->vm, c->id, c->peer);
 		c->epoch = c->id;
 	}
+	return ret;
+}
+
+/* RELEASE: drops the attached VM's pages; *released gets their count. */
+static int handle_release(struct conn *c, const Dcres__Header *h, uint64_t *released,
+			  char *err, size_t elen)
+{
+	int ret;
+
+	if (h->n_pages) {
+		snprintf(err, elen, "RELEASE drops every page of the VM; it takes no page list");
+		return -EINVAL;
+	}
+	ret = vm_release(&c->srv->store, c->vm, c->id, released, err, elen);
+	if (!ret)
+		pr_info("VM %s: released %llu pages for a restore", c->vm->name,
+			(unsigned long long)*released);
 	return ret;
 }
 
@@ -150,7 +170,7 @@ static int dispatch(struct conn *c, struct dcres_frame *f)
 		ret = handle_attach(c, h, err, sizeof(err));
 		goto answer;
 	}
-	if (h->type < DCRES__MSG_TYPE__MSG_PAGE_OUT || h->type > DCRES__MSG_TYPE__MSG_SERVE) {
+	if (h->type < DCRES__MSG_TYPE__MSG_PAGE_OUT || h->type > DCRES__MSG_TYPE__MSG_RELEASE) {
 		dcres_reply_error(c->fd, seq, -EPROTO, "unexpected message %s",
 				  dcres_msg_name(h->type));
 		pr_err("%s: unexpected message %s", c->peer, dcres_msg_name(h->type));
@@ -225,6 +245,15 @@ static int dispatch(struct conn *c, struct dcres_frame *f)
 			ret = srv_restore(&srv->store, c->vm, srv->dir, h->path, h->host_id,
 					  h->pages, h->n_pages, err, sizeof(err));
 		break;
+	case DCRES__MSG_TYPE__MSG_RELEASE: {
+		Dcres__Header r = dcres_reply_header(seq, 0);
+		ret = handle_release(c, h, &r.released, err, sizeof(err));
+		if (!ret) {
+			r.has_released = 1;
+			return dcres_frame_send(c->fd, &r, NULL, 0);
+		}
+		break;
+	}
 	default:
 		break;
 	}
@@ -283,8 +312,10 @@ static void *conn_main(void *arg)
 	}
 	dcres_frame_destroy(&f);
 	free(c->out);
-	if (c->vm)
+	if (c->vm) {
 		srv_ckpt_abort_owned(c->vm, c->id);
+		vm_detach(c->vm, c->id);
+	}
 	linger_close(c->fd);
 	pthread_mutex_lock(&srv->lock);
 	srv->conns[c->slot] = -1;

@@ -189,12 +189,71 @@ static uint64_t count_fresh(const struct vm *vm, const uint64_t *pages, uint64_t
 	return fresh;
 }
 
-void vm_fence(struct vm *vm, uint64_t conn_id)
+void vm_fence(struct vm *vm, uint64_t conn_id, const char *peer)
 {
 	pthread_mutex_lock(&vm->lock);
-	if (conn_id > vm->fence)
+	/* Equal: the fence connection attaching again (it may have left for
+	 * another VM meanwhile). */
+	if (conn_id >= vm->fence) {
 		vm->fence = conn_id;
+		vm->running = conn_id;
+		snprintf(vm->running_peer, sizeof(vm->running_peer), "%s", peer);
+	}
 	pthread_mutex_unlock(&vm->lock);
+}
+
+void vm_detach(struct vm *vm, uint64_t conn_id)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (vm->running == conn_id)
+		vm->running = 0;
+	pthread_mutex_unlock(&vm->lock);
+}
+
+/* Returns vm's held pages to the arena and empties its table (vm->lock
+ * held); returns how many there were. */
+static uint64_t drop_held(struct vmstore *s, struct vm *vm)
+{
+	uint32_t batch[1024];
+	uint64_t n = 0, k = 0;
+
+	for (uint64_t p = 0; p < vm->npages && n + k < vm->held; p++) {
+		if (vm->slot[p] == ARENA_NO_SLOT)
+			continue;
+		batch[k++] = vm->slot[p];
+		vm->slot[p] = ARENA_NO_SLOT;
+		if (k == sizeof(batch) / sizeof(batch[0])) {
+			arena_free(s->arena, batch, k);
+			n += k;
+			k = 0;
+		}
+	}
+	arena_free(s->arena, batch, k);
+	vm->held = 0;
+	return n + k;
+}
+
+int vm_release(struct vmstore *s, struct vm *vm, uint64_t conn_id, uint64_t *released,
+	       char *err_msg, size_t err_len)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (vm->ckpt) {
+		pthread_mutex_unlock(&vm->lock);
+		snprintf(err_msg, err_len, "VM %s is being checkpointed; finish or abort the "
+			 "checkpoint before restoring (nothing released)", vm->name);
+		return -EBUSY;
+	}
+	if (vm->running && vm->running != conn_id) {
+		snprintf(err_msg, err_len, "VM %s is attached from a running main host (%s, "
+			 "exclusively); stop it before restoring (nothing released)", vm->name,
+			 vm->running_peer);
+		pthread_mutex_unlock(&vm->lock);
+		return -EBUSY;
+	}
+	*released = drop_held(s, vm);
+	drop_retained(s, vm);
+	pthread_mutex_unlock(&vm->lock);
+	return 0;
 }
 
 /* Whether a request of a connection with epoch may touch vm (vm->lock

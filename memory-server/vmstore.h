@@ -32,6 +32,11 @@ struct vm {
 	uint64_t nretained;
 	uint64_t page_ins, page_outs;
 	uint64_t fence;       /* newest connection attached exclusively */
+	/* The fence connection while it is open and attached to this VM: the
+	 * main host running the VM (0 if none; the connections it fenced off
+	 * no longer count). Its peer name, for messages. */
+	uint64_t running;
+	char running_peer[96];
 	pthread_mutex_t lock; /* guards everything above and ckpt */
 	struct srv_ckpt *ckpt;/* running checkpoint, or NULL */
 	struct vm *next;
@@ -57,8 +62,20 @@ int vmstore_attach(struct vmstore *s, const uint8_t uuid[16], uint64_t ram_size,
  * attaches to vm exclusively: vm_page_in and vm_page_out refuse the VM's
  * exclusive connections accepted before it. An attach arriving late on a
  * connection older than the newest exclusive one (a reconnection attempt
- * its client gave up) fences off nothing but itself. */
-void vm_fence(struct vm *vm, uint64_t conn_id);
+ * its client gave up) fences off nothing but itself. The newest one becomes
+ * vm->running (peer names it) until vm_detach. */
+void vm_fence(struct vm *vm, uint64_t conn_id, const char *peer);
+
+/* Connection conn_id leaves vm (it closed, or attached to another VM): if
+ * it was vm->running, the VM no longer counts as running on a main host. */
+void vm_detach(struct vm *vm, uint64_t conn_id);
+
+/* Drops every page vm holds and its retained pages, so that a restore can
+ * load the VM afresh; *released gets how many held pages were dropped.
+ * Refused with -EBUSY, nothing dropped, while a checkpoint of vm runs or a
+ * connection other than conn_id is vm->running. */
+int vm_release(struct vmstore *s, struct vm *vm, uint64_t conn_id, uint64_t *released,
+	       char *err_msg, size_t err_len);
 
 /* epoch: 0 for a connection not attached exclusively, else its conn_id;
  * a fenced-off one is refused with -ESTALE, nothing done. */

@@ -24,6 +24,7 @@
 #include "dcres/memclient.h"
 #include "dcres/memfile.h"
 #include "dcres/presence.h"
+#include "dcres/uuid.h"
 #include "dcres/wire.h"
 #include "memserver-spawn.h"
 
@@ -655,6 +656,147 @@ static void test_checkpoint_restore(void)
 	dcres_memclient_close(c);
 }
 
+/* Connects and attaches to VM id, exclusively or not. */
+static struct dcres_memclient *connect_to(const uint8_t id[16], bool exclusive)
+{
+	struct dcres_memclient *c = NULL;
+	int ret = dcres_memclient_connect(addr, &psk, 5000, &c);
+
+	REQUIRE(ret == 0, "connect to %s: %s", addr, strerror(-ret));
+	ret = exclusive ? dcres_memclient_attach_exclusive(c, id, (uint64_t)VM_PAGES * PAGE)
+			: dcres_memclient_attach(c, id, (uint64_t)VM_PAGES * PAGE);
+	REQUIRE(ret == 0, "attach: %s", strerror(-ret));
+	return c;
+}
+
+/* Releases c's VM, asking again for up to 2 s while it is refused as busy:
+ * the server learns of a connection closing a little after the client. */
+static int release_when_free(struct dcres_memclient *c, uint64_t *released)
+{
+	int ret = dcres_memclient_release(c, released);
+
+	for (int i = 0; i < 100 && ret == -EBUSY; i++) {
+		usleep(20000);
+		ret = dcres_memclient_release(c, released);
+	}
+	return ret;
+}
+
+/* Checks that a release on c is refused as busy, naming why, and drops
+ * nothing: the VM still holds want_held pages. */
+static void check_release_refused(struct dcres_memclient *c, const char *why,
+				  uint64_t want_held, const char *when)
+{
+	char name[DCRES_UUID_STR_LEN];
+	uint64_t released = 12345;
+	int ret = dcres_memclient_release(c, &released);
+
+	dcres_uuid_format(uuid, name);
+	CHECK(ret == -EBUSY, "%s: release returned %d, want -EBUSY", when, ret);
+	CHECK(strstr(dcres_memclient_error(c), why) && strstr(dcres_memclient_error(c), name),
+	      "%s: refusal does not name the VM and '%s': %s", when, why,
+	      dcres_memclient_error(c));
+	CHECK(released == 12345, "%s: a refused release reported a count", when);
+	CHECK(stats(c).vm_pages == want_held, "%s: a refused release dropped pages (%llu held, "
+	      "want %llu)", when, (unsigned long long)stats(c).vm_pages,
+	      (unsigned long long)want_held);
+}
+
+/* RELEASE drops a VM's held and retained pages so that a restore can load
+ * them again. It is refused while a checkpoint of the VM runs or another
+ * live connection, not fenced off, is attached to it exclusively. */
+static void test_release(void)
+{
+	enum { N = 300 };
+	static const uint8_t uuid3[16] = { 0xdc, 0x7e, 3 };
+	struct dcres_memclient *c = connect_ok(), *c3 = connect_to(uuid3, false);
+	struct dcres_memclient *runner, *late, *newer;
+	uint64_t pages[N], released = 12345;
+	uint8_t *buf = pages_buf(N);
+	struct dcres_memstats before;
+	int ret;
+
+	ret = dcres_memclient_release(c3, &released);
+	CHECK(ret == 0 && released == 0, "release of a VM holding nothing: %d, %llu released",
+	      ret, (unsigned long long)released);
+	dcres_memclient_close(c3);
+
+	/* N pages held and checkpointed; the first paged in again, so retained. */
+	for (uint64_t i = 0; i < N; i++) {
+		pages[i] = 2000 + i * 5;
+		fill(buf + i * PAGE, pages[i], 21);
+	}
+	REQUIRE(dcres_memclient_page_out(c, pages, buf, N) == 0, "page-out before release");
+	before = stats(c);
+	REQUIRE(dcres_memclient_ckpt_begin(c, "rel", 4) == 0 &&
+		dcres_memclient_ckpt_final(c, NULL) == 0, "checkpoint rel");
+	CHECK(page_in_one(c, pages[0], 21) == 0, "page-in of page %llu",
+	      (unsigned long long)pages[0]);
+	ret = dcres_memclient_restore(c, "rel", 4, NULL, 0);
+	CHECK(ret == -EEXIST && strstr(dcres_memclient_error(c), "already held"),
+	      "restore over held pages returned %d: %s", ret, dcres_memclient_error(c));
+
+	CHECK(dcres_memclient_ckpt_begin(c, "rel-busy", 4) == 0, "begin rel-busy");
+	check_release_refused(c, "checkpointed", before.vm_pages - 1, "during a checkpoint");
+	CHECK(dcres_memclient_ckpt_abort(c) == 0, "abort rel-busy");
+
+	/* A running main host; then a newer one fences it off. */
+	runner = connect_to(uuid, true);
+	late = connect_to(uuid3, false);
+	check_release_refused(c, "running main host", before.vm_pages - 1, "while attached "
+			      "exclusively");
+	CHECK(page_in_one(c, pages[0], 21) == 0, "retained page lost by a refused release");
+	newer = connect_to(uuid, true);
+	check_release_refused(c, "running main host", before.vm_pages - 1, "after a reconnection");
+
+	/* The newer one closes; the fenced-off one and a late exclusive attach
+	 * on an older connection do not count as running. */
+	dcres_memclient_close(newer);
+	REQUIRE(dcres_memclient_attach_exclusive(late, uuid, (uint64_t)VM_PAGES * PAGE) == 0,
+		"late exclusive attach");
+	ret = release_when_free(c, &released);
+	CHECK(ret == 0, "release after the exclusive connection closed: %s (%s)", strerror(-ret),
+	      dcres_memclient_error(c));
+	CHECK(released == N - 1, "released %llu pages, want %u", (unsigned long long)released,
+	      N - 1);
+	struct dcres_memstats after = stats(c);
+	CHECK(after.vm_pages == before.vm_pages - N && after.used_pages == before.used_pages - N,
+	      "after release: %llu pages held, %llu used, want %llu and %llu",
+	      (unsigned long long)after.vm_pages, (unsigned long long)after.used_pages,
+	      (unsigned long long)(before.vm_pages - N), (unsigned long long)(before.used_pages - N));
+	CHECK(page_in_one(c, pages[0], 21) == -ENOENT, "a retained page survived the release");
+
+	/* The restore that was refused now loads every page. */
+	ret = dcres_memclient_restore(c, "rel", 4, NULL, 0);
+	CHECK(ret == 0, "restore after release: %s (%s)", strerror(-ret), dcres_memclient_error(c));
+	CHECK(stats(c).vm_pages == before.vm_pages, "restore after release: %llu pages held, "
+	      "want %llu", (unsigned long long)stats(c).vm_pages,
+	      (unsigned long long)before.vm_pages);
+	memset(buf, 0, N * PAGE);
+	CHECK(dcres_memclient_page_in(c, pages, buf, N) == 0, "page-in after the restore");
+	for (uint64_t i = 0; i < N; i++)
+		CHECK(same(buf + i * PAGE, pages[i], 21), "page %llu wrong after release and restore",
+		      (unsigned long long)pages[i]);
+
+	/* The exclusive connection may release its own VM; it stops counting
+	 * once it attaches to another VM. */
+	dcres_memclient_close(runner);
+	runner = connect_to(uuid, true);
+	CHECK(dcres_memclient_page_out(runner, pages, buf, 1) == 0, "page-out on the runner");
+	CHECK(dcres_memclient_release(runner, &released) == 0 && released == 1,
+	      "release by the exclusive connection itself");
+	CHECK(dcres_memclient_page_out(runner, pages, buf, 1) == 0, "page-out on the runner");
+	check_release_refused(c, "running main host", before.vm_pages - N + 1, "runner back");
+	CHECK(dcres_memclient_attach(runner, uuid3, (uint64_t)VM_PAGES * PAGE) == 0,
+	      "runner attaches to another VM");
+	CHECK(dcres_memclient_release(c, &released) == 0 && released == 1,
+	      "release after the runner left the VM");
+	dcres_memclient_close(runner);
+	dcres_memclient_close(late);
+	dcres_memclient_close(c);
+	free(buf);
+}
+
 /* The connection running a checkpoint dies: the server aborts it. */
 static void test_owner_disconnect(void)
 {
@@ -762,6 +904,7 @@ int main(int argc, char **argv)
 	test_page_in_retry();
 	test_fencing();
 	test_checkpoint_restore();
+	test_release();
 	test_owner_disconnect();
 	test_full_disk();
 	test_sigterm();

@@ -83,6 +83,15 @@ int dcres_memclient_restore(struct dcres_memclient *c, const char *dir, uint32_t
 int dcres_memclient_serve(struct dcres_memclient *c, const char *dir, uint32_t host_id,
 			  const uint64_t *pages, void *data, size_t n);
 
+/* Drops every page of the attached VM that this server holds (also its
+ * pages retained for a page-in retry), before a restore loads the VM's
+ * pages afresh; *released (may be NULL) counts the held pages dropped
+ * (retained copies not counted). Refused (-EBUSY, nothing dropped) while
+ * another connection is attached to the VM exclusively (the VM runs on
+ * some main host; connections fenced off by a newer exclusive one do not
+ * count) or a checkpoint of it runs. */
+int dcres_memclient_release(struct dcres_memclient *c, uint64_t *released);
+
 /* Makes a call blocked on c in another thread fail at once (-EPIPE or
  * the like); c is unusable afterwards except for dcres_memclient_close. */
 void dcres_memclient_shutdown(struct dcres_memclient *c);
