@@ -75,6 +75,7 @@ void mt_parse_cmdline(struct mt_config *cfg, const char *s, const char *prefix)
 {
 	cfg->rate = 1000;
 	cfg->hot_pct = 100;
+	cfg->hot_at_pct = 0;
 	while (*s) {
 		while (*s == ' ')
 			s++;
@@ -86,7 +87,10 @@ void mt_parse_cmdline(struct mt_config *cfg, const char *s, const char *prefix)
 				cfg->rate = MT_RATE_MAX;
 			else if (starts_with(t, "rate="))
 				cfg->rate = parse_u64(t + 5);
-			else if (starts_with(t, "hot=")) {
+			else if (starts_with(t, "hotat=")) {
+				uint64_t h = parse_u64(t + 6);
+				cfg->hot_at_pct = h > 99 ? 99 : (unsigned)h;
+			} else if (starts_with(t, "hot=")) {
 				uint64_t h = parse_u64(t + 4);
 				cfg->hot_pct = h < 1 ? 1 : h > 100 ? 100 : (unsigned)h;
 			}
@@ -122,7 +126,7 @@ static uint64_t rng_next(struct mt_state *st)
 /* Rewrites one random page of the hot set with its next generation. */
 static void rewrite_one(struct mt_state *st)
 {
-	uint64_t idx = rng_next(st) % st->hot_pages, page_no;
+	uint64_t idx = st->hot_first + rng_next(st) % st->hot_pages, page_no;
 	uint64_t *p = page_addr(st, idx, &page_no);
 
 	mt_fill_page(p, page_no, ++st->gens[idx]);
@@ -195,15 +199,20 @@ static uint64_t verify_pass(struct mt_state *st)
 void mt_run(struct mt_state *st)
 {
 	struct mt_line l = { .len = 0 };
-	uint64_t idx = 0;
+	uint64_t idx = 0, hot_page;
 
 	st->hot_pages = st->npages * st->cfg.hot_pct / 100;
 	if (st->hot_pages == 0)
 		st->hot_pages = 1;
+	st->hot_first = st->npages * st->cfg.hot_at_pct / 100;
+	if (st->hot_first + st->hot_pages > st->npages)
+		st->hot_first = st->npages - st->hot_pages;
 	st->rng = 0x2545f4914f6cdd1dull;
 	line_str(&l, "MEMTEST start");
 	line_kv(&l, "pages", st->npages);
 	line_kv(&l, "hot_pages", st->hot_pages);
+	page_addr(st, st->hot_first, &hot_page);
+	line_kv(&l, "hot_page", hot_page);
 	if (st->cfg.rate == MT_RATE_MAX)
 		line_str(&l, " rate=max");
 	else

@@ -3,8 +3,10 @@
  * The platform supplies the tested regions, a generation table (in guest
  * RAM, so a restored guest checks itself against its own saved state), a
  * clock and a console. mt_run() fills every page, then forever rewrites pages
- * of the hot set at the configured rate while verifying every page, printing
- * one line per verification pass:
+ * of the hot set at the configured rate while verifying every page. It
+ * starts with a line naming the hot set's guest-physical pages:
+ *   MEMTEST start pages=262144 hot_pages=13107 hot_page=157286 rate=1000
+ * and prints one line per verification pass:
  *   MEMTEST pass=17 pages=262144 errors=0 writes=12345
  */
 #ifndef DCRES_MEMTEST_CORE_H
@@ -28,7 +30,8 @@ struct mt_platform {
 
 struct mt_config {
 	uint64_t rate;      /* pages rewritten per second; 0 none; MT_RATE_MAX */
-	unsigned hot_pct;   /* rewrites go to the first hot_pct% of pages */
+	unsigned hot_pct;   /* rewrites go to hot_pct% of the pages, */
+	unsigned hot_at_pct;/* starting hot_at_pct% into them */
 };
 
 struct mt_state {
@@ -38,13 +41,13 @@ struct mt_state {
 	unsigned nregions;
 	uint64_t npages;
 	uint32_t *gens;     /* npages entries, one per tested page */
-	uint64_t hot_pages;
+	uint64_t hot_first, hot_pages;
 	uint64_t pass, writes, rng, last_us, credit_us;
 };
 
-/* Parses "hot=PCT" and "rate=N|max" tokens (optionally with PREFIX, e.g.
- * "memtest.") out of a space-separated command line into cfg; unknown tokens
- * are ignored. Defaults: hot=100, rate=1000. */
+/* Parses "hot=PCT", "hotat=PCT" and "rate=N|max" tokens (optionally with
+ * PREFIX, e.g. "memtest.") out of a space-separated command line into cfg;
+ * unknown tokens are ignored. Defaults: hot=100, hotat=0, rate=1000. */
 void mt_parse_cmdline(struct mt_config *cfg, const char *cmdline,
 		      const char *prefix);
 
