@@ -1,39 +1,18 @@
 /* Byte-order helpers for the on-disk headers of dcres checkpoint files.
- * Header fields and checksums are big-endian; the presence bitmap is made
- * of 64-bit little-endian words (see presence.c). Internal to dcres-ckpt. */
+ * Header fields and checksums are big-endian (dcres/bytes.h, shared with
+ * other components); the presence bitmap is made of 64-bit little-endian
+ * words (see presence.c). Internal to dcres-ckpt. */
 #ifndef DCRES_CKPT_ONDISK_H
 #define DCRES_CKPT_ONDISK_H
 
 #include <stdint.h>
 
-static inline void put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static inline void put_be64(uint8_t *p, uint64_t v)
-{
-	put_be32(p, (uint32_t)(v >> 32));
-	put_be32(p + 4, (uint32_t)v);
-}
+#include "dcres/bytes.h"
 
 static inline void put_le64(uint8_t *p, uint64_t v)
 {
 	for (int i = 0; i < 8; i++)
 		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static inline uint32_t get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static inline uint64_t get_be64(const uint8_t *p)
-{
-	return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
 }
 
 static inline uint64_t get_le64(const uint8_t *p)
@@ -43,12 +22,6 @@ static inline uint64_t get_le64(const uint8_t *p)
 	for (int i = 7; i >= 0; i--)
 		v = v << 8 | p[i];
 	return v;
-}
-
-/* True when v is a power of two (v != 0). */
-static inline int is_pow2(uint64_t v)
-{
-	return v && !(v & (v - 1));
 }
 
 #endif
