@@ -1,0 +1,297 @@
+/* Loading the main host's share of a restore into guest RAM (mainload.h). */
+#include "dcres/mainload.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dcres/crc32c.h"
+#include "dcres/log.h"
+#include "dcres/mappedram.h"
+#include "dcres/memfile.h"
+#include "dcres/plan.h"
+#include "dcres/presence.h"
+#include "dcres/wire.h"
+
+#define MAINLOAD_MAX_SOURCES 255 /* source bytes 0..254 */
+
+/* A checkpoint server's files, for the pages it saved. */
+struct server_source {
+	struct dcres_memfile *mf;
+	struct dcres_presence present;
+	char path[PATH_MAX];
+};
+
+struct dcres_mainload {
+	struct dcres_plan plan;
+	struct dcres_mrfile main;         /* DIR/main.mem */
+	struct server_source *servers[MAINLOAD_MAX_SOURCES]; /* [K]: host-K, if used */
+	uint8_t *scratch;                 /* one fill batch, for a server's pages */
+	uint64_t *scratch_pages;
+	size_t scratch_cap;
+};
+
+static void server_source_close(struct server_source *s)
+{
+	if (!s)
+		return;
+	dcres_memfile_close(s->mf);
+	dcres_presence_free(&s->present);
+	free(s);
+}
+
+/* Opens DIR/host-K.mem and .present. */
+static int server_source_open(const char *dir, unsigned k, struct server_source **out,
+			      char *err, size_t err_len)
+{
+	struct server_source *s = calloc(1, sizeof(*s));
+	char present[PATH_MAX];
+	int ret;
+
+	if (!s)
+		return -ENOMEM;
+	snprintf(s->path, sizeof(s->path), "%s/host-%u.mem", dir, k);
+	snprintf(present, sizeof(present), "%s/host-%u.present", dir, k);
+	ret = dcres_memfile_open(s->path, &s->mf);
+	if (ret) {
+		snprintf(err, err_len, "%s: %s", s->path, strerror(-ret));
+		free(s);
+		return ret;
+	}
+	ret = dcres_presence_read(present, &s->present);
+	if (ret) {
+		snprintf(err, err_len, "%s: %s", present, strerror(-ret));
+		dcres_memfile_close(s->mf);
+		free(s);
+		return ret;
+	}
+	*out = s;
+	return 0;
+}
+
+/* Opens the files the main host's pages come from and checks each page is
+ * in its file. */
+static int open_sources(struct dcres_mainload *m, char *err, size_t err_len)
+{
+	const struct dcres_plan *p = &m->plan;
+	char path[PATH_MAX];
+	int ret;
+
+	snprintf(path, sizeof(path), "%s/main.mem", p->ckpt_dir);
+	ret = dcres_mrfile_open(path, &p->main_file, false, &m->main);
+	if (ret) {
+		snprintf(err, err_len, "%s: %s", path, strerror(-ret));
+		return ret;
+	}
+	for (uint64_t i = 0; i < p->npages; i++) {
+		uint8_t src = p->source[i];
+		if (p->target[i] != DCRES_PLAN_MAIN)
+			continue;
+		if (src == DCRES_PLAN_MAIN) {
+			if (!dcres_mrfile_test(&m->main, i)) {
+				snprintf(err, err_len, "%s does not hold page %llu, which the plan "
+					 "takes from it", path, (unsigned long long)i);
+				return -ENOENT;
+			}
+			continue;
+		}
+		if (src >= MAINLOAD_MAX_SOURCES) {
+			snprintf(err, err_len, "plan: page %llu has no source", (unsigned long long)i);
+			return -EINVAL;
+		}
+		if (!m->servers[src] &&
+		    (ret = server_source_open(p->ckpt_dir, src, &m->servers[src], err, err_len)))
+			return ret;
+		if (i >= m->servers[src]->present.npages ||
+		    !dcres_presence_test(&m->servers[src]->present, i)) {
+			snprintf(err, err_len, "%s does not hold page %llu, which the plan takes "
+				 "from it", m->servers[src]->path, (unsigned long long)i);
+			return -ENOENT;
+		}
+	}
+	return 0;
+}
+
+int dcres_mainload_open(const char *plan_path, uint64_t ram_size, unsigned nservers,
+			struct dcres_mainload **out, char *err, size_t err_len)
+{
+	struct dcres_mainload *m = calloc(1, sizeof(*m));
+	int ret;
+
+	if (!m)
+		return -ENOMEM;
+	m->main.fd = -1;
+	ret = dcres_plan_read(plan_path, &m->plan, err, err_len);
+	if (ret) {
+		free(m);
+		return ret;
+	}
+	if (m->plan.npages * m->plan.page_size != ram_size || m->plan.nsubs != nservers) {
+		snprintf(err, err_len, "%s plans %llu bytes of RAM over %u memory servers; this "
+			 "VM has %llu bytes and %u servers", plan_path,
+			 (unsigned long long)(m->plan.npages * m->plan.page_size), m->plan.nsubs,
+			 (unsigned long long)ram_size, nservers);
+		ret = -EINVAL;
+	}
+	if (!ret)
+		ret = open_sources(m, err, err_len);
+	if (ret) {
+		dcres_mainload_close(m);
+		return ret;
+	}
+	*out = m;
+	return 0;
+}
+
+int dcres_mainload_check_block(const struct dcres_mainload *m, const char *block_id,
+			       uint64_t used_length, uint64_t bitmap_offset,
+			       uint64_t pages_offset, char *err, size_t err_len)
+{
+	const struct dcres_mapped_ram *g = &m->plan.main_file;
+
+	if (strcmp(g->block_id, block_id) || g->used_length != used_length ||
+	    g->bitmap_offset != bitmap_offset || g->pages_offset != pages_offset) {
+		snprintf(err, err_len, "the file's RAM block %s (%llu bytes, pages at %llu) is "
+			 "not %s/main.mem's block %s (%llu bytes, pages at %llu) that the "
+			 "restore plan was made for", block_id, (unsigned long long)used_length,
+			 (unsigned long long)pages_offset, m->plan.ckpt_dir, g->block_id,
+			 (unsigned long long)g->used_length, (unsigned long long)g->pages_offset);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int dcres_mainload_place(struct dcres_mainload *m, struct dcres_pager *p, char *err,
+			 size_t err_len)
+{
+	const struct dcres_plan *plan = &m->plan;
+
+	for (uint64_t i = 0; i < plan->npages; i++) {
+		uint8_t t = plan->target[i];
+		int ret;
+		if (t == DCRES_PLAN_MAIN || t == DCRES_PLAN_ZERO)
+			continue;
+		ret = dcres_pager_place(p, i, t);
+		if (ret) {
+			snprintf(err, err_len, "placing page %llu on memory server %u: %s",
+				 (unsigned long long)i, t, strerror(-ret));
+			return ret;
+		}
+	}
+	dcres_pager_seed_history(p, plan->history);
+	return 0;
+}
+
+/* Reads the pages of pages[0..n) that come from checkpoint server k into
+ * their places in buf, checking each against its CRC. */
+static int fetch_from_server(struct dcres_mainload *m, unsigned k, const uint64_t *pages,
+			     size_t n, uint8_t *buf)
+{
+	struct server_source *s = m->servers[k];
+	size_t count = 0;
+	int ret;
+
+	for (size_t i = 0; i < n; i++)
+		if (m->plan.source[pages[i]] == k)
+			m->scratch_pages[count++] = pages[i];
+	ret = dcres_memfile_read_pages(s->mf, m->scratch_pages, m->scratch, count);
+	if (ret) {
+		pr_err("restore: reading %s: %s", s->path, strerror(-ret));
+		return ret;
+	}
+	for (size_t i = 0, j = 0; i < n; i++) {
+		const uint8_t *page = m->scratch + j * DCRES_PAGE_SIZE;
+		if (m->plan.source[pages[i]] != k)
+			continue;
+		if (dcres_crc32c(0, page, DCRES_PAGE_SIZE) != s->present.page_crc[pages[i]]) {
+			pr_err("restore: %s: page %llu is corrupted (checksum mismatch)",
+			       s->path, (unsigned long long)pages[i]);
+			return -EBADMSG;
+		}
+		memcpy(buf + i * DCRES_PAGE_SIZE, page, DCRES_PAGE_SIZE);
+		j++;
+	}
+	return 0;
+}
+
+/* The pager's fetch: pages[0..n) from their sources, runs of consecutive
+ * main.mem pages in one read. */
+static int fetch(void *opaque, const uint64_t *pages, size_t n, void *out)
+{
+	struct dcres_mainload *m = opaque;
+	uint8_t *buf = out;
+	bool from_server[MAINLOAD_MAX_SOURCES] = { false };
+	int ret;
+
+	for (size_t i = 0, run; i < n; i += run) {
+		if (m->plan.source[pages[i]] != DCRES_PLAN_MAIN) {
+			from_server[m->plan.source[pages[i]]] = true;
+			run = 1;
+			continue;
+		}
+		for (run = 1; i + run < n && pages[i + run] == pages[i] + run &&
+			      m->plan.source[pages[i + run]] == DCRES_PLAN_MAIN; run++)
+			;
+		ret = dcres_mrfile_read_pages(&m->main, pages[i], buf + i * DCRES_PAGE_SIZE, run);
+		if (ret)
+			return ret;
+	}
+	for (unsigned k = 1; k < MAINLOAD_MAX_SOURCES; k++)
+		if (from_server[k] && (ret = fetch_from_server(m, k, pages, n, buf)))
+			return ret;
+	return 0;
+}
+
+int dcres_mainload_start(struct dcres_mainload *m, struct dcres_pager *p, bool lazy,
+			 char *err, size_t err_len)
+{
+	uint64_t *pages, n;
+	int ret;
+
+	ret = dcres_plan_pages(&m->plan, DCRES_PLAN_MAIN, lazy, &pages, &n);
+	if (ret) {
+		snprintf(err, err_len, "listing the main host's pages: %s", strerror(-ret));
+		return ret;
+	}
+	m->scratch_cap = DCRES_PAGER_FILL_BATCH;
+	if (!(m->scratch_pages = malloc(m->scratch_cap * sizeof(uint64_t))) ||
+	    posix_memalign((void **)&m->scratch, DCRES_PAGE_SIZE,
+			   m->scratch_cap * DCRES_PAGE_SIZE)) {
+		free(pages);
+		return -ENOMEM;
+	}
+	ret = dcres_pager_fill_start(p, pages, n, fetch, m);
+	free(pages);
+	if (!ret && !lazy)
+		ret = dcres_pager_fill_wait(p);
+	if (ret)
+		snprintf(err, err_len, "loading the main host's %llu pages from %s failed: %s "
+			 "(the log names the file and page)", (unsigned long long)n,
+			 m->plan.ckpt_dir, strerror(-ret));
+	return ret;
+}
+
+const char *dcres_mainload_dir(const struct dcres_mainload *m)
+{
+	return m->plan.ckpt_dir;
+}
+
+uint64_t dcres_mainload_main_pages(const struct dcres_mainload *m)
+{
+	return dcres_plan_count(&m->plan, DCRES_PLAN_MAIN);
+}
+
+void dcres_mainload_close(struct dcres_mainload *m)
+{
+	if (!m)
+		return;
+	for (unsigned k = 0; k < MAINLOAD_MAX_SOURCES; k++)
+		server_source_close(m->servers[k]);
+	dcres_mrfile_close(&m->main);
+	dcres_plan_free(&m->plan);
+	free(m->scratch);
+	free(m->scratch_pages);
+	free(m);
+}
