@@ -68,6 +68,7 @@ struct ckpt_migration {
 /* A qcow2 disk attached to the VM. */
 struct ckpt_disk {
 	char device[256];     /* block backend name, or the root node name */
+	char file[PATH_MAX];  /* its qcow2 image as QEMU names it, "" if not a plain file */
 	bool snapshotted;     /* this run took its internal snapshot */
 };
 
@@ -214,16 +215,5 @@ int manifest_out(struct ckpt_run *r);
 
 /* summary.c: prints the run's summary to stdout (JSON with --json). */
 void summary_print(const struct ckpt_run *r);
-
-/* jsonget.c: reading members of QMP answers. */
-/* Member key of obj as a string, or NULL if absent or not a string. */
-const char *jget_str(struct json_object *obj, const char *key);
-/* Member key as an unsigned integer into *v; false if absent or not a
- * number (negative values read as 0). */
-bool jget_u64(struct json_object *obj, const char *key, uint64_t *v);
-/* Member key as a boolean (false if absent). */
-bool jget_bool(struct json_object *obj, const char *key);
-/* Member key as an object or array, or NULL. */
-struct json_object *jget_obj(struct json_object *obj, const char *key);
 
 #endif

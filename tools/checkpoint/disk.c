@@ -12,11 +12,11 @@
 /* Whether image (an ImageInfo) already has a snapshot called name. */
 static bool has_snapshot(struct json_object *image, const char *name)
 {
-	struct json_object *snaps = jget_obj(image, "snapshots");
+	struct json_object *snaps = dcres_qmp_get_obj(image, "snapshots");
 
 	for (size_t i = 0; snaps && json_object_is_type(snaps, json_type_array) &&
 			   i < json_object_array_length(snaps); i++) {
-		const char *s = jget_str(json_object_array_get_idx(snaps, i), "name");
+		const char *s = dcres_qmp_get_str(json_object_array_get_idx(snaps, i), "name");
 
 		if (s && !strcmp(s, name))
 			return true;
@@ -47,15 +47,15 @@ int disk_find(struct ckpt_run *r)
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *blk = json_object_array_get_idx(ret, i);
-		struct json_object *ins = jget_obj(blk, "inserted");
-		struct json_object *image = jget_obj(ins, "image");
-		const char *format = jget_str(image, "format");
-		const char *dev = jget_str(blk, "device");
+		struct json_object *ins = dcres_qmp_get_obj(blk, "inserted");
+		struct json_object *image = dcres_qmp_get_obj(ins, "image");
+		const char *format = dcres_qmp_get_str(image, "format");
+		const char *dev = dcres_qmp_get_str(blk, "device"), *file;
 
-		if (!ins || !format || strcmp(format, "qcow2") || jget_bool(ins, "ro"))
+		if (!ins || !format || strcmp(format, "qcow2") || dcres_qmp_get_bool(ins, "ro"))
 			continue;
 		if (!dev || !*dev)
-			dev = jget_str(ins, "node-name");
+			dev = dcres_qmp_get_str(ins, "node-name");
 		if (!dev) {
 			pr_err("query-block: a qcow2 disk has neither device nor node name");
 			err = -EPROTO;
@@ -68,7 +68,11 @@ int disk_find(struct ckpt_run *r)
 			err = -EEXIST;
 			break;
 		}
-		snprintf(r->disks[r->ndisks++].device, sizeof(r->disks[0].device), "%s", dev);
+		file = dcres_qmp_get_str(ins, "file");
+		if (!file || !strncmp(file, "json:", 5))
+			file = ""; /* not a plain file name: not recorded */
+		snprintf(r->disks[r->ndisks].device, sizeof(r->disks[0].device), "%s", dev);
+		snprintf(r->disks[r->ndisks++].file, sizeof(r->disks[0].file), "%s", file);
 	}
 	json_object_put(ret);
 	if (!r->ndisks)

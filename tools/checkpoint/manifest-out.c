@@ -1,5 +1,6 @@
 /* Writing DIR/manifest (proto/manifest.proto) for a completed run: the VM,
- * the hosts and their pages, and the size and CRC of every file (ckpt.h). */
+ * the hosts and their pages, the size and CRC of every file, and the qcow2
+ * images the disk snapshot was taken in (ckpt.h). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@ struct manifest_buf {
 	char present_names[CKPT_MAX_SERVERS][32];
 	Dcres__FileSum files[MAX_FILES];
 	Dcres__FileSum *file_ptrs[MAX_FILES];
+	char **disk_files;	/* r->ndisks entries */
 };
 
 /* Adds file name (relative to the directory) with its size and CRC. */
@@ -69,8 +71,10 @@ int manifest_out(struct ckpt_run *r)
 	unsigned nservers = r->dcres_mode ? r->after.nservers : 0;
 	int err;
 
-	if (!b)
+	if (!b || !(b->disk_files = calloc(r->ndisks + 1, sizeof(char *)))) {
+		free(b);
 		return -ENOMEM;
+	}
 	m.has_version = true;
 	m.version = DCRES__MANIFEST_VERSION__MANIFEST_VERSION;
 	m.has_vm_uuid = true;
@@ -86,6 +90,10 @@ int manifest_out(struct ckpt_run *r)
 	m.loc_file = r->dcres_mode ? "main.loc" : NULL;
 	m.hosts = b->host_ptrs;
 	m.files = b->file_ptrs;
+	m.disk_files = b->disk_files;
+	for (unsigned i = 0; i < r->ndisks; i++)
+		if (r->disks[i].snapshotted && r->disks[i].file[0])
+			b->disk_files[m.n_disk_files++] = r->disks[i].file;
 
 	add_host(&m, b, 0, "main", "main.mem", NULL, r->main_pages);
 	err = add_file(r, &m, b, "main.mem");
@@ -102,6 +110,7 @@ int manifest_out(struct ckpt_run *r)
 	}
 	if (!err)
 		err = dcres_manifest_write(r->dir, &m);
+	free(b->disk_files);
 	free(b);
 	return err;
 }

@@ -25,16 +25,16 @@ static int save_settings(struct ckpt_run *r)
 	for (size_t i = 0; json_object_is_type(ret, json_type_array) &&
 			   i < json_object_array_length(ret); i++) {
 		struct json_object *c = json_object_array_get_idx(ret, i);
-		const char *cap = jget_str(c, "capability");
+		const char *cap = dcres_qmp_get_str(c, "capability");
 
 		if (!cap)
 			continue;
 		if (!strcmp(cap, "mapped-ram"))
-			sv->mapped_ram = jget_bool(c, "state");
+			sv->mapped_ram = dcres_qmp_get_bool(c, "state");
 		else if (!strcmp(cap, "multifd"))
-			sv->multifd = jget_bool(c, "state");
+			sv->multifd = dcres_qmp_get_bool(c, "state");
 		else if (!strcmp(cap, "dcres-conventional")) {
-			sv->conventional = jget_bool(c, "state");
+			sv->conventional = dcres_qmp_get_bool(c, "state");
 			r->has_conventional_cap = true;
 		}
 	}
@@ -42,9 +42,10 @@ static int save_settings(struct ckpt_run *r)
 	err = ckpt_qmp(r, "query-migrate-parameters", NULL, &ret);
 	if (err)
 		return err;
-	sv->has_max_bandwidth = jget_u64(ret, "max-bandwidth", &sv->max_bandwidth);
-	sv->has_multifd_channels = jget_u64(ret, "multifd-channels", &sv->multifd_channels);
-	sv->direct_io = jget_bool(ret, "direct-io");
+	sv->has_max_bandwidth = dcres_qmp_get_u64(ret, "max-bandwidth", &sv->max_bandwidth);
+	sv->has_multifd_channels = dcres_qmp_get_u64(ret, "multifd-channels",
+						     &sv->multifd_channels);
+	sv->direct_io = dcres_qmp_get_bool(ret, "direct-io");
 	json_object_put(ret);
 	sv->valid = true;
 	return 0;
@@ -145,17 +146,17 @@ int migrate_query(struct ckpt_run *r, struct ckpt_migration *m)
 	err = ckpt_qmp(r, "query-migrate", NULL, &ret);
 	if (err)
 		return err;
-	s = jget_str(ret, "status");
+	s = dcres_qmp_get_str(ret, "status");
 	snprintf(m->status, sizeof(m->status), "%s", s ? s : "");
-	s = jget_str(ret, "error-desc");
+	s = dcres_qmp_get_str(ret, "error-desc");
 	snprintf(m->error, sizeof(m->error), "%s", s ? s : "(QEMU gave no reason)");
-	m->has_times = jget_u64(ret, "total-time", &m->total_time_ms) &&
-		       jget_u64(ret, "downtime", &m->downtime_ms);
-	ram = jget_obj(ret, "ram");
-	jget_u64(ram, "normal", &m->normal_pages);
-	jget_u64(ram, "normal-bytes", &m->normal_bytes);
-	jget_u64(ram, "transferred", &m->transferred);
-	jget_u64(ram, "remaining", &m->remaining);
+	m->has_times = dcres_qmp_get_u64(ret, "total-time", &m->total_time_ms) &&
+		       dcres_qmp_get_u64(ret, "downtime", &m->downtime_ms);
+	ram = dcres_qmp_get_obj(ret, "ram");
+	dcres_qmp_get_u64(ram, "normal", &m->normal_pages);
+	dcres_qmp_get_u64(ram, "normal-bytes", &m->normal_bytes);
+	dcres_qmp_get_u64(ram, "transferred", &m->transferred);
+	dcres_qmp_get_u64(ram, "remaining", &m->remaining);
 	json_object_put(ret);
 	return 0;
 }

@@ -29,7 +29,7 @@ int vm_status(struct ckpt_run *r, char *status, size_t len)
 	err = ckpt_qmp(r, "query-status", NULL, &ret);
 	if (err)
 		return err;
-	s = jget_str(ret, "status");
+	s = dcres_qmp_get_str(ret, "status");
 	snprintf(status, len, "%s", s ? s : "");
 	json_object_put(ret);
 	return 0;
@@ -46,7 +46,7 @@ static int query_uuid(struct ckpt_run *r)
 	err = ckpt_qmp(r, "query-uuid", NULL, &ret);
 	if (err)
 		return err;
-	s = jget_str(ret, "UUID");
+	s = dcres_qmp_get_str(ret, "UUID");
 	if (!s || dcres_uuid_parse(s, r->uuid)) {
 		pr_err("query-uuid: unexpected answer %s", json_object_to_json_string(ret));
 		json_object_put(ret);
@@ -71,11 +71,11 @@ static int query_version(struct ckpt_run *r)
 	err = ckpt_qmp(r, "query-version", NULL, &ret);
 	if (err)
 		return err;
-	qemu = jget_obj(ret, "qemu");
-	jget_u64(qemu, "major", &major);
-	jget_u64(qemu, "minor", &minor);
-	jget_u64(qemu, "micro", &micro);
-	package = jget_str(ret, "package");
+	qemu = dcres_qmp_get_obj(ret, "qemu");
+	dcres_qmp_get_u64(qemu, "major", &major);
+	dcres_qmp_get_u64(qemu, "minor", &minor);
+	dcres_qmp_get_u64(qemu, "micro", &micro);
+	package = dcres_qmp_get_str(ret, "package");
 	while (package && *package == ' ')
 		package++;
 	snprintf(r->qemu_version, sizeof(r->qemu_version), "%llu.%llu.%llu%s%s%s",
@@ -94,12 +94,12 @@ static int parse_dcres(struct json_object *ret, struct ckpt_dcres *d)
 	size_t n;
 
 	memset(d, 0, sizeof(*d));
-	d->has_ram_size = jget_u64(ret, "ram-size", &d->ram_size);
-	jget_u64(ret, "page-ins", &d->page_ins);
-	jget_u64(ret, "page-outs", &d->page_outs);
-	dir = jget_str(ret, "checkpoint-dir");
+	d->has_ram_size = dcres_qmp_get_u64(ret, "ram-size", &d->ram_size);
+	dcres_qmp_get_u64(ret, "page-ins", &d->page_ins);
+	dcres_qmp_get_u64(ret, "page-outs", &d->page_outs);
+	dir = dcres_qmp_get_str(ret, "checkpoint-dir");
 	snprintf(d->checkpoint_dir, sizeof(d->checkpoint_dir), "%s", dir ? dir : "");
-	servers = jget_obj(ret, "servers");
+	servers = dcres_qmp_get_obj(ret, "servers");
 	n = servers && json_object_is_type(servers, json_type_array)
 		    ? json_object_array_length(servers) : 0;
 	if (n > CKPT_MAX_SERVERS) {
@@ -111,12 +111,12 @@ static int parse_dcres(struct json_object *ret, struct ckpt_dcres *d)
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *s = json_object_array_get_idx(servers, i);
 		struct ckpt_server *srv = &d->servers[i];
-		const char *addr = jget_str(s, "address");
+		const char *addr = dcres_qmp_get_str(s, "address");
 
 		snprintf(srv->address, sizeof(srv->address), "%s", addr ? addr : "?");
-		srv->connected = jget_bool(s, "connected");
-		jget_u64(s, "pages", &srv->pages);
-		srv->has_ckpt_bytes = jget_u64(s, "ckpt-bytes", &srv->ckpt_bytes);
+		srv->connected = dcres_qmp_get_bool(s, "connected");
+		dcres_qmp_get_u64(s, "pages", &srv->pages);
+		srv->has_ckpt_bytes = dcres_qmp_get_u64(s, "ckpt-bytes", &srv->ckpt_bytes);
 	}
 	return 0;
 }
@@ -169,7 +169,7 @@ static int query_split(struct ckpt_run *r)
 	ret_err = ckpt_qmp(r, "query-memory-size-summary", NULL, &ret);
 	if (ret_err)
 		return ret_err;
-	if (!jget_u64(ret, "base-memory", &r->ram_size) || !r->ram_size) {
+	if (!dcres_qmp_get_u64(ret, "base-memory", &r->ram_size) || !r->ram_size) {
 		pr_err("query-memory-size-summary: no base-memory in %s",
 		       json_object_to_json_string(ret));
 		json_object_put(ret);
@@ -225,10 +225,10 @@ int vm_stop(struct ckpt_run *r)
 /* Milliseconds since the epoch of a QMP event's timestamp, or -1. */
 static int64_t event_time_ms(struct json_object *ev)
 {
-	struct json_object *ts = jget_obj(ev, "timestamp");
+	struct json_object *ts = dcres_qmp_get_obj(ev, "timestamp");
 	uint64_t s, us;
 
-	if (!jget_u64(ts, "seconds", &s) || !jget_u64(ts, "microseconds", &us))
+	if (!dcres_qmp_get_u64(ts, "seconds", &s) || !dcres_qmp_get_u64(ts, "microseconds", &us))
 		return -1;
 	return (int64_t)(s * 1000 + us / 1000);
 }
@@ -271,14 +271,15 @@ static bool server_lost(struct ckpt_run *r)
 	struct json_object *ev;
 
 	while (!dcres_qmp_wait_event(r->qmp, NULL, 0, &ev, err, sizeof(err))) {
-		const char *name = jget_str(ev, "event"), *a;
-		struct json_object *data = jget_obj(ev, "data");
+		const char *name = dcres_qmp_get_str(ev, "event"), *a;
+		struct json_object *data = dcres_qmp_get_obj(ev, "data");
 		uint64_t k = 0;
 
-		if (name && jget_u64(data, "server", &k) && k >= 1 && k <= CKPT_MAX_SERVERS) {
+		if (name && dcres_qmp_get_u64(data, "server", &k) && k >= 1 &&
+		    k <= CKPT_MAX_SERVERS) {
 			if (!strcmp(name, "DCRES_SERVER_LOST")) {
 				lost[k] = true;
-				a = jget_str(data, "address");
+				a = dcres_qmp_get_str(data, "address");
 				snprintf(addr[k], sizeof(addr[k]), "%s", a ? a : "?");
 			} else if (!strcmp(name, "DCRES_SERVER_BACK")) {
 				lost[k] = false;

@@ -25,7 +25,9 @@
 #ifndef DCRES_QMP_H
 #define DCRES_QMP_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <json-c/json.h>
 
@@ -74,5 +76,18 @@ int dcres_qmp_wait_event(struct dcres_qmp *q, const char *name, int timeout_ms,
 /* The greeting QEMU sent ({"QMP": {"version": ..., "capabilities": ...}});
  * borrowed, valid until dcres_qmp_close(). */
 struct json_object *dcres_qmp_greeting(const struct dcres_qmp *q);
+
+/* Reading members of answers and events (qmp-json.c). Each takes obj
+ * NULL or not an object as "absent". */
+/* Member key as a string (borrowed from obj), or NULL if absent or not a
+ * string. */
+const char *dcres_qmp_get_str(struct json_object *obj, const char *key);
+/* Member key as an unsigned integer into *v; false if absent or not a
+ * number (negative values read as 0). */
+bool dcres_qmp_get_u64(struct json_object *obj, const char *key, uint64_t *v);
+/* Member key as a boolean (false if absent). */
+bool dcres_qmp_get_bool(struct json_object *obj, const char *key);
+/* Member key as an object or array (borrowed), or NULL. */
+struct json_object *dcres_qmp_get_obj(struct json_object *obj, const char *key);
 
 #endif

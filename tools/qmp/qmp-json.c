@@ -1,7 +1,10 @@
-/* Reading members of QMP answers (ckpt.h). */
-#include "ckpt.h"
+/* Reading members of QMP answers (qmp.h). */
+#include <stdbool.h>
+#include <stdint.h>
 
-const char *jget_str(struct json_object *obj, const char *key)
+#include "dcres/qmp.h"
+
+const char *dcres_qmp_get_str(struct json_object *obj, const char *key)
 {
 	struct json_object *v;
 
@@ -11,7 +14,7 @@ const char *jget_str(struct json_object *obj, const char *key)
 	return json_object_get_string(v);
 }
 
-bool jget_u64(struct json_object *obj, const char *key, uint64_t *out)
+bool dcres_qmp_get_u64(struct json_object *obj, const char *key, uint64_t *out)
 {
 	struct json_object *v;
 
@@ -31,7 +34,7 @@ bool jget_u64(struct json_object *obj, const char *key, uint64_t *out)
 	return false;
 }
 
-bool jget_bool(struct json_object *obj, const char *key)
+bool dcres_qmp_get_bool(struct json_object *obj, const char *key)
 {
 	struct json_object *v;
 
@@ -39,7 +42,7 @@ bool jget_bool(struct json_object *obj, const char *key)
 	       json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v);
 }
 
-struct json_object *jget_obj(struct json_object *obj, const char *key)
+struct json_object *dcres_qmp_get_obj(struct json_object *obj, const char *key)
 {
 	struct json_object *v;
 
