@@ -49,7 +49,7 @@ static void json_string(const char *s)
 }
 
 /* Prints the summary: pages per host, the total, the output. */
-static void summary(const struct merge_ckpt *c, const char *out, bool json,
+static void summary(const struct ckptdir *c, const char *out, bool json,
 		    uint64_t duplicates)
 {
 	uint64_t total = c->main_pages;
@@ -95,7 +95,7 @@ int main(int argc, char **argv)
 {
 	bool check = false, json = false, options = true;
 	const char *dir = NULL, *out = NULL;
-	struct merge_ckpt c;
+	struct ckptdir c;
 	uint64_t duplicates = 0;
 	int ret;
 
@@ -136,12 +136,12 @@ int main(int argc, char **argv)
 	ret = merge_open(dir, &c);
 	if (ret)
 		goto fail;
-	ret = merge_check_placement(&c, &duplicates);
+	ret = ckptdir_check_placement(&c, &duplicates);
 	if (!ret)
 		ret = check ? merge_verify_server_pages(&c) : merge_write(&c, out);
 	if (!ret)
 		summary(&c, out, json, duplicates);
-	merge_close(&c);
+	ckptdir_close(&c);
 	if (!ret)
 		return 0;
 fail:

@@ -100,7 +100,7 @@ static int copy_sparse(int in, const char *src, int out, const char *out_path,
 /* Creates path (0600, exclusive) as main.mem minus its pages area: same
  * size, everything outside [pages_offset, pages_offset + used_length)
  * copied sparsely (device state, headers, the bitmap, other blocks). */
-static int copy_outside_pages(const struct merge_ckpt *c, const char *path)
+static int copy_outside_pages(const struct ckptdir *c, const char *path)
 {
 	off_t pages = (off_t)c->loc.main_file.pages_offset;
 	off_t pages_end = pages + (off_t)c->loc.main_file.used_length;
@@ -138,7 +138,7 @@ struct window {
 
 /* Reads server s's pages of window w (CRC-checked against its presence
  * file) into their places in w->data and marks them stored and set in out. */
-static int window_server(const struct merge_server *s, struct window *w,
+static int window_server(const struct ckptdir_server *s, struct window *w,
 			 struct dcres_mrfile *out)
 {
 	uint32_t ps = out->page_size;
@@ -173,7 +173,7 @@ static int window_server(const struct merge_server *s, struct window *w,
 /* Fills window w from main.mem (pages with their bit set) and every
  * server, then writes each run of stored pages to out with one write;
  * pages stored nowhere stay holes. */
-static int window_merge(struct merge_ckpt *c, struct window *w,
+static int window_merge(struct ckptdir *c, struct window *w,
 			struct dcres_mrfile *out)
 {
 	uint32_t ps = out->page_size;
@@ -206,7 +206,7 @@ static int window_merge(struct merge_ckpt *c, struct window *w,
 }
 
 /* Merges every page into out, window by window. */
-static int merge_pages(struct merge_ckpt *c, struct dcres_mrfile *out)
+static int merge_pages(struct ckptdir *c, struct dcres_mrfile *out)
 {
 	size_t bytes = (size_t)WINDOW_PAGES * out->page_size;
 	struct window w = {
@@ -232,10 +232,10 @@ static int merge_pages(struct merge_ckpt *c, struct dcres_mrfile *out)
 }
 
 /* Refuses an out that is one of the checkpoint's own files. */
-static int check_out(const struct merge_ckpt *c, const char *out)
+static int check_out(const struct ckptdir *c, const char *out)
 {
 	struct stat o, i;
-	const char *inputs[2 + 2 * MERGE_MAX_SERVERS];
+	const char *inputs[2 + 2 * CKPTDIR_MAX_SERVERS];
 	unsigned n = 0;
 
 	if (stat(out, &o) < 0)
@@ -256,7 +256,7 @@ static int check_out(const struct merge_ckpt *c, const char *out)
 	return 0;
 }
 
-int merge_write(struct merge_ckpt *c, const char *out)
+int merge_write(struct ckptdir *c, const char *out)
 {
 	struct dcres_mrfile mr = { .fd = -1 };
 	char partial[PATH_MAX];

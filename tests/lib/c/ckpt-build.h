@@ -1,0 +1,50 @@
+/* Test helper: synthetic D-CRES checkpoints made with the format libraries,
+ * without QEMU: main.mem laid out as QEMU 10.0's mapped-ram writes it,
+ * main.loc, two memory servers' host-K.mem and host-K.present, optionally
+ * a manifest. Variants damage them in known ways. Every failure exits the
+ * test (CHECK of ckpt-format/tests/testutil.h). */
+#ifndef DCRES_TEST_CKPT_BUILD_H
+#define DCRES_TEST_CKPT_BUILD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dcres/mappedram.h"
+
+#define TEST_CKPT_PS 4096u
+#define TEST_CKPT_NPAGES 1000u
+#define TEST_CKPT_PREFIX 3000u /* "device state" before the block's header */
+
+/* Ways to build a checkpoint. */
+enum test_ckpt_variant {
+	TEST_CKPT_OK,
+	TEST_CKPT_MANIFEST,     /* with a manifest listing hosts and file checksums */
+	TEST_CKPT_MANIFEST_BAD, /* ... and host-1.mem changed after it was written */
+	TEST_CKPT_DUP,          /* page 12 (on host 1) also in main.mem's bitmap */
+	TEST_CKPT_MISSING,      /* page 13 (on host 2) not in host-2.present */
+	TEST_CKPT_STRAY,        /* page 20 (never written) present on host 2 */
+	TEST_CKPT_CORRUPT,      /* a byte of page 22 flipped in host-1.mem */
+	TEST_CKPT_UUID,         /* host-2.mem of another VM */
+};
+
+/* The VM UUID of every checkpoint built here. */
+extern const uint8_t test_ckpt_uuid[16];
+
+/* Where main.loc places page p: never written (DCRES_LOC_ZERO), the main
+ * host (DCRES_LOC_MAIN), host 1 or host 2. */
+uint8_t test_ckpt_owner(uint64_t p);
+
+/* Main-host pages QEMU found to be zero: placed on main, not in the file. */
+bool test_ckpt_zero_page(uint64_t p);
+
+/* Fills buf (TEST_CKPT_PS bytes) with the content of page p as host h
+ * saved it (h 9: stale data of a page that moved away). Never all zeros. */
+void test_ckpt_fill_page(uint8_t *buf, uint64_t p, unsigned h);
+
+/* Builds a checkpoint of variant v in a new directory under base (a
+ * scratch directory; the result lives until exit) and returns its path;
+ * *geo is main.mem's geometry. At most 16 per process. */
+const char *test_ckpt_make(const char *base, enum test_ckpt_variant v,
+			   struct dcres_mapped_ram *geo);
+
+#endif
