@@ -14,6 +14,7 @@
 #include "dcres/loctable.h"
 #include "dcres/log.h"
 #include "dcres/memclient.h"
+#include "dcres/path.h"
 
 #define POLL_MS 250       /* between progress polls of a server */
 #define WATCH_MS 100      /* between looks at the pager while a step runs */
@@ -214,28 +215,18 @@ static void stop_poller(struct dcres_mainckpt *c)
 	c->poller_running = false;
 }
 
-/* Sets c->server_dir: c->dir relative to root (the servers' --dir). */
+/* Names the checkpoint directory relative to the servers' --dir (root). */
 static int relative_to_root(struct dcres_mainckpt *c, const char *root, char *err,
 			    size_t err_len)
 {
-	size_t n = strlen(root);
-	const char *rest;
+	int ret = dcres_path_relative(root, c->dir, c->server_dir, sizeof(c->server_dir));
 
-	while (n > 1 && root[n - 1] == '/')
-		n--;
-	if (n == 1 && root[0] == '/')
-		rest = c->dir + 1;
-	else if (!strncmp(c->dir, root, n) && (c->dir[n] == '/' || !c->dir[n]))
-		rest = c->dir[n] ? c->dir + n + 1 : "";
-	else
-		rest = NULL;
-	if (!rest || c->dir[0] != '/') {
+	if (ret == -EINVAL)
 		snprintf(err, err_len, "checkpoint directory %s is not below %s, the memory "
 			 "servers' directory", c->dir, root);
-		return -EINVAL;
-	}
-	snprintf(c->server_dir, sizeof(c->server_dir), "%s", *rest ? rest : ".");
-	return 0;
+	else if (ret)
+		snprintf(err, err_len, "checkpoint directory %s: %s", c->dir, strerror(-ret));
+	return ret;
 }
 
 int dcres_mainckpt_begin(const struct dcres_mainckpt_config *cfg,
