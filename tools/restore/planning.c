@@ -1,0 +1,96 @@
+/* The restore plan: capacities, the planner, the plan file (restore.h). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dcres/log.h"
+#include "restore.h"
+
+#define PLAN_ERR_MAX 4096
+
+/* The checkpoint's memory server whose address (in the manifest) is name,
+ * or 0 when none is. */
+static unsigned same_as(const struct rst_run *r, const char *name)
+{
+	const Dcres__Manifest *m = r->cd.manifest;
+
+	for (size_t i = 0; i < m->n_hosts; i++)
+		if (m->hosts[i]->id > 0 && m->hosts[i]->address &&
+		    !strcmp(m->hosts[i]->address, name))
+			return m->hosts[i]->id;
+	return 0;
+}
+
+/* Pages main.loc places on the main host: the old VM's resident set. */
+static uint64_t resident_pages(const struct rst_run *r)
+{
+	uint64_t n = 0;
+
+	for (uint64_t p = 0; p < r->cd.loc.npages; p++)
+		n += r->cd.loc.host[p] == DCRES_LOC_MAIN;
+	return n;
+}
+
+/* Writes "main=NAME sub-host 1=ADDR ..." into out (len bytes). */
+static void host_mapping(const struct rst_run *r, char *out, size_t len)
+{
+	size_t used = 0;
+
+	for (unsigned k = 0; k < r->nhosts && used < len; k++) {
+		int n = k ? snprintf(out + used, len - used, " sub-host %u=%s", k, r->hosts[k].name)
+			  : snprintf(out, len, "main=%s", r->hosts[0].name);
+
+		if (n < 0)
+			break;
+		used += (size_t)n;
+	}
+}
+
+/* Fills every host's pages and moved_in, and r->zero_pages, from the plan. */
+static void count_pages(struct rst_run *r)
+{
+	const struct dcres_plan *p = &r->plan;
+
+	for (uint64_t i = 0; i < p->npages; i++) {
+		uint8_t t = p->target[i], s = p->source[i];
+
+		if (t == DCRES_PLAN_ZERO) {
+			r->zero_pages++;
+			continue;
+		}
+		r->hosts[t].pages++;
+		if (t == DCRES_PLAN_MAIN ? s != DCRES_PLAN_MAIN : s != r->hosts[t].same_as)
+			r->hosts[t].moved_in++;
+	}
+}
+
+int planning_make(struct rst_run *r)
+{
+	struct dcres_plan_target targets[RST_MAX_HOSTS];
+	char err[PLAN_ERR_MAX], hosts[PLAN_ERR_MAX];
+	struct rst_host *m = &r->hosts[0];
+	int ret;
+
+	if (!m->has_capacity)
+		m->capacity = r->nhosts == 1 ? r->cd.loc.npages : resident_pages(r);
+	targets[0] = (struct dcres_plan_target){ .capacity = m->capacity };
+	for (unsigned k = 1; k < r->nhosts; k++) {
+		r->hosts[k].same_as = same_as(r, r->hosts[k].name);
+		targets[k] = (struct dcres_plan_target){ .capacity = r->hosts[k].capacity,
+							 .same_as = r->hosts[k].same_as };
+	}
+	ret = dcres_plan_make(&r->cd.loc, r->dir, targets, r->nhosts, &r->plan, err, sizeof(err));
+	if (ret) {
+		host_mapping(r, hosts, sizeof(hosts));
+		pr_err("cannot restore %s onto %s: %s", r->dir, hosts, err);
+		return ret;
+	}
+	r->planned = true;
+	count_pages(r);
+	r->pages_moved = dcres_plan_moved(&r->plan, targets);
+	ret = dcres_plan_write(r->plan_path, &r->plan, err, sizeof(err));
+	if (ret)
+		pr_err("%s", err);
+	return ret;
+}

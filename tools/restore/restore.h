@@ -1,0 +1,194 @@
+/* dcres-restore internals: the state of one run and the steps that fill it
+ * (DESIGN.md §6). main.c runs the steps in order; each other file holds
+ * one concern. Functions return 0 or a negative errno and log one line
+ * naming what failed (file, page, host, QMP command and QEMU's error). */
+#ifndef DCRES_RESTORE_TOOL_H
+#define DCRES_RESTORE_TOOL_H
+
+#include <limits.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "dcres/auth.h"
+#include "dcres/ckptdir.h"
+#include "dcres/memclient.h"
+#include "dcres/plan.h"
+#include "dcres/qmp.h"
+#include "dcres/uuid.h"
+
+#define RST_PAGE_SIZE 4096u
+#define RST_MAX_HOSTS (1 + DCRES_PLAN_MAX_SUBS) /* the main host and its subs */
+#define RST_POLL_MS 200
+
+/* Set by the SIGINT/SIGTERM handler (main.c). */
+extern volatile sig_atomic_t rst_interrupted;
+
+/* The command line. */
+struct rst_opts {
+	const char *ckpt;          /* DIR as given */
+	bool lazy;
+	bool wait_loaded;
+	bool json;
+	const char *psk_path;      /* NULL: none given */
+	const char *ckpt_root;
+	const char *qemu;          /* resolved: --qemu, $DCRES_QEMU or the default */
+	const char *qmp_path;      /* NULL: RUN/qmp.sock */
+	const char *run_dir;       /* NULL: /run/dcres/restore-<uuid> */
+	unsigned timeout_s;
+	char **qemu_args;          /* after "--" */
+	int nqemu_args;
+};
+
+/* One host of the target set: hosts[0] is the main host, hosts[k] sub-host
+ * k (a memory server). */
+struct rst_host {
+	char name[256];            /* as given in --hosts */
+	bool has_capacity;         /* --capacity named it */
+	uint64_t capacity;         /* pages it may hold (the plan's) */
+	unsigned same_as;          /* subs: the checkpoint's server it is, or 0 */
+	struct dcres_memclient *c; /* subs: attached to the VM (servers.c) */
+	bool dirty;                /* subs: this run may have stored pages there */
+	uint64_t pages;            /* pages the plan puts there */
+	uint64_t moved_in;         /* of those, pages coming from another host */
+	atomic_uint_least64_t loaded; /* pages loaded so far (subs: load.c) */
+	bool has_load_ms;
+	int64_t load_ms;
+};
+
+/* Everything one run learns and does. */
+struct rst_run {
+	struct rst_opts opts;
+	struct rst_host hosts[RST_MAX_HOSTS];
+	unsigned nhosts;           /* 1 + number of subs */
+
+	/* The checkpoint (verify.c). */
+	char dir[PATH_MAX];        /* absolute, symlinks resolved */
+	struct ckptdir cd;         /* its manifest, main.loc, main.mem (open) */
+	uint8_t uuid[16];
+	char uuid_str[DCRES_UUID_STR_LEN];
+	uint64_t ram_size;
+	char root[PATH_MAX];       /* --ckpt-root, symlinks resolved */
+	char rel_dir[PATH_MAX];    /* dir relative to root: the servers' name for it */
+
+	/* Set-up (setup.c). */
+	struct dcres_psk psk;
+	char psk_file[PATH_MAX];   /* what QEMU gets as psk-file */
+	char run_dir[PATH_MAX];
+	char plan_path[PATH_MAX];
+	char log_path[PATH_MAX];
+	char qmp_path[PATH_MAX];
+
+	/* The plan (planning.c). */
+	struct dcres_plan plan;
+	bool planned;
+
+	/* QEMU (qemu.c, incoming.c). */
+	pid_t qemu_pid;            /* 0: none running */
+	struct dcres_qmp *qmp;
+
+	/* Results; times are CLOCK_MONOTONIC milliseconds. */
+	int64_t started_ms;
+	int64_t verify_ms, plan_ms, servers_load_ms, main_load_ms;
+	int64_t time_to_run_ms;
+	bool has_loaded_ms;
+	int64_t loaded_ms;         /* from the start until nothing was pending */
+	bool has_pending;          /* QEMU reports restore-pending */
+	uint64_t pending_at_resume;
+	uint64_t zero_pages;
+	uint64_t pages_moved;
+};
+
+/* Milliseconds of CLOCK_MONOTONIC. */
+int64_t rst_now_ms(void);
+/* Sleeps ms milliseconds, returning early when interrupted. */
+void rst_nap(int ms);
+/* Fails with -EINTR (logged) once SIGINT or SIGTERM came. */
+int rst_check_interrupt(void);
+
+/* hosts.c: --hosts and --capacity. */
+/* Fills r->hosts and r->nhosts from "MAIN,SUB1,..." (names unique, subs
+ * HOST:PORT); 0, or -EINVAL after a message on stderr. */
+int hosts_parse(struct rst_run *r, const char *arg);
+/* Sets the capacities of "HOST=SIZE,..." (keys are --hosts entries, sizes
+ * bytes with K, M, G or T suffixes, rounded down to pages); 0, or -EINVAL
+ * after a message on stderr. */
+int hosts_parse_capacity(struct rst_run *r, const char *arg);
+
+/* verify.c: the checkpoint, before anything else happens. */
+/* Opens DIR (its manifest required) and main.loc, checks they agree,
+ * verifies the checksum of every file the manifest lists (a damaged page
+ * of a server's file is named by its presence file's per-page CRCs) and
+ * opens main.mem. */
+int verify_checkpoint(struct rst_run *r);
+/* Releases what verify_checkpoint holds (safe after a failure). */
+void verify_close(struct rst_run *r);
+
+/* setup.c: paths and keys. */
+/* Resolves --ckpt-root and DIR relative to it, and loads --psk (required
+ * with sub-hosts). Contacts nothing. */
+int setup_paths(struct rst_run *r);
+/* Creates the run directory (0700) and sets the plan, log and QMP paths;
+ * refuses a QMP socket a live process still answers on. Without --psk,
+ * writes a throw-away key there for QEMU's psk-file. */
+int setup_run_dir(struct rst_run *r);
+
+/* servers.c: the memory servers (sub-hosts). */
+/* Connects to every sub, attaches to the VM (not exclusively), releases
+ * the VM's old pages there and sets each sub's capacity from its free
+ * pages (lowered by --capacity). */
+int servers_prepare(struct rst_run *r);
+/* Drops the VM's pages from every sub this run may have stored some on
+ * (best effort: failures are logged), reconnecting when needed and
+ * retrying a while when the QEMU this run ended is still attached there. */
+void servers_release(struct rst_run *r);
+/* Closes every connection (a later servers_release reconnects). */
+void servers_close(struct rst_run *r);
+
+/* planning.c: the plan. */
+/* Sets the main host's capacity and every sub's same_as, makes the plan
+ * (an infeasible one is refused naming the hosts and the numbers) and
+ * writes it to r->plan_path. Fills the hosts' pages and moved_in. */
+int planning_make(struct rst_run *r);
+
+/* load.c: the sub-hosts' share. */
+/* Loads every sub's planned pages, one thread per sub: from a
+ * checkpoint server's files by the server itself, from main.mem through
+ * this tool. Shows progress; on failure every thread stops early. */
+int load_servers(struct rst_run *r);
+
+/* qemu.c: the QEMU process. */
+/* Starts QEMU detached (own session, stdin /dev/null, output to the log)
+ * with -incoming defer and the dcres-split object of the plan; r->qemu_pid
+ * set. */
+int qemu_start(struct rst_run *r);
+/* Whether QEMU still runs; when it has exited, logs how and the tail of
+ * its log, and clears r->qemu_pid. */
+bool qemu_alive(struct rst_run *r);
+/* Ends QEMU (SIGTERM, then SIGKILL after a few seconds) and reaps it. */
+void qemu_kill(struct rst_run *r);
+/* Logs the last lines of QEMU's log (error level). */
+void qemu_log_tail(const struct rst_run *r);
+
+/* incoming.c: the main host's share, through QMP. */
+/* Connects to QMP, starts migrate-incoming from main.mem, waits for it to
+ * complete (with progress), resumes the VM and, with --lazy
+ * --wait-loaded, waits until no page is pending. Fills the times. */
+int incoming_run(struct rst_run *r);
+
+/* progress.c: one line of progress on stderr. */
+/* Shows how many pages each sub has loaded out of its planned ones. */
+void progress_servers(const struct rst_run *r);
+/* Shows the main host's migration: status and, when QEMU reports them,
+ * pages loaded and pending. */
+void progress_main(const struct rst_run *r, const char *status, bool has_counts,
+		   uint64_t loaded, uint64_t pending);
+/* Ends the progress line (a newline on a terminal); idempotent. */
+void progress_end(void);
+
+/* summary.c: prints the run's summary to stdout (JSON with --json). */
+void summary_print(const struct rst_run *r);
+
+#endif

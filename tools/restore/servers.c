@@ -1,0 +1,126 @@
+/* The memory servers of the target set: connections, releasing the VM's
+ * pages, free capacity (restore.h). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dcres/log.h"
+#include "restore.h"
+
+#define CONNECT_TIMEOUT_MS 5000
+#define RELEASE_RETRY_MS 10000 /* a VM QEMU just left may stay attached that long */
+#define RELEASE_PAUSE_US 250000
+
+/* Logs that sub h failed doing what, with the server's message (it says
+ * why, e.g. that the VM still runs) or the error. */
+static void server_error(const struct rst_host *h, const char *what, int err)
+{
+	const char *msg = h->c ? dcres_memclient_error(h->c) : "";
+
+	pr_err("memory server %s: %s: %s", h->name, what, *msg ? msg : strerror(-err));
+}
+
+/* Connects to sub h and attaches to r's VM (not exclusively: QEMU will). */
+static int connect_attach(const struct rst_run *r, struct rst_host *h)
+{
+	int ret = dcres_memclient_connect(h->name, &r->psk, CONNECT_TIMEOUT_MS, &h->c);
+
+	if (ret) {
+		h->c = NULL;
+		server_error(h, "cannot connect", ret);
+		return ret;
+	}
+	ret = dcres_memclient_attach(h->c, r->uuid, r->ram_size);
+	if (ret) {
+		server_error(h, "cannot attach to the VM", ret);
+		dcres_memclient_close(h->c);
+		h->c = NULL;
+	}
+	return ret;
+}
+
+/* Prepares sub h: connected, the VM's old pages released, capacity set to
+ * its free pages (at most --capacity). */
+static int prepare_one(const struct rst_run *r, struct rst_host *h)
+{
+	struct dcres_memstats st;
+	uint64_t released = 0, free_pages;
+	int ret;
+
+	if ((ret = connect_attach(r, h)))
+		return ret;
+	ret = dcres_memclient_release(h->c, &released);
+	if (ret) {
+		server_error(h, "cannot release the VM's pages", ret);
+		return ret;
+	}
+	ret = dcres_memclient_stats(h->c, &st);
+	if (ret) {
+		server_error(h, "cannot read its statistics", ret);
+		return ret;
+	}
+	free_pages = st.capacity_pages > st.used_pages ? st.capacity_pages - st.used_pages : 0;
+	if (!h->has_capacity || h->capacity > free_pages)
+		h->capacity = free_pages;
+	pr_debug("memory server %s: released %llu pages of VM %s; %llu pages free, "
+		 "capacity %llu", h->name, (unsigned long long)released, r->uuid_str,
+		 (unsigned long long)free_pages, (unsigned long long)h->capacity);
+	return 0;
+}
+
+int servers_prepare(struct rst_run *r)
+{
+	for (unsigned k = 1; k < r->nhosts; k++) {
+		int ret = prepare_one(r, &r->hosts[k]);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* Releases the VM's pages on sub h, reconnecting when its connection is
+ * broken and retrying while the server refuses (QEMU's connections may
+ * still be attached for a moment after it ended). */
+static void release_one(const struct rst_run *r, struct rst_host *h)
+{
+	int64_t deadline = rst_now_ms() + RELEASE_RETRY_MS;
+	int ret = -ENOTCONN;
+
+	for (;;) {
+		if (h->c || !connect_attach(r, h)) {
+			ret = dcres_memclient_release(h->c, NULL);
+			if (!ret) {
+				h->dirty = false;
+				return;
+			}
+			if (ret != -EBUSY) {
+				dcres_memclient_close(h->c);
+				h->c = NULL;
+			}
+		}
+		if (rst_now_ms() >= deadline)
+			break;
+		usleep(RELEASE_PAUSE_US);
+	}
+	pr_warn("memory server %s may still hold pages this run loaded for VM %s (%s); "
+		"they go when the VM is restored again", h->name, r->uuid_str,
+		strerror(-ret));
+}
+
+void servers_release(struct rst_run *r)
+{
+	for (unsigned k = 1; k < r->nhosts; k++)
+		if (r->hosts[k].dirty)
+			release_one(r, &r->hosts[k]);
+}
+
+void servers_close(struct rst_run *r)
+{
+	for (unsigned k = 1; k < r->nhosts; k++) {
+		dcres_memclient_close(r->hosts[k].c);
+		r->hosts[k].c = NULL;
+	}
+}
