@@ -3,9 +3,12 @@
  *
  * The rules, applied in this order:
  *  1. Zero pages (never written) stay zero: target and source ZERO.
- *  2. Main host: the non-zero pages ranked by history descending, then
- *     pages already on the main host first, then page index ascending; the
- *     first min(capacity, count) of them go to the main host.
+ *  2. Main host: the non-zero pages ranked with the pages already on the
+ *     main host first, then by history descending, then page index
+ *     ascending; the first min(capacity, count) of them go to the main
+ *     host. So it keeps its own pages, the hottest when it has less room
+ *     than before, and takes the hottest others into the room left: a
+ *     restore onto the same hosts moves nothing.
  *  3. Stay: in page order, a page from the checkpoint's server K goes to
  *     the sub-host whose same_as is K while that sub-host has room.
  *  4. Spread: the pages still without a host are counted out to the
@@ -27,12 +30,12 @@
 #include "plan-internal.h"
 
 #define UNPLACED 0xfe /* target of a page not yet planned (never > 64 subs) */
-#define NKEYS 512     /* rank keys of rule 2: 256 histories x on main or not */
+#define NKEYS 512     /* rank keys of rule 2: on main or not x 256 histories */
 
 /* Rank key of a page in rule 2: smaller keys go to the main host first. */
 static unsigned rank_key(uint8_t history, uint8_t source)
 {
-	return (255u - history) * 2u + (source != DCRES_PLAN_MAIN);
+	return (source != DCRES_PLAN_MAIN) * 256u + (255u - history);
 }
 
 /* Checks the target set and ckpt_dir: 0, or -EINVAL with err set. */

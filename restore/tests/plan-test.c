@@ -218,43 +218,49 @@ static void test_single_host(void)
 
 static const struct dcres_plan *cmp_plan;
 
-/* Rule 2's order: history descending, main's pages first, index. */
+/* Rule 2's order: main's pages first, history descending, index. */
 static int cmp_rank(const void *a, const void *b)
 {
 	uint64_t i = *(const uint64_t *)a, j = *(const uint64_t *)b;
 	const struct dcres_plan *p = cmp_plan;
 
-	if (p->history[i] != p->history[j])
-		return p->history[i] > p->history[j] ? -1 : 1;
 	if ((p->source[i] != 0) != (p->source[j] != 0))
 		return p->source[i] == 0 ? -1 : 1;
+	if (p->history[i] != p->history[j])
+		return p->history[i] > p->history[j] ? -1 : 1;
 	return i < j ? -1 : i > j;
 }
 
-/* A smaller main host holds exactly the hottest pages. */
+/* A smaller main host keeps exactly its hottest pages; a larger one keeps
+ * all and takes exactly the hottest of the servers'. */
 static void test_hottest_on_main(void)
 {
 	static const uint8_t hosts[] = { 0, 1, 2, 0xff, 0, 1 };
+	static const uint64_t caps[] = { 1000, 2500 };
 	struct dcres_plan_target tg[3] = { { 1000, 0 }, { UNL, 1 }, { UNL, 2 } };
-	uint64_t seed = 42, *rank, n = 0;
+	uint64_t seed = 42, *rank, n;
 	struct dcres_loctable t;
 	struct dcres_plan p;
 
 	make_table(&t, 6000, hosts, 6, NULL, 1);
 	for (uint64_t i = 0; i < t.npages; i++)
 		t.history[i] = (uint8_t)(lcg(&seed) % 40); /* many ties */
-	plan(&t, tg, 3, &p);
 	rank = malloc(t.npages * sizeof(*rank));
 	CHECK(rank != NULL);
-	for (uint64_t i = 0; i < t.npages; i++)
-		if (p.source[i] != DCRES_PLAN_ZERO)
-			rank[n++] = i;
-	cmp_plan = &p;
-	qsort(rank, n, sizeof(*rank), cmp_rank);
-	for (uint64_t k = 0; k < n; k++)
-		CHECK_EQ(p.target[rank[k]] == 0, k < 1000);
-	CHECK_EQ(dcres_plan_count(&p, 0), 1000);
-	dcres_plan_free(&p);
+	for (unsigned c = 0; c < 2; c++) {
+		tg[0].capacity = caps[c];
+		plan(&t, tg, 3, &p);
+		n = 0;
+		for (uint64_t i = 0; i < t.npages; i++)
+			if (p.source[i] != DCRES_PLAN_ZERO)
+				rank[n++] = i;
+		cmp_plan = &p;
+		qsort(rank, n, sizeof(*rank), cmp_rank);
+		for (uint64_t k = 0; k < n; k++)
+			CHECK_EQ(p.target[rank[k]] == 0, k < caps[c]);
+		CHECK_EQ(dcres_plan_count(&p, 0), caps[c]);
+		dcres_plan_free(&p);
+	}
 
 	/* All equally hot: 2000 pages on main; capacity 700 keeps its first
 	 * 700, capacity 2300 all of them and the first 300 of the servers'

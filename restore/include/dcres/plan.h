@@ -1,11 +1,12 @@
 /* Restore plans: where every guest page of a checkpoint goes on a target
  * host set, and which of the checkpoint's hosts it comes from.
  *
- * The planner puts the hottest pages (by the checkpoint's access history)
- * on the main host up to its capacity (its local limit), and the rest on
- * the sub-hosts within their capacities, keeping a page on the host that
- * already holds it when that host is in the target set and has room
- * (least data moved). A plan that cannot fit is refused before anything
+ * The main host keeps its own pages up to its capacity (its local limit),
+ * the hottest (by the checkpoint's access history) when it has less room
+ * than before, and takes the hottest of the others into the room left;
+ * the rest go to the sub-hosts within their capacities, a page staying on
+ * the sub-host that holds it when that host is in the target set and has
+ * room. Least data moves: a restore onto the same hosts moves nothing. A plan that cannot fit is refused before anything
  * starts, with the numbers that do not fit.
  *
  * A plan file (written by dcres-restore, read by the patched QEMU) is:
