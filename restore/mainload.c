@@ -265,6 +265,8 @@ int dcres_mainload_start(struct dcres_mainload *m, struct dcres_pager *p, bool l
 	ret = dcres_pager_fill_start(p, pages, n, fetch, m);
 	free(pages);
 	if (!ret && !lazy)
+		ret = dcres_pager_fill_go(p);
+	if (!ret && !lazy)
 		ret = dcres_pager_fill_wait(p);
 	if (ret)
 		snprintf(err, err_len, "loading the main host's %llu pages from %s failed: %s "

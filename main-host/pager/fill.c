@@ -39,9 +39,16 @@ int dcres_pager_fill_start(struct dcres_pager *p, const uint64_t *pages, uint64_
 	p->fill_n = n;
 	p->fill_next = 0;
 	atomic_store(&p->fill_error, 0);
+	atomic_store(&p->fill_go, false);
 	atomic_store(&p->fill_pending, n);
-	/* The fault thread sees the list last, then wakes to work on it. */
+	/* The fault thread sees the list last. */
 	atomic_store(&p->fill_list, list);
+	return 0;
+}
+
+int dcres_pager_fill_go(struct dcres_pager *p)
+{
+	atomic_store(&p->fill_go, true);
 	return pager_kick(p);
 }
 
@@ -59,8 +66,8 @@ int dcres_pager_fill_wait(struct dcres_pager *p)
 
 bool pager_fill_active(const struct dcres_pager *p)
 {
-	return atomic_load(&p->fill_list) && p->fill_next < p->fill_n &&
-	       !atomic_load(&p->fill_error);
+	return atomic_load(&p->fill_list) && atomic_load(&p->fill_go) &&
+	       p->fill_next < p->fill_n && !atomic_load(&p->fill_error);
 }
 
 /* Wakes dcres_pager_fill_wait when the fill is over (done or failed). */

@@ -73,6 +73,7 @@ struct dcres_pager {
 	uint8_t *fill_buf;              /* DCRES_PAGER_FILL_BATCH pages */
 	_Atomic uint64_t fill_pending, fill_loaded, fill_faults;
 	_Atomic int fill_error;
+	_Atomic bool fill_go;           /* loading in the background allowed */
 	pthread_mutex_t fill_lock;      /* with fill_done: dcres_pager_fill_wait */
 	pthread_cond_t fill_done;
 

@@ -538,8 +538,15 @@ static void test_fill(void)
 	CHECK(dcres_pager_fill_start(pager, list, 600, fill_fetch, NULL) == 0, "fill start");
 	CHECK(dcres_pager_fill_start(pager, list, 1, fill_fetch, NULL) == -EBUSY,
 	      "a second fill accepted while one runs");
-	/* A touch loads a page at once, whether or not the background got to it. */
+	/* Before go, only a touch loads a page. */
 	CHECK(((uint64_t *)(r + 5 * PAGE))[7] == (word(5, 7) ^ FILL_MARK), "page 5 wrong on touch");
+	usleep(100 * 1000);
+	dcres_pager_get_stats(pager, &st);
+	CHECK(st.fill_loaded == 1 && st.fill_faults == 1 && st.fill_pending == 599,
+	      "before go: %llu loaded (%llu on a fault), %llu pending",
+	      (unsigned long long)st.fill_loaded, (unsigned long long)st.fill_faults,
+	      (unsigned long long)st.fill_pending);
+	CHECK(dcres_pager_fill_go(pager) == 0, "fill go");
 	CHECK(dcres_pager_fill_wait(pager) == 0, "fill failed");
 	for (uint64_t p = 0; p < 1024; p++) {
 		uint64_t w = ((uint64_t *)(r + p * PAGE))[11];
@@ -569,7 +576,8 @@ static void test_fill(void)
 	if (dcres_pager_start(&cfg, &pager) == 0) {
 		for (unsigned i = 0; i < 600; i++)
 			list[i] = i;
-		CHECK(dcres_pager_fill_start(pager, list, 600, fill_fetch, NULL) == 0, "fill start");
+		CHECK(dcres_pager_fill_start(pager, list, 600, fill_fetch, NULL) == 0 &&
+		      dcres_pager_fill_go(pager) == 0, "fill start");
 		CHECK(dcres_pager_fill_wait(pager) == -EIO, "an unreadable page did not fail the fill");
 		dcres_pager_get_stats(pager, &st);
 		CHECK(st.fill_error == -EIO && st.fill_pending > 0, "a failed fill's stats");

@@ -41,7 +41,8 @@ int dcres_mainload_place(struct dcres_mainload *m, struct dcres_pager *p, char *
 			 size_t err_len);
 
 /* Loads the main host's pages: returns once all are in (eager), or at
- * once with the fill running (lazy; m must stay open until the pager
+ * once, pages loading when touched and, after dcres_pager_fill_go, in
+ * the background, hottest first (lazy; m must stay open until the pager
  * stops). */
 int dcres_mainload_start(struct dcres_mainload *m, struct dcres_pager *p, bool lazy,
 			 char *err, size_t err_len);

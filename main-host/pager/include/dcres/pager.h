@@ -108,16 +108,21 @@ typedef int (*dcres_pager_fetch_fn)(void *opaque, const uint64_t *pages, size_t 
 				    void *buf);
 
 /* Fill (restore): the n listed pages, never written here so far, become
- * DCRES_PAGER_FILL and are loaded into the region from fetch by the fault
- * thread between faults, in list order (e.g. hottest first), in batches;
- * a fault on one of them loads it at once. Loaded pages are local. The
- * list is copied. -EBUSY while another fill runs, -EINVAL for a page out
- * of range or already local or remote. */
+ * DCRES_PAGER_FILL: a fault on one of them loads it from fetch at once,
+ * and once dcres_pager_fill_go is called the fault thread loads the rest
+ * between faults, in list order (e.g. hottest first), in batches. Loaded
+ * pages are local. The list is copied. -EBUSY while another fill runs,
+ * -EINVAL for a page out of range or already local or remote. */
 int dcres_pager_fill_start(struct dcres_pager *p, const uint64_t *pages, uint64_t n,
 			   dcres_pager_fetch_fn fetch, void *opaque);
 
+/* Lets the fill load its pages in the background (e.g. once the VM
+ * runs, so that loading its devices is not slowed down). */
+int dcres_pager_fill_go(struct dcres_pager *p);
+
 /* Waits until the fill has loaded every page (0) or stopped on a fetch
- * error (that error). A fault on a page the fill could not load waits. */
+ * error (that error); call dcres_pager_fill_go first. A fault on a page
+ * the fill could not load waits. */
 int dcres_pager_fill_wait(struct dcres_pager *p);
 
 /* Where page lives now. */
