@@ -33,6 +33,8 @@ use_build() {
   DCRES_MEMSERVER=$1/memory-server/dcres-memserver
   DCRES_CHECKPOINT=$1/tools/checkpoint/dcres-checkpoint
   DCRES_MERGE=$1/tools/merge/dcres-merge
+  DCRES_RESTORE=$1/tools/restore/dcres-restore
+  DCRES_INSPECT=$1/tools/inspect/dcres-inspect
 }
 
 TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/dcres-test.XXXXXX")

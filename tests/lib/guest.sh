@@ -1,5 +1,8 @@
 # Starting and watching test guests under the patched QEMU. Source after
 # common.sh.
+#   guest_base_args NAME            the arguments guest_start gives every
+#                                   guest (without -qmp), one per line
+#   guest_track NAME PID            guest NAME is QEMU process PID
 #   guest_start NAME QEMU_ARGS...   start QEMU in the background (NAME:
 #                                   letters, digits and _), serial console
 #                                   to $TEST_TMP/NAME.serial, QMP on
@@ -20,26 +23,38 @@ _guest_firmware_args() {
   for d in "${_dirs[@]}"; do printf -- '-L\n%s\n' "$d"; done
 }
 
+# The QEMU arguments every test guest NAME gets (firmware, machine,
+# console to its serial log), one per line; empties the serial log.
+guest_base_args() {
+  [ -x "${DCRES_QEMU:-}" ] || fail "patched QEMU not found (DCRES_QEMU=${DCRES_QEMU:-unset}); build it first"
+  : > "$(guest_serial "$1")"
+  _guest_firmware_args
+  printf -- '%s\n' -machine pc -accel "${DCRES_ACCEL:-tcg}" \
+    -display none -monitor none -nic none -no-reboot \
+    -serial "file:$(guest_serial "$1")"
+}
+
 guest_start() {
   local name=$1; shift
-  [ -x "${DCRES_QEMU:-}" ] || fail "patched QEMU not found (DCRES_QEMU=${DCRES_QEMU:-unset}); build it first"
-  local -a fw
-  mapfile -t fw < <(_guest_firmware_args)
-  : > "$(guest_serial "$name")"
+  local -a base
+  mapfile -t base < <(guest_base_args "$name")
+  [ ${#base[@]} -gt 0 ] || exit 1
   local -a run=("$DCRES_QEMU")
   # GUEST_HOST=K runs QEMU inside test host K (tests/lib/hosts.sh).
   [ -z "${GUEST_HOST:-}" ] || run=(ip netns exec "$(_hosts_ns "$GUEST_HOST")" "$DCRES_QEMU")
-  "${run[@]}" "${fw[@]}" -machine pc -accel "${DCRES_ACCEL:-tcg}" \
-    -display none -monitor none -nic none -no-reboot \
-    -serial "file:$(guest_serial "$name")" \
-    -qmp "unix:$TEST_TMP/$name.qmp,server=on,wait=off" \
+  "${run[@]}" "${base[@]}" -qmp "unix:$TEST_TMP/$name.qmp,server=on,wait=off" \
     "$@" 2> "$TEST_TMP/$name.stderr" &
-  local pid=$!
-  eval "_guest_pid_$name=$pid"
-  at_exit "kill $pid 2>/dev/null; wait $pid 2>/dev/null"
+  guest_track "$name" $!
 }
 
 guest_pid() { eval "echo \${_guest_pid_$1:-}"; }
+
+# Guest NAME is QEMU process PID (started some other way): watched by
+# guest_wait, stopped at exit.
+guest_track() {
+  eval "_guest_pid_$1=$2"
+  at_exit "kill $2 2>/dev/null; wait $2 2>/dev/null"
+}
 
 guest_memtest_args() {
   [ -f "${DCRES_MEMTEST_ELF:-}" ] || fail "memtest guest not found (DCRES_MEMTEST_ELF=${DCRES_MEMTEST_ELF:-unset})"

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# D-CRES restores onto other host sets. The memtest guest (-m 256M, 64M
+# resident on the main host, the rest on memory servers in test hosts 1
+# and 2; it hammers a hot set of 2% of its pages, 60% into memory) is
+# checkpointed live, stopped, and dcres-restore brings it back onto
+# (a) the same hosts, (b) the main host and one new sub-host, with half the
+# main host's room, (c) the main host and three sub-hosts, one of them an
+# old one, (d) the main host alone (an ordinary VM); (a)-(d) eagerly and
+# then lazily. Every restored guest's verifier must find its memory intact
+# (errors=0) and go on counting passes. The hot set, on the main host at
+# the checkpoint, must still be there after the restore (b) that halves
+# the main host; a lazy restore must resume before all its pages are in
+# and load them later. dcres-inspect must pass the checkpoint and name a
+# corrupted page. Refusals: a restore while the VM still runs; a
+# corrupted server file (named, with the page) and a missing file (named),
+# each with no QEMU started.
+set -euo pipefail
+. "$(dirname "$0")/../lib/split.sh"
+. "$(dirname "$0")/../lib/ckpt.sh"
+. "$(dirname "$0")/../lib/restore.sh"
+
+MEM=256M
+mapfile -t memtest < <(guest_memtest_args $MEM "hot=2 hotat=60 rate=max")
+main=main
+s() { echo "$(host_addr "$1"):7700"; }
+
+split_hosts_up 4
+split_servers_up 4 $MEM
+ckpt=$SPLIT_CKPT_ROOT/ckpt
+# The original VM uses servers 1 and 2 only.
+SPLIT_SERVERS="$(s 1);$(s 2)" SPLIT_NSERVERS=2 \
+  split_guest_start split $MEM 64M "${memtest[@]}"
+start=$(guest_wait split '^MEMTEST start' 60)
+hot_page=$(sed -E 's/.*hot_page=([0-9]+).*/\1/' <<< "$start")
+hot_pages=$(sed -E 's/.*hot_pages=([0-9]+).*/\1/' <<< "$start")
+split_guest_passes split 1 400
+
+ckpt_take split "$ckpt" --live
+before=$(ckpt_last_pass split)
+"$DCRES_INSPECT" --json "$ckpt" > "$TEST_TMP/inspect.json" \
+  || fail "dcres-inspect finds fault with the checkpoint: $(cat "$TEST_TMP/inspect.json")"
+for k in 0 1 2; do
+  [ "$(ckpt_json "$TEST_TMP/inspect.json" "j['hosts'][$k]['pages_placed']")" -gt 1000 ] \
+    || fail "dcres-inspect: host $k holds too few pages: $(cat "$TEST_TMP/inspect.json")"
+done
+share=$(restore_share "$ckpt/main.loc" "$hot_page" "$hot_pages")
+note "hot set: pages $hot_page.. ($hot_pages), $share% on the main host at the checkpoint"
+[ "$share" -ge 80 ] || fail "only $share% of the hot set was on the main host at the checkpoint"
+
+# Refused while the VM runs: its servers will not give its pages away.
+if restore_guest early "$ckpt" "$main,$(s 1),$(s 2)" -- "${memtest[@]}"; then
+  fail "dcres-restore went ahead while the checkpointed VM still runs"
+fi
+grep -q "running main host" "$TEST_TMP/early.log" \
+  || fail "refusal does not say the VM runs: $(cat "$TEST_TMP/early.log")"
+kill "$(guest_pid split)"; sleep 1
+
+restore_all() {
+  local mode=$1 args=()
+  [ "$mode" = lazy ] && args=(--lazy)
+  restore_guest "${mode}_a" "$ckpt" "$main,$(s 1),$(s 2)" "${args[@]}" -- "${memtest[@]}" \
+    || fail "restore (a) failed: $(cat "$TEST_TMP/${mode}_a.log")"
+  [ "$(ckpt_json "$TEST_TMP/${mode}_a.json" 'j["pages_moved"]')" -eq 0 ] \
+    || fail "restore onto the same hosts moved pages: $(cat "$TEST_TMP/${mode}_a.json")"
+  if [ "$mode" = lazy ]; then
+    [ "$(ckpt_json "$TEST_TMP/${mode}_a.json" 'j["pending_at_resume"]')" -gt 1000 ] \
+      || fail "the lazy restore loaded everything before resuming: $(cat "$TEST_TMP/${mode}_a.json")"
+  fi
+  restore_verified "${mode}_a" "$before"
+  if [ "$mode" = lazy ]; then
+    grep -q '"restore-pending": 0' <<< "$(split_dcres "${mode}_a")" \
+      || fail "the lazy restore's pages are not all loaded after two passes: $(split_dcres "${mode}_a")"
+  fi
+  kill "$(guest_pid "${mode}_a")"
+
+  restore_guest "${mode}_b" "$ckpt" "$main,$(s 3)" --capacity "$main=32M" "${args[@]}" \
+    -- "${memtest[@]}" || fail "restore (b) failed: $(cat "$TEST_TMP/${mode}_b.log")"
+  share=$(restore_share "$TEST_TMP/${mode}_b.run/plan" "$hot_page" "$hot_pages")
+  note "restore (b): $share% of the hot set on the main host"
+  # Half of the main host's pages stay: by heat, the hot set; by chance,
+  # half of it; by page number, none of it (it lies 60% into memory).
+  [ "$share" -ge 80 ] || fail "restore (b) put only $share% of the hot set on the main host"
+  restore_verified "${mode}_b" "$before"
+  kill "$(guest_pid "${mode}_b")"
+
+  restore_guest "${mode}_c" "$ckpt" "$main,$(s 2),$(s 3),$(s 4)" "${args[@]}" \
+    -- "${memtest[@]}" || fail "restore (c) failed: $(cat "$TEST_TMP/${mode}_c.log")"
+  restore_verified "${mode}_c" "$before"
+  kill "$(guest_pid "${mode}_c")"
+
+  restore_guest "${mode}_d" "$ckpt" "$main" "${args[@]}" -- "${memtest[@]}" \
+    || fail "restore (d) failed: $(cat "$TEST_TMP/${mode}_d.log")"
+  restore_verified "${mode}_d" "$before"
+  kill "$(guest_pid "${mode}_d")"
+}
+restore_all eager
+restore_all lazy
+
+# Refusals with nothing started: a corrupted page, a missing file.
+# Flips (and, run again, restores) a bit in the first page with data of
+# host-1.mem; prints the page.
+flip() {
+  python3 - "$ckpt/host-1.mem" <<'EOF'
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+off = os.lseek(fd, 1 << 20, os.SEEK_DATA)
+os.pwrite(fd, bytes([os.pread(fd, 1, off + 100)[0] ^ 0x40]), off + 100)
+print((off - (1 << 20)) // 4096)
+EOF
+}
+bad_page=$(flip)
+if "$DCRES_INSPECT" "$ckpt" > "$TEST_TMP/inspect-bad.txt" 2>&1; then
+  fail "dcres-inspect passed a corrupted host-1.mem"
+fi
+grep -q "host-1.mem: page $bad_page " "$TEST_TMP/inspect-bad.txt" \
+  || fail "dcres-inspect does not name host-1.mem page $bad_page: $(cat "$TEST_TMP/inspect-bad.txt")"
+if restore_guest bad "$ckpt" "$main,$(s 1),$(s 2)" -- "${memtest[@]}"; then
+  fail "dcres-restore accepted a corrupted host-1.mem"
+fi
+grep -q "host-1.mem: page $bad_page " "$TEST_TMP/bad.log" \
+  || fail "the error does not name host-1.mem and page $bad_page: $(cat "$TEST_TMP/bad.log")"
+[ ! -e "$TEST_TMP/bad.run/qemu.log" ] || fail "a QEMU was started for a corrupted checkpoint"
+flip > /dev/null
+mv "$ckpt/host-2.present" "$TEST_TMP/"
+if restore_guest missing "$ckpt" "$main,$(s 1),$(s 2)" -- "${memtest[@]}"; then
+  fail "dcres-restore accepted a checkpoint without host-2.present"
+fi
+grep -q "host-2.present" "$TEST_TMP/missing.log" \
+  || fail "the error does not name host-2.present: $(cat "$TEST_TMP/missing.log")"
+[ ! -e "$TEST_TMP/missing.run/qemu.log" ] || fail "a QEMU was started for an incomplete checkpoint"
+note "refused: $(tail -n 1 "$TEST_TMP/bad.log"); $(tail -n 1 "$TEST_TMP/missing.log")"
