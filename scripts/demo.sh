@@ -7,10 +7,14 @@
 #     keep passing, and QEMU's "info dcres" shows the paging;
 #  3. a live D-CRES checkpoint of the split VM while it runs: every host
 #     saves its own pages in parallel (dcres-checkpoint prints the summary);
-#     dcres-merge checks that every page is in exactly one file and makes
-#     one ordinary QEMU file of it, which a QEMU without dcres restores: the
-#     restored guest's verifier goes on from where it was, errors=0.
-# usage: demo.sh BUILD_DIR   (parts 2 and 3 need root)
+#     dcres-inspect shows it and verifies every checksum; dcres-merge --check
+#     finds every page in exactly one file;
+#  4. everything stopped, then dcres-restore brings the VM back onto a
+#     different host set: the main host with less room (128 MiB) and the
+#     memory server in test host 3, which took no part before, lazily (the
+#     VM runs before its main-host pages are in); the restored guest's
+#     verifier goes on from where it was, errors=0.
+# usage: demo.sh BUILD_DIR   (parts 2 to 4 need root)
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-build}" && pwd)
@@ -48,13 +52,16 @@ echo "== OK: 3 verification passes over all guest RAM, errors=0 ($((SECONDS - st
 echo
 
 if [ "$(id -u)" -ne 0 ]; then
-  echo "== 2. and 3. skipped: the split-memory VM needs root (userfaultfd, network namespaces)"
+  echo "== 2. to 4. skipped: the split-memory VM needs root (userfaultfd, network namespaces)"
   exit 0
 fi
 echo "== 2. split-memory VM: -m 1G, local-size=256M, two memory servers in other test hosts"
-hosts_up 3
-split_servers_up 2 1G
-echo "   memory servers: $SPLIT_SERVERS"
+hosts_up 4
+split_servers_up 3 1G
+s3="$(host_addr 3):7700"
+SPLIT_SERVERS=${SPLIT_SERVERS%;*}   # the VM uses servers 1 and 2; 3 waits
+SPLIT_NSERVERS=2
+echo "   memory servers: $SPLIT_SERVERS (and $s3, unused until part 4)"
 mapfile -t args < <(guest_memtest_args 1G "hot=10 rate=2000")
 start=$SECONDS
 split_guest_start split 1G 256M "${args[@]}"
@@ -74,11 +81,22 @@ echo "== 3. live D-CRES checkpoint of the running split VM into $SPLIT_CKPT_ROOT
 pass=$(ckpt_last_pass split)
 "$DCRES_CHECKPOINT" --qmp "$TEST_TMP/split.qmp" --dir "$SPLIT_CKPT_ROOT/demo" --live --parallel 2
 ls -ls "$SPLIT_CKPT_ROOT/demo"
-echo "== dcres-merge: every page in exactly one file; one mapped-ram file for stock QEMU"
-"$DCRES_MERGE" "$SPLIT_CKPT_ROOT/demo" "$TEST_TMP/merged.mem"
+echo "== dcres-inspect: what the checkpoint holds, every checksum verified"
+"$DCRES_INSPECT" "$SPLIT_CKPT_ROOT/demo"
+echo "== dcres-merge --check: every page in exactly one file, where main.loc says"
+"$DCRES_MERGE" --check "$SPLIT_CKPT_ROOT/demo"
+echo
+echo "== 4. stop the VM; restore it onto the main host (128 MiB) + $s3, lazily"
 kill "$(guest_pid split)"
-echo "== restoring the merged file in a QEMU without any dcres object"
-ckpt_restore_stock restored "$TEST_TMP/merged.mem" "${args[@]}" \
-  -object memory-backend-ram,id=ram0,size=1G -machine memory-backend=ram0
-watch_passes restored $((pass + 2)) 300
-echo "== OK: the restored guest went on from pass $pass and verified all its RAM, errors=0"
+mapfile -t base < <(guest_base_args restored)
+host_exec 0 "$DCRES_RESTORE" --ckpt "$SPLIT_CKPT_ROOT/demo" --hosts "main,$s3" \
+  --capacity main=128M --lazy --psk "$SPLIT_KEY" --ckpt-root "$SPLIT_CKPT_ROOT" \
+  --qemu "$DCRES_QEMU" --qmp "$TEST_TMP/restored.qmp" --run-dir "$TEST_TMP/restore" \
+  -- "${base[@]}" "${args[@]}" | tee "$TEST_TMP/restore.txt"
+guest_track restored "$(sed -n 's/.*QEMU pid \([0-9]*\).*/\1/p' "$TEST_TMP/restore.txt" | head -n 1)"
+echo "== (qemu) info dcres, right after the restore"
+"$QMP" "$TEST_TMP/restored.qmp" --hmp "info dcres"
+watch_passes restored $((pass + 2)) 600
+echo "== (qemu) info dcres"
+"$QMP" "$TEST_TMP/restored.qmp" --hmp "info dcres"
+echo "== OK: restored onto a different host set, the guest went on from pass $pass and verified all its RAM, errors=0"
