@@ -71,8 +71,9 @@ static int server_source_open(const char *dir, unsigned k, struct server_source 
 	return 0;
 }
 
-/* Opens the files the main host's pages come from and checks each page is
- * in its file. */
+/* Opens the files the main host's pages come from and checks each page
+ * from a server's file is in it (a page from main.mem whose bit is clear
+ * is a zero page: QEMU's mapped-ram does not store those). */
 static int open_sources(struct dcres_mainload *m, char *err, size_t err_len)
 {
 	const struct dcres_plan *p = &m->plan;
@@ -89,14 +90,8 @@ static int open_sources(struct dcres_mainload *m, char *err, size_t err_len)
 		uint8_t src = p->source[i];
 		if (p->target[i] != DCRES_PLAN_MAIN)
 			continue;
-		if (src == DCRES_PLAN_MAIN) {
-			if (!dcres_mrfile_test(&m->main, i)) {
-				snprintf(err, err_len, "%s does not hold page %llu, which the plan "
-					 "takes from it", path, (unsigned long long)i);
-				return -ENOENT;
-			}
+		if (src == DCRES_PLAN_MAIN)
 			continue;
-		}
 		if (src >= MAINLOAD_MAX_SOURCES) {
 			snprintf(err, err_len, "plan: page %llu has no source", (unsigned long long)i);
 			return -EINVAL;
@@ -244,6 +239,20 @@ static int fetch(void *opaque, const uint64_t *pages, size_t n, void *out)
 	return 0;
 }
 
+/* Drops from pages[0..n) the zero pages of main.mem (bit clear): they
+ * stay never written in the pager, zero-filled when touched. Returns the
+ * pages left. */
+static uint64_t without_zero_pages(const struct dcres_mainload *m, uint64_t *pages, uint64_t n)
+{
+	uint64_t kept = 0;
+
+	for (uint64_t i = 0; i < n; i++)
+		if (m->plan.source[pages[i]] != DCRES_PLAN_MAIN ||
+		    dcres_mrfile_test(&m->main, pages[i]))
+			pages[kept++] = pages[i];
+	return kept;
+}
+
 int dcres_mainload_start(struct dcres_mainload *m, struct dcres_pager *p, bool lazy,
 			 char *err, size_t err_len)
 {
@@ -255,6 +264,7 @@ int dcres_mainload_start(struct dcres_mainload *m, struct dcres_pager *p, bool l
 		snprintf(err, err_len, "listing the main host's pages: %s", strerror(-ret));
 		return ret;
 	}
+	n = without_zero_pages(m, pages, n);
 	m->scratch_cap = DCRES_PAGER_FILL_BATCH;
 	if (!(m->scratch_pages = malloc(m->scratch_cap * sizeof(uint64_t))) ||
 	    posix_memalign((void **)&m->scratch, DCRES_PAGE_SIZE,

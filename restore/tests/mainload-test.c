@@ -1,0 +1,163 @@
+/* libdcres-mainload against a real pager (userfaultfd) and a synthetic
+ * checkpoint (tests/lib/c/ckpt-build.h): restored onto one host, every
+ * page comes back from the file that holds it (main.mem or a server's
+ * host-K.mem), zero pages and never-written pages read as zeros, stale
+ * data in main.mem is not loaded; eagerly, and lazily (a touch loads a
+ * page before the background does, which starts with
+ * dcres_pager_fill_go). A corrupted page of a server's file stops the
+ * load with -EBADMSG, naming the file and page; a plan for another VM
+ * size is refused. usage: mainload-test (exit 77: no userfaultfd) */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "ckpt-build.h"
+#include "dcres/loctable.h"
+#include "dcres/log.h"
+#include "dcres/mainload.h"
+#include "dcres/plan.h"
+#include "memserver-spawn.h"
+#include "testutil.h"
+
+#define RAM ((uint64_t)TEST_CKPT_NPAGES * TEST_CKPT_PS)
+
+/* Like CHECK, with a message. */
+#define CHECK_MSG(cond, ...)                                                     \
+	do {                                                                     \
+		if (!(cond)) {                                                   \
+			fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);          \
+			fprintf(stderr, __VA_ARGS__);                            \
+			fputc('\n', stderr);                                     \
+			exit(1);                                                 \
+		}                                                                \
+	} while (0)
+
+/* Plans checkpoint dir onto this host alone and writes the plan to path. */
+static void plan_single_host(const char *dir, const char *path)
+{
+	struct dcres_plan_target main = { DCRES_PLAN_UNLIMITED, 0 };
+	struct dcres_loctable t;
+	struct dcres_plan p;
+	char loc[512], err[512];
+
+	snprintf(loc, sizeof(loc), "%s/main.loc", dir);
+	CHECK(dcres_loctable_read(loc, &t) == 0);
+	CHECK(dcres_plan_make(&t, dir, &main, 1, &p, err, sizeof(err)) == 0);
+	CHECK(dcres_plan_write(path, &p, err, sizeof(err)) == 0);
+	dcres_plan_free(&p);
+	dcres_loctable_free(&t);
+}
+
+/* A pager with no servers on a fresh region of the checkpoint's size. */
+static struct dcres_pager *pager_on(uint8_t **region)
+{
+	struct dcres_psk psk = { 0 };
+	struct dcres_pager_config cfg = { .size = RAM, .psk = &psk, .timeout_ms = 1000 };
+	struct dcres_pager *p;
+
+	*region = mmap(NULL, RAM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(*region != MAP_FAILED);
+	cfg.base = *region;
+	CHECK(dcres_pager_start(&cfg, &p) == 0);
+	return p;
+}
+
+/* Checks every page of region against what the checkpoint saved. */
+static void check_region(const uint8_t *region, const char *what)
+{
+	static uint8_t want[TEST_CKPT_PS], zero[TEST_CKPT_PS];
+
+	for (uint64_t i = 0; i < TEST_CKPT_NPAGES; i++) {
+		uint8_t owner = test_ckpt_owner(i);
+		const uint8_t *got = region + i * TEST_CKPT_PS;
+
+		if (owner == DCRES_LOC_ZERO || test_ckpt_zero_page(i))
+			memcpy(want, zero, sizeof(want));
+		else
+			test_ckpt_fill_page(want, i, owner);
+		CHECK_MSG(!memcmp(got, want, TEST_CKPT_PS), "%s: page %llu (on host %u) "
+			  "restored wrong", what, (unsigned long long)i, owner);
+	}
+}
+
+/* Restores checkpoint dir eagerly or lazily and checks the memory. */
+static void restore(const char *dir, bool lazy)
+{
+	char plan[600], err[512];
+	struct dcres_mainload *m;
+	struct dcres_pager_stats st;
+	struct dcres_pager *p;
+	uint8_t *region;
+
+	snprintf(plan, sizeof(plan), "%s/plan", dir);
+	plan_single_host(dir, plan);
+	p = pager_on(&region);
+	CHECK_MSG(dcres_mainload_open(plan, RAM, 0, &m, err, sizeof(err)) == 0, "open: %s", err);
+	CHECK_MSG(dcres_mainload_place(m, p, err, sizeof(err)) == 0, "place: %s", err);
+	CHECK_MSG(dcres_mainload_start(m, p, lazy, err, sizeof(err)) == 0, "start: %s", err);
+	if (lazy) {
+		uint64_t hot = 0;
+		while (test_ckpt_owner(hot) == DCRES_LOC_ZERO || test_ckpt_zero_page(hot))
+			hot++;
+		(void)*(volatile uint8_t *)(region + hot * TEST_CKPT_PS);
+		dcres_pager_get_stats(p, &st);
+		CHECK_MSG(st.fill_faults == 1 && st.fill_loaded == 1,
+		      "lazy: %llu pages loaded before go (want the one touched)",
+		      (unsigned long long)st.fill_loaded);
+		CHECK(dcres_pager_fill_go(p) == 0);
+		CHECK(dcres_pager_fill_wait(p) == 0);
+	}
+	dcres_pager_get_stats(p, &st);
+	CHECK(st.fill_pending == 0 && st.fill_error == 0);
+	check_region(region, lazy ? "lazy" : "eager");
+	printf("mainload: %s restore, %llu pages loaded\n", lazy ? "lazy" : "eager",
+	       (unsigned long long)st.fill_loaded);
+	dcres_pager_stop(p);
+	dcres_mainload_close(m);
+	munmap(region, RAM);
+}
+
+int main(void)
+{
+	struct dcres_mapped_ram geo;
+	char plan[600], err[512];
+	struct dcres_mainload *m;
+	struct dcres_pager *p;
+	uint8_t *region;
+	const char *dir, *base;
+
+	if (!test_uffd_available()) {
+		printf("SKIP: userfaultfd unavailable (needs root or vm.unprivileged_userfaultfd=1)\n");
+		return 77;
+	}
+	base = test_tmpdir("/var/tmp");
+	dir = test_ckpt_make(base, TEST_CKPT_OK, &geo);
+	restore(dir, false);
+	restore(dir, true);
+
+	/* A plan for another RAM size is refused at open. */
+	snprintf(plan, sizeof(plan), "%s/plan", dir);
+	CHECK(dcres_mainload_open(plan, RAM * 2, 0, &m, err, sizeof(err)) == -EINVAL);
+	CHECK_MSG(strstr(err, plan) != NULL, "the refusal does not name the plan: %s", err);
+
+	/* A corrupted page of host-1.mem stops the load, named. */
+	dir = test_ckpt_make(base, TEST_CKPT_CORRUPT, &geo);
+	snprintf(plan, sizeof(plan), "%s/plan", dir);
+	plan_single_host(dir, plan);
+	p = pager_on(&region);
+	CHECK_MSG(dcres_mainload_open(plan, RAM, 0, &m, err, sizeof(err)) == 0, "open: %s", err);
+	CHECK(dcres_mainload_place(m, p, err, sizeof(err)) == 0);
+	test_capture_start();
+	CHECK_MSG(dcres_mainload_start(m, p, false, err, sizeof(err)) == -EBADMSG,
+	      "a corrupted page was loaded");
+	CHECK_MSG(test_logged("host-1.mem: page 22 is corrupted"),
+	      "the log does not name host-1.mem page 22");
+	dcres_pager_stop(p);
+	dcres_mainload_close(m);
+	munmap(region, RAM);
+	printf("mainload: ok\n");
+	return 0;
+}
