@@ -22,6 +22,7 @@
 #define RST_PAGE_SIZE 4096u
 #define RST_MAX_HOSTS (1 + DCRES_PLAN_MAX_SUBS) /* the main host and its subs */
 #define RST_POLL_MS 200
+#define RST_CONNECT_MS 5000  /* to reach a memory server */
 
 /* Set by the SIGINT/SIGTERM handler (main.c). */
 extern volatile sig_atomic_t rst_interrupted;

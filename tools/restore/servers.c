@@ -9,7 +9,6 @@
 #include "dcres/log.h"
 #include "restore.h"
 
-#define CONNECT_TIMEOUT_MS 5000
 #define RELEASE_RETRY_MS 10000 /* a VM QEMU just left may stay attached that long */
 #define RELEASE_PAUSE_US 250000
 
@@ -25,7 +24,7 @@ static void server_error(const struct rst_host *h, const char *what, int err)
 /* Connects to sub h and attaches to r's VM (not exclusively: QEMU will). */
 static int connect_attach(const struct rst_run *r, struct rst_host *h)
 {
-	int ret = dcres_memclient_connect(h->name, &r->psk, CONNECT_TIMEOUT_MS, &h->c);
+	int ret = dcres_memclient_connect(h->name, &r->psk, RST_CONNECT_MS, &h->c);
 
 	if (ret) {
 		h->c = NULL;

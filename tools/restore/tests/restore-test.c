@@ -4,7 +4,9 @@
  * page, before any server is contacted), a directory outside --ckpt-root,
  * an infeasible --capacity (refused with the numbers, the server left
  * empty), a full load of the server followed by a QEMU that cannot start
- * or exits at once (the server emptied again), and usage errors.
+ * or exits at once (the server emptied again), a target server that
+ * does not see the checkpoint directory (the server holding the files
+ * serves their pages), and usage errors.
  * This program is also the QEMU that exits at once (run with "-S" first,
  * as dcres-restore runs QEMU): it reads the plan dcres-restore gave it,
  * checks every page the server holds for the VM against the checkpoint,
@@ -17,6 +19,7 @@
 #include <sys/wait.h>
 
 #include "ckpt-build.h"
+#include "dcres/manifest.h"
 #include "dcres/memclient.h"
 #include "dcres/memfile.h"
 #include "dcres/plan.h"
@@ -324,6 +327,54 @@ static void with_server(const char *base, const char *memserver, const char *sel
 	free(plan);
 }
 
+/* Names server addr as where the checkpoint's servers 1 and 2 ran. */
+static void manifest_servers_at(const char *dir, const char *addr)
+{
+	Dcres__Manifest *m;
+
+	CHECK_EQ(dcres_manifest_read(dir, &m), 0);
+	for (size_t i = 0; i < m->n_hosts; i++) {
+		if (m->hosts[i]->id == 0)
+			continue;
+		free(m->hosts[i]->address);
+		m->hosts[i]->address = strdup(addr);
+	}
+	CHECK_EQ(dcres_manifest_write(dir, m), 0);
+	dcres_manifest_free(m);
+}
+
+/* Without a shared directory: the target server cannot open the
+ * checkpoint's server files (its --dir is elsewhere), so the server the
+ * manifest names for them serves their pages over the network. */
+static void without_shared_dir(const char *base, const char *memserver, const char *self)
+{
+	struct test_memserver holder, target;
+	struct dcres_psk psk;
+	struct dcres_mapped_ram geo;
+	char *key = test_path(scratch, "psk2"), *run_dir = test_path(scratch, "run-peer");
+	char *elsewhere = test_path(scratch, "elsewhere"), hosts[128], want[256];
+	const char *dir = test_ckpt_make(base, TEST_CKPT_MANIFEST, &geo);
+
+	CHECK_EQ(test_write_key(key, &psk), 0);
+	CHECK_EQ(test_memserver_start(&holder, memserver, "64M", base, key, &psk), 0);
+	CHECK_EQ(test_memserver_start(&target, memserver, "64M", elsewhere, key, &psk), 0);
+	manifest_servers_at(dir, holder.addr);
+	snprintf(hosts, sizeof(hosts), "main,%s", target.addr);
+	CHECK_EQ(run((const char *[]){ "--ckpt", dir, "--hosts", hosts, "--capacity", "main=400K",
+				      "--psk", key, "--ckpt-root", base, "--run-dir", run_dir,
+				      "--qemu", self, "--", "-m", "4000K", NULL }), 1);
+	snprintf(want, sizeof(want), "%s serves its pages", holder.addr);
+	expect_err(want);
+	snprintf(want, sizeof(want), "fake QEMU: 700 pages verified on %s", target.addr);
+	expect_err(want);
+	CHECK_EQ(server_used_pages(target.addr, &psk), 0);
+	test_memserver_kill(&target);
+	test_memserver_kill(&holder);
+	free(key);
+	free(run_dir);
+	free(elsewhere);
+}
+
 /* Usage errors are exit 2, --help exit 0. */
 static void usage_errors(void)
 {
@@ -360,6 +411,7 @@ int main(int argc, char **argv)
 	usage_errors();
 	bad_checkpoints(base);
 	with_server(base, argv[2], realpath("/proc/self/exe", self));
+	without_shared_dir(base, argv[2], self);
 	printf("restore-test: ok\n");
 	return 0;
 }
