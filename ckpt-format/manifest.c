@@ -157,19 +157,6 @@ static int checksum_data(int fd, const char *path, uint8_t *buf, off_t off, off_
 	return 0;
 }
 
-/* Adds len zero bytes (a hole) to *sum, without reading them. */
-static void checksum_zeros(off_t len, uint32_t *sum)
-{
-	static const uint8_t zeros[CHECKSUM_CHUNK];
-
-	while (len > 0) {
-		size_t n = len < CHECKSUM_CHUNK ? (size_t)len : CHECKSUM_CHUNK;
-
-		*sum = dcres_crc32c(*sum, zeros, n);
-		len -= (off_t)n;
-	}
-}
-
 int dcres_file_checksum(const char *path, uint64_t *size, uint32_t *crc)
 {
 	struct stat st;
@@ -202,7 +189,7 @@ int dcres_file_checksum(const char *path, uint64_t *size, uint32_t *crc)
 			pr_perror("seek in %s at offset %lld", path, (long long)pos);
 			break;
 		}
-		checksum_zeros(data - pos, &sum);
+		sum = dcres_crc32c_zeros(sum, (uint64_t)(data - pos));
 		ret = checksum_data(fd, path, buf, data, hole - data, &sum);
 		pos = hole;
 	}

@@ -50,3 +50,50 @@ uint32_t dcres_crc32c(uint32_t crc, const void *data, size_t len)
 	crc = have_sse42 ? crc_hw(crc, data, len) : crc_sw(crc, data, len);
 	return ~crc;
 }
+
+/* GF(2) matrix (32 columns) times vector. */
+static uint32_t gf2_times(const uint32_t *mat, uint32_t vec)
+{
+	uint32_t sum = 0;
+
+	for (; vec; vec >>= 1, mat++)
+		if (vec & 1)
+			sum ^= *mat;
+	return sum;
+}
+
+/* sq = mat * mat. */
+static void gf2_square(uint32_t *sq, const uint32_t *mat)
+{
+	for (int n = 0; n < 32; n++)
+		sq[n] = gf2_times(mat, mat[n]);
+}
+
+uint32_t dcres_crc32c_zeros(uint32_t crc, uint64_t len)
+{
+	uint32_t even[32], odd[32], reg = ~crc;
+
+	if (!len)
+		return crc;
+	/* odd: the CRC register's step over one zero bit; squared up to one
+	 * byte, then len's bits pick the powers of two (as zlib's
+	 * crc32_combine does). */
+	odd[0] = POLY;
+	for (int n = 1; n < 32; n++)
+		odd[n] = 1u << (n - 1);
+	gf2_square(even, odd); /* two bits */
+	gf2_square(odd, even); /* four bits */
+	for (;;) {
+		gf2_square(even, odd);
+		if (len & 1)
+			reg = gf2_times(even, reg);
+		if (!(len >>= 1))
+			break;
+		gf2_square(odd, even);
+		if (len & 1)
+			reg = gf2_times(odd, reg);
+		if (!(len >>= 1))
+			break;
+	}
+	return ~reg;
+}

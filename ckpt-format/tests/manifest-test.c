@@ -1,6 +1,7 @@
 /* Unit test of manifest.c: round trip of every field, detection of damage
- * and truncation, version checks, file checksums and verify_files naming
- * the changed or missing file. */
+ * and truncation, version checks, file checksums (holes through
+ * dcres_crc32c_zeros, checked here against reading zeros) and
+ * verify_files naming the changed or missing file. */
 #include "testutil.h"
 
 #include <errno.h>
@@ -89,6 +90,20 @@ static void write_framed(const char *path, const uint8_t *payload, uint32_t len)
 	close(fd);
 }
 
+/* dcres_crc32c_zeros equals running dcres_crc32c over the zeros. */
+static void check_crc_zeros(void)
+{
+	static const uint64_t lens[] = { 0, 1, 3, 8, 4095, 4096, 65537, 1u << 20, 3000001 };
+	static uint8_t zeros[3000001];
+
+	for (unsigned i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
+		for (uint32_t start = 0; start < 3; start++) {
+			uint32_t crc = start ? dcres_crc32c(0, "seed", start * 2) : 0;
+			CHECK_EQ(dcres_crc32c_zeros(crc, lens[i]),
+				 dcres_crc32c(crc, zeros, lens[i]));
+		}
+}
+
 int main(void)
 {
 	const char *dir = test_tmpdir("/var/tmp");
@@ -140,6 +155,7 @@ int main(void)
 	m.n_files = 2;
 	m.files = files;
 
+	check_crc_zeros();
 	/* Checksums: a small file and a sparse one (holes read as zeros). */
 	CHECK_EQ(dcres_file_checksum(loc, &size, &crc), 0);
 	CHECK(size == f0.size && crc == f0.crc32c);

@@ -9,4 +9,7 @@
  * with SSE4.2 when the CPU has it. */
 uint32_t dcres_crc32c(uint32_t crc, const void *data, size_t len);
 
+/* Extends crc over len zero bytes, in O(log len) (a file's holes). */
+uint32_t dcres_crc32c_zeros(uint32_t crc, uint64_t len);
+
 #endif
