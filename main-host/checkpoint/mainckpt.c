@@ -282,6 +282,22 @@ int dcres_mainckpt_sync(struct dcres_mainckpt *c, char *err, size_t err_len)
 	return run_step(c, STEP_SYNC, err, err_len);
 }
 
+int dcres_mainckpt_probe(struct dcres_mainckpt *c, char *err, size_t err_len)
+{
+	for (unsigned i = 0; i < c->n; i++) {
+		struct ckpt_server *s = &c->servers[i];
+		struct dcres_memstats st;
+		int ret = s->ctl ? dcres_memclient_stats(s->ctl, &st) : 0;
+
+		if (ret) {
+			snprintf(err, err_len, "memory server %u (%s) does not answer: %s", s->k,
+				 s->addr, strerror(-ret));
+			return -EIO;
+		}
+	}
+	return 0;
+}
+
 /* Writes DIR/main.loc from the pager's table and history. */
 static int write_loctable(struct dcres_mainckpt *c, const struct dcres_mapped_ram *main_file,
 			  char *err, size_t err_len)

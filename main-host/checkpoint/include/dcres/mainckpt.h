@@ -45,6 +45,12 @@ int dcres_mainckpt_begin(const struct dcres_mainckpt_config *cfg,
 /* Returns once every server has little left to write. */
 int dcres_mainckpt_sync(struct dcres_mainckpt *c, char *err, size_t err_len);
 
+/* Between steps: asks every server whether it still answers; one that
+ * does not (e.g. it died since the last step) is -EIO, err naming it.
+ * Called before a dirty-bitmap sync, which (under TCG) would wait for
+ * ever on a vCPU blocked on a page of a dead server. */
+int dcres_mainckpt_probe(struct dcres_mainckpt *c, char *err, size_t err_len);
+
 /* Completes the checkpoint: every server's files durable, then main.loc
  * written with the pager's table, history and main_file (where the RAM
  * block lies in main.mem). Call with nothing paging (VM stopped, eviction
