@@ -7,7 +7,6 @@
  * (and page), and the damage only checksums can see passes --no-verify. */
 #include "testutil.h" /* first: it defines _GNU_SOURCE */
 
-#include <sys/wait.h>
 
 #include <json-c/json.h>
 
@@ -16,6 +15,7 @@
 #include "dcres/manifest.h"
 #include "dcres/memfile.h"
 #include "qcow2-fixture.h"
+#include "tool-run.h"
 
 #define PS TEST_CKPT_PS
 #define NPAGES TEST_CKPT_NPAGES
@@ -24,66 +24,22 @@
 #define BAD_PAGE 418u /* placed on host 2 (418 % 5 == 3) */
 
 static const char *tool, *scratch;
-static char out_text[1 << 20], err_text[1 << 16];
+static struct test_tool_output ran; /* what the last run said */
 
-/* Reads path into buf (size bytes, NUL-terminated). */
-static void slurp(const char *path, char *buf, size_t size)
-{
-	int fd = open(path, O_RDONLY);
-	size_t len = 0;
-	ssize_t n;
-
-	CHECK(fd >= 0);
-	while (len < size - 1 && (n = read(fd, buf + len, size - 1 - len)) > 0)
-		len += (size_t)n;
-	buf[len] = 0;
-	close(fd);
-}
-
-/* Runs the tool with args (NULL-terminated, at most 14) and returns its
- * exit status; its stdout and stderr end up in out_text and err_text. */
+/* Runs the tool with args (NULL-terminated); returns its exit status. A
+ * sanitizer report would hide behind an expected exit 1: it fails. */
 static int run(const char *const *args)
 {
-	char *o = test_path(scratch, "stdout"), *e = test_path(scratch, "stderr");
-	const char *argv[16] = { tool };
-	int status, n = 1;
-	pid_t pid;
+	int status = test_run_tool(tool, scratch, args, &ran);
 
-	for (; args[n - 1]; n++) {
-		CHECK(n < 15);
-		argv[n] = args[n - 1];
-	}
-	argv[n] = NULL;
-	pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		int fo = open(o, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		int fe = open(e, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-		if (fo < 0 || fe < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0)
-			_exit(127);
-		execv(tool, (char *const *)argv);
-		_exit(127);
-	}
-	CHECK(waitpid(pid, &status, 0) == pid);
-	CHECK(WIFEXITED(status));
-	slurp(o, out_text, sizeof(out_text));
-	slurp(e, err_text, sizeof(err_text));
-	/* A sanitizer report would hide behind an expected exit 1. */
-	CHECK(!strstr(err_text, "Sanitizer") && !strstr(err_text, "runtime error"));
-	fprintf(stderr, "--- dcres-inspect");
-	for (int i = 1; i < n; i++)
-		fprintf(stderr, " %s", argv[i]);
-	fprintf(stderr, ": exit %d\n%s%s", WEXITSTATUS(status), out_text, err_text);
-	free(o);
-	free(e);
-	return WEXITSTATUS(status);
+	CHECK(!strstr(ran.err, "Sanitizer") && !strstr(ran.err, "runtime error"));
+	return status;
 }
 
 /* True when the last run's stdout or stderr contains s. */
 static bool said(const char *s)
 {
-	return strstr(out_text, s) || strstr(err_text, s);
+	return strstr(ran.out, s) || strstr(ran.err, s);
 }
 
 /* Pages host id (0 main) saved in the builder's plan. */
@@ -191,7 +147,7 @@ static const char *get_str(struct json_object *obj, const char *key)
 /* Parses the last run's stdout as one JSON object. */
 static struct json_object *parse_out(void)
 {
-	struct json_object *o = json_tokener_parse(out_text);
+	struct json_object *o = json_tokener_parse(ran.out);
 
 	CHECK(o != NULL && json_object_is_type(o, json_type_object));
 	return o;
@@ -288,10 +244,10 @@ static void good(const char *base)
 
 	qcow2_fixture_write(extra, DISK_SIZE, SNAPSHOT);
 	CHECK_EQ(run((const char *[]){ dir, NULL }), 0);
-	CHECK(strstr(out_text, "result: OK") && strstr(out_text, "10.0.0.1:7700"));
-	CHECK(strstr(out_text, "2023-11-14 22:13:20 UTC") && strstr(out_text, "live"));
-	CHECK(strstr(out_text, "cannot tell") && !strstr(out_text, "FAILED"));
-	CHECK(err_text[0] == 0);
+	CHECK(strstr(ran.out, "result: OK") && strstr(ran.out, "10.0.0.1:7700"));
+	CHECK(strstr(ran.out, "2023-11-14 22:13:20 UTC") && strstr(ran.out, "live"));
+	CHECK(strstr(ran.out, "cannot tell") && !strstr(ran.out, "FAILED"));
+	CHECK(ran.err[0] == 0);
 
 	CHECK_EQ(run((const char *[]){ "--json", "--disk", extra, dir, NULL }), 0);
 	check_good_json(dir, disk, extra);
@@ -320,7 +276,7 @@ static void bad_page(const char *base)
 	test_flip_byte(mem, DCRES_MEMFILE_DATA_START + (off_t)BAD_PAGE * PS + 7);
 	CHECK_EQ(run((const char *[]){ dir, NULL }), 1);
 	CHECK(said("host-2.mem: page 418 is corrupted"));
-	CHECK(strstr(err_text, "host-2.mem: page 418"));
+	CHECK(strstr(ran.err, "host-2.mem: page 418"));
 	CHECK_EQ(run((const char *[]){ "--json", dir, NULL }), 1);
 	o = parse_out();
 	CHECK(!json_object_get_boolean(get(o, "ok")));
@@ -373,7 +329,7 @@ static void bad_main(const char *base)
 	CHECK_EQ(run((const char *[]){ dir, NULL }), 1);
 	CHECK(said(mem));
 	CHECK_EQ(run((const char *[]){ "--no-verify", dir, NULL }), 1);
-	CHECK(strstr(err_text, mem));
+	CHECK(strstr(ran.err, mem));
 	free(mem);
 	free(disk);
 
@@ -383,7 +339,7 @@ static void bad_main(const char *base)
 	 * byte 11 is in its page size. */
 	test_flip_byte(mem, TEST_CKPT_PREFIX + 11);
 	CHECK_EQ(run((const char *[]){ "--no-verify", dir, NULL }), 1);
-	CHECK(strstr(err_text, mem));
+	CHECK(strstr(ran.err, mem));
 	free(mem);
 	free(disk);
 }
@@ -399,14 +355,14 @@ static void inconsistent(const char *base)
 
 	present = test_path(dir, "host-1.present");
 	CHECK_EQ(run((const char *[]){ "--no-verify", dir, NULL }), 1);
-	CHECK(strstr(err_text, present) && said("the manifest says host 1 saved"));
+	CHECK(strstr(ran.err, present) && said("the manifest says host 1 saved"));
 	free(present);
 	free(disk);
 
 	dir = test_ckpt_make(base, TEST_CKPT_DUP, &geo);
 	CHECK_EQ(run((const char *[]){ "--no-verify", dir, NULL }), 1);
-	CHECK(strstr(err_text, "page 12:") && strstr(err_text, "main.mem"));
-	CHECK(strstr(err_text, "manifest: missing"));
+	CHECK(strstr(ran.err, "page 12:") && strstr(ran.err, "main.mem"));
+	CHECK(strstr(ran.err, "manifest: missing"));
 
 	/* Without a manifest: still a report, from the files found. */
 	dir = test_ckpt_make(base, TEST_CKPT_OK, &geo);
@@ -416,7 +372,7 @@ static void inconsistent(const char *base)
 	CHECK_EQ(json_object_array_length(get(o, "hosts")), 3);
 	CHECK_EQ(get_int(json_object_array_get_idx(get(o, "hosts"), 2), "pages_stored"),
 		 plan_saved(2));
-	CHECK(strstr(err_text, "manifest: missing"));
+	CHECK(strstr(ran.err, "manifest: missing"));
 	json_object_put(o);
 }
 
@@ -439,7 +395,7 @@ static void conventional(const char *base)
 	CHECK(get(h, "pages_placed") == NULL);
 	json_object_put(o);
 	CHECK_EQ(run((const char *[]){ dir, NULL }), 0);
-	CHECK(strstr(out_text, "conventional"));
+	CHECK(strstr(ran.out, "conventional"));
 	free(disk);
 }
 
@@ -455,7 +411,7 @@ static void bad_disks(const char *base)
 	qcow2_fixture_write(bad, DISK_SIZE, SNAPSHOT);
 	test_flip_byte(bad, 0);
 	CHECK_EQ(run((const char *[]){ "--no-verify", "--disk", bad, dir, NULL }), 1);
-	CHECK(strstr(err_text, bad) && strstr(err_text, "signature"));
+	CHECK(strstr(ran.err, bad) && strstr(ran.err, "signature"));
 	CHECK_EQ(run((const char *[]){ "--json", "--no-verify", "--disk", bad, dir, NULL }), 1);
 	o = parse_out();
 	d = json_object_array_get_idx(get(o, "disks"), 0);
@@ -466,12 +422,12 @@ static void bad_disks(const char *base)
 
 	qcow2_fixture_write(nosnap, DISK_SIZE, NULL);
 	CHECK_EQ(run((const char *[]){ "--no-verify", "--disk", nosnap, dir, NULL }), 1);
-	CHECK(strstr(err_text, nosnap) && strstr(err_text, SNAPSHOT));
+	CHECK(strstr(ran.err, nosnap) && strstr(ran.err, SNAPSHOT));
 
 	/* The manifest's image gone. */
 	CHECK(unlink(disk) == 0);
 	CHECK_EQ(run((const char *[]){ "--no-verify", dir, NULL }), 1);
-	CHECK(strstr(err_text, disk));
+	CHECK(strstr(ran.err, disk));
 	free(disk);
 	free(bad);
 	free(nosnap);
@@ -485,7 +441,7 @@ static void usage(void)
 	CHECK_EQ(run((const char *[]){ "x", "y", NULL }), 2);
 	CHECK_EQ(run((const char *[]){ "x", "--disk", NULL }), 2);
 	CHECK_EQ(run((const char *[]){ "--help", NULL }), 0);
-	CHECK(strstr(out_text, "usage: dcres-inspect"));
+	CHECK(strstr(ran.out, "usage: dcres-inspect"));
 }
 
 /* argv[1] is the dcres-inspect binary; exits 0 after "inspect-test: ok". */

@@ -7,10 +7,9 @@
 #include "testutil.h"
 
 #include <errno.h>
-#include <sys/wait.h>
-#include <time.h>
 
 #include "ckpt-build.h"
+#include "tool-run.h"
 #include "dcres/loctable.h"
 #include "dcres/mappedram.h"
 
@@ -20,60 +19,12 @@
 
 static const char *tool;
 
-static char out_text[65536], err_text[65536];
+static struct test_tool_output ran; /* what the last run said */
 
-/* Reads path into buf (size bytes, NUL-terminated). */
-static void slurp(const char *path, char *buf, size_t size)
-{
-	int fd = open(path, O_RDONLY);
-	ssize_t n;
-
-	CHECK(fd >= 0);
-	n = read(fd, buf, size - 1);
-	CHECK(n >= 0);
-	buf[n] = 0;
-	close(fd);
-}
-
-/* Runs the tool with args (NULL-terminated) and returns its exit status;
- * its stdout and stderr end up in out_text and err_text. */
+/* Runs the tool with args (NULL-terminated); returns its exit status. */
 static int run(const char *scratch, const char *const *args)
 {
-	char *o = test_path(scratch, "stdout"), *e = test_path(scratch, "stderr");
-	const char *argv[8] = { tool };
-	struct timespec t0, t1;
-	int status, n = 1;
-	pid_t pid;
-
-	for (; args[n - 1]; n++)
-		argv[n] = args[n - 1];
-	argv[n] = NULL;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		int fo = open(o, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		int fe = open(e, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-		if (fo < 0 || fe < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0)
-			_exit(127);
-		execv(tool, (char *const *)argv);
-		_exit(127);
-	}
-	CHECK(waitpid(pid, &status, 0) == pid);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	CHECK(WIFEXITED(status));
-	slurp(o, out_text, sizeof(out_text));
-	slurp(e, err_text, sizeof(err_text));
-	fprintf(stderr, "--- dcres-merge");
-	for (int i = 1; i < n; i++)
-		fprintf(stderr, " %s", argv[i]);
-	fprintf(stderr, ": exit %d (%.2f s)\n%s%s", WEXITSTATUS(status),
-		(double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9, out_text,
-		err_text);
-	free(o);
-	free(e);
-	return WEXITSTATUS(status);
+	return test_run_tool(tool, scratch, args, &ran);
 }
 
 /* True when path exists. */
@@ -157,10 +108,10 @@ static void good(const char *base, const char *scratch, enum test_ckpt_variant v
 	plan_counts(&m, &h1, &h2);
 	unlink(out);
 	CHECK_EQ(run(scratch, (const char *[]){ "--check", dir, NULL }), 0);
-	CHECK(strstr(out_text, "check passed") != NULL);
+	CHECK(strstr(ran.out, "check passed") != NULL);
 	CHECK(!exists(out));
 	CHECK_EQ(run(scratch, (const char *[]){ dir, out, NULL }), 0);
-	CHECK(strstr(out_text, out) != NULL && strstr(out_text, "host-2") != NULL);
+	CHECK(strstr(ran.out, out) != NULL && strstr(ran.out, "host-2") != NULL);
 	CHECK(!exists(partial));
 	check_merged(dir, out, &geo);
 
@@ -171,7 +122,7 @@ static void good(const char *base, const char *scratch, enum test_ckpt_variant v
 		 "\"host-1\":%llu,\"host-2\":%llu},\"total\":%llu,\"duplicates\":0}\n",
 		 dir, out, (unsigned long long)m, (unsigned long long)h1,
 		 (unsigned long long)h2, (unsigned long long)(m + h1 + h2));
-	CHECK(strcmp(out_text, want) == 0);
+	CHECK(strcmp(ran.out, want) == 0);
 	check_merged(dir, out, &geo);
 	CHECK(unlink(out) == 0);
 	free(out);
@@ -189,14 +140,14 @@ static void bad(const char *base, const char *scratch, enum test_ckpt_variant v,
 
 	CHECK(!exists(out));
 	CHECK_EQ(run(scratch, (const char *[]){ dir, out, NULL }), 1);
-	CHECK(strstr(err_text, what) != NULL);
-	CHECK(strstr(err_text, file) != NULL);
-	CHECK(out_text[0] == 0);
+	CHECK(strstr(ran.err, what) != NULL);
+	CHECK(strstr(ran.err, file) != NULL);
+	CHECK(ran.out[0] == 0);
 	CHECK(!exists(out) && !exists(partial));
 	CHECK_EQ(run(scratch, (const char *[]){ "--check", "--json", dir, NULL }),
 		 check_detects ? 1 : 0);
 	if (check_detects)
-		CHECK(strstr(err_text, what) != NULL && strstr(err_text, file) != NULL);
+		CHECK(strstr(ran.err, what) != NULL && strstr(ran.err, file) != NULL);
 	free(out);
 	free(partial);
 }
@@ -222,7 +173,7 @@ int main(int argc, char **argv)
 	good(shm, shm, TEST_CKPT_MANIFEST);
 
 	bad(shm, shm, TEST_CKPT_DUP, "page 12:", "host-1.present", true);
-	CHECK(strstr(err_text, "main.mem") != NULL);
+	CHECK(strstr(ran.err, "main.mem") != NULL);
 	bad(shm, shm, TEST_CKPT_MISSING, "page 13:", "host-2.present", true);
 	bad(shm, shm, TEST_CKPT_STRAY, "page 20:", "host-2.present", true);
 	bad(shm, shm, TEST_CKPT_CORRUPT, "page 22:", "host-1.mem", true);
@@ -235,7 +186,7 @@ int main(int argc, char **argv)
 	loc = test_path(dir, "main.loc");
 	CHECK(unlink(loc) == 0);
 	CHECK_EQ(run(scratch, (const char *[]){ "--check", dir, NULL }), 1);
-	CHECK(strstr(err_text, loc) != NULL);
+	CHECK(strstr(ran.err, loc) != NULL);
 	free(loc);
 
 	/* Usage errors are exit 2; OUT may not be a checkpoint file. */
@@ -247,7 +198,7 @@ int main(int argc, char **argv)
 	dir = test_ckpt_make(shm, TEST_CKPT_OK, &geo);
 	loc = test_path(dir, "host-1.mem");
 	CHECK_EQ(run(scratch, (const char *[]){ dir, loc, NULL }), 1);
-	CHECK(strstr(err_text, "refusing") != NULL);
+	CHECK(strstr(ran.err, "refusing") != NULL);
 	free(loc);
 
 	printf("merge-test: ok\n");

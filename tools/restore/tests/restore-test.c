@@ -16,7 +16,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <sys/wait.h>
 
 #include "ckpt-build.h"
 #include "dcres/manifest.h"
@@ -25,69 +24,24 @@
 #include "dcres/plan.h"
 #include "dcres/uuid.h"
 #include "memserver-spawn.h"
+#include "tool-run.h"
 
-#define MAX_ARGS 32
 #define FAKE_QEMU_EXIT 3
 
 static const char *tool;
 static const char *scratch;
-static char out_text[65536], err_text[65536];
+static struct test_tool_output ran; /* what the last run said */
 
-/* Reads path into buf (size bytes, NUL-terminated). */
-static void slurp(const char *path, char *buf, size_t size)
-{
-	int fd = open(path, O_RDONLY);
-	ssize_t n;
-
-	CHECK(fd >= 0);
-	n = read(fd, buf, size - 1);
-	CHECK(n >= 0);
-	buf[n] = 0;
-	close(fd);
-}
-
-/* Runs the tool with args (NULL-terminated) and returns its exit status;
- * its stdout and stderr end up in out_text and err_text. */
+/* Runs the tool with args (NULL-terminated); returns its exit status. */
 static int run(const char *const *args)
 {
-	char *o = test_path(scratch, "stdout"), *e = test_path(scratch, "stderr");
-	const char *argv[MAX_ARGS + 2] = { tool };
-	int status, n = 1;
-	pid_t pid;
-
-	for (; args[n - 1]; n++) {
-		CHECK(n <= MAX_ARGS);
-		argv[n] = args[n - 1];
-	}
-	argv[n] = NULL;
-	pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		int fo = open(o, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		int fe = open(e, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-		if (fo < 0 || fe < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0)
-			_exit(127);
-		execv(tool, (char *const *)argv);
-		_exit(127);
-	}
-	CHECK(waitpid(pid, &status, 0) == pid);
-	CHECK(WIFEXITED(status));
-	slurp(o, out_text, sizeof(out_text));
-	slurp(e, err_text, sizeof(err_text));
-	fprintf(stderr, "--- dcres-restore");
-	for (int i = 1; i < n; i++)
-		fprintf(stderr, " %s", argv[i]);
-	fprintf(stderr, ": exit %d\n%s%s", WEXITSTATUS(status), out_text, err_text);
-	free(o);
-	free(e);
-	return WEXITSTATUS(status);
+	return test_run_tool(tool, scratch, args, &ran);
 }
 
 /* Checks that the tool's stderr contains s. */
 static void expect_err(const char *s)
 {
-	if (!strstr(err_text, s)) {
+	if (!strstr(ran.err, s)) {
 		fprintf(stderr, "expected in dcres-restore's stderr: %s\n", s);
 		exit(1);
 	}
@@ -117,7 +71,7 @@ static uint64_t server_used_pages(const char *addr, const struct dcres_psk *psk)
  * at addr loaded (last line "ADDR N/N pages", N > 0). */
 static void expect_loaded(const char *addr)
 {
-	const char *last = NULL, *p = err_text;
+	const char *last = NULL, *p = ran.err;
 	unsigned long long done, planned;
 
 	while ((p = strstr(p, addr))) {
@@ -232,7 +186,7 @@ static void bad_checkpoints(const char *base)
 				      "--run-dir", run_dir, "--", NULL }), 1);
 	snprintf(want, sizeof(want), "%s: page 22 is corrupted (checksum mismatch)", path);
 	expect_err(want);
-	CHECK(!strstr(err_text, "127.0.0.1:1") && !strstr(err_text, "CRC-32C"));
+	CHECK(!strstr(ran.err, "127.0.0.1:1") && !strstr(ran.err, "CRC-32C"));
 	CHECK(!exists(run_dir));
 
 	/* host-1.mem missing. */
@@ -241,7 +195,7 @@ static void bad_checkpoints(const char *base)
 				      "--run-dir", run_dir, "--", NULL }), 1);
 	snprintf(want, sizeof(want), "%s: No such file or directory", path);
 	expect_err(want);
-	CHECK(!strstr(err_text, "127.0.0.1:1"));
+	CHECK(!strstr(ran.err, "127.0.0.1:1"));
 	free(path);
 	free(run_dir);
 }
@@ -390,7 +344,7 @@ static void usage_errors(void)
 				      NULL }), 2);
 	CHECK_EQ(run((const char *[]){ "--ckpt", "x", "--hosts", "main", "-m", "1G", NULL }), 2);
 	CHECK_EQ(run((const char *[]){ "--help", NULL }), 0);
-	CHECK(strstr(out_text, "--ckpt DIR") != NULL);
+	CHECK(strstr(ran.out, "--ckpt DIR") != NULL);
 }
 
 int main(int argc, char **argv)
