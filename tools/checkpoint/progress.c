@@ -1,11 +1,11 @@
 /* Progress of the migration on stderr (ckpt.h): bytes written per host.
  * On a terminal one line is redrawn in place; otherwise a line is printed
  * about once a second. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "dcres/appendf.h"
 #include "ckpt.h"
 
 #define PROGRESS_LINE_MAX 4096
@@ -31,23 +31,6 @@ static void human(uint64_t bytes, char *out, size_t len)
 		snprintf(out, len, "%.1f %s", v, units[u]);
 }
 
-/* Appends printf output to line (of PROGRESS_LINE_MAX bytes) at *used. */
-static void __attribute__((format(printf, 3, 4)))
-append(char *line, size_t *used, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (*used >= PROGRESS_LINE_MAX - 1)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(line + *used, PROGRESS_LINE_MAX - *used, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		*used += (size_t)n < PROGRESS_LINE_MAX - *used ? (size_t)n
-							       : PROGRESS_LINE_MAX - 1 - *used;
-}
-
 void progress_show(const struct ckpt_run *r, const struct ckpt_migration *m,
 		   const struct ckpt_dcres *d)
 {
@@ -60,7 +43,7 @@ void progress_show(const struct ckpt_run *r, const struct ckpt_migration *m,
 	    strcmp(m->status, "completed"))
 		return;
 	human(m->normal_bytes, num, sizeof(num));
-	append(line, &used, "[%6.1fs] %-9s main %s", (double)(now - r->started_ms) / 1000,
+	dcres_appendf(line, PROGRESS_LINE_MAX, &used, "[%6.1fs] %-9s main %s", (double)(now - r->started_ms) / 1000,
 	       m->status, num);
 	for (unsigned k = 0; d && vm_dcres_is_ours(r, d) && k < d->nservers; k++) {
 		const struct ckpt_server *s = &d->servers[k];
@@ -69,12 +52,12 @@ void progress_show(const struct ckpt_run *r, const struct ckpt_migration *m,
 			human(s->ckpt_bytes, num, sizeof(num));
 		else
 			snprintf(num, sizeof(num), "?");
-		append(line, &used, ", %s %s%s", s->address, num,
+		dcres_appendf(line, PROGRESS_LINE_MAX, &used, ", %s %s%s", s->address, num,
 		       s->connected ? "" : " (out of reach)");
 	}
 	if (strcmp(m->status, "completed")) {
 		human(m->remaining, num, sizeof(num));
-		append(line, &used, "; %s to go", num);
+		dcres_appendf(line, PROGRESS_LINE_MAX, &used, "; %s to go", num);
 	}
 	if (tty) {
 		fprintf(stderr, "\r%s\033[K", line);

@@ -303,10 +303,8 @@ int ckptdir_open_server(struct ckptdir *c, struct ckptdir_server *s)
 
 int ckptdir_open(struct ckptdir *c)
 {
-	int ret = ckptdir_load_manifest(c);
+	int ret = ckptdir_open_loc(c);
 
-	if (!ret)
-		ret = ckptdir_open_loc(c);
 	if (!ret)
 		ret = ckptdir_open_main(c);
 	if (!ret)

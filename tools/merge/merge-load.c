@@ -10,13 +10,7 @@ int merge_open(const char *dir, struct ckptdir *c)
 	if (!ret && c->manifest)
 		ret = dcres_manifest_verify_files(dir, c->manifest);
 	if (!ret)
-		ret = ckptdir_open_loc(c);
-	if (!ret)
-		ret = ckptdir_open_main(c);
-	if (!ret)
-		ret = ckptdir_find_servers(c);
-	for (unsigned i = 0; i < c->nservers && !ret; i++)
-		ret = ckptdir_open_server(c, &c->servers[i]);
+		ret = ckptdir_open(c);
 	if (ret)
 		ckptdir_close(c);
 	return ret;

@@ -1,11 +1,11 @@
 /* Progress of the loading on stderr (restore.h): pages loaded per host.
  * On a terminal one line is redrawn in place; otherwise a line is printed
  * about once a second, and once more when the step is complete. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "dcres/appendf.h"
 #include "restore.h"
 
 #define PROGRESS_LINE_MAX 4096
@@ -14,23 +14,6 @@
 static bool drawn;        /* a line without its newline is on the terminal */
 static int64_t last_line; /* when the last line was printed (not a tty) */
 static bool final_shown;  /* the complete state was printed (not a tty) */
-
-/* Appends printf output to line (of PROGRESS_LINE_MAX bytes) at *used. */
-static void __attribute__((format(printf, 3, 4)))
-append(char *line, size_t *used, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (*used >= PROGRESS_LINE_MAX - 1)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(line + *used, PROGRESS_LINE_MAX - *used, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		*used += (size_t)n < PROGRESS_LINE_MAX - *used ? (size_t)n
-							       : PROGRESS_LINE_MAX - 1 - *used;
-}
 
 /* Shows line: redrawn on a terminal, else throttled (complete lines once). */
 static void show(const char *line, bool complete)
@@ -59,17 +42,17 @@ void progress_servers(const struct rst_run *r)
 
 	if (r->nhosts < 2)
 		return;
-	append(line, &used, "[%6.1fs] loading memory servers:",
+	dcres_appendf(line, PROGRESS_LINE_MAX, &used, "[%6.1fs] loading memory servers:",
 	       (double)(rst_now_ms() - r->started_ms) / 1000);
 	for (unsigned k = 1; k < r->nhosts; k++) {
 		const struct rst_host *h = &r->hosts[k];
 		uint64_t loaded = atomic_load(&h->loaded);
 
 		complete &= loaded >= h->pages;
-		append(line, &used, "%s %s %llu/%llu", k > 1 ? "," : "", h->name,
+		dcres_appendf(line, PROGRESS_LINE_MAX, &used, "%s %s %llu/%llu", k > 1 ? "," : "", h->name,
 		       (unsigned long long)loaded, (unsigned long long)h->pages);
 	}
-	append(line, &used, " pages");
+	dcres_appendf(line, PROGRESS_LINE_MAX, &used, " pages");
 	show(line, complete);
 }
 
@@ -81,7 +64,7 @@ void progress_main(const struct rst_run *r, const char *status, bool has_counts,
 
 	if (!has_counts)
 		return;
-	append(line, &used, "[%6.1fs] %s: %s %llu/%llu pages loaded",
+	dcres_appendf(line, PROGRESS_LINE_MAX, &used, "[%6.1fs] %s: %s %llu/%llu pages loaded",
 	       (double)(rst_now_ms() - r->started_ms) / 1000, status, r->hosts[0].name,
 	       (unsigned long long)loaded, (unsigned long long)(loaded + pending));
 	show(line, !pending);

@@ -80,7 +80,8 @@ int ckptdir_find_servers(struct ckptdir *c);
  * server without a manifest); sets s->ok. */
 int ckptdir_open_server(struct ckptdir *c, struct ckptdir_server *s);
 
-/* All the steps above in order, stopping at the first failure. */
+/* The steps after the manifest (main.loc, main.mem, the servers) in
+ * order, stopping at the first failure. */
 int ckptdir_open(struct ckptdir *c);
 
 /* Releases everything; safe after any failure and twice in a row. */
