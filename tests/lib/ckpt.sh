@@ -13,6 +13,10 @@
 #                                  mapped-ram file FILE and resume it
 #   ckpt_last_pass NAME            the number of the guest's last verifier
 #                                  pass so far (0 if none)
+#   ckpt_verified NAME BEFORE TIMEOUT
+#                                  a restored guest's verifier must pass
+#                                  twice, clean, counting on from pass
+#                                  BEFORE (each pass within TIMEOUT s)
 #   ckpt_make_qcow2 PATH SIZE      create an empty qcow2 image (through a
 #                                  QEMU without a machine: no qemu-img here)
 #   ckpt_snapshots NAME            the internal snapshots of guest NAME's
@@ -51,6 +55,16 @@ ckpt_restore_stock() {
   done
   grep -q '"status": "completed"' <<< "$s" || fail "restore of $file did not complete: $s"
   "$QMP" "$TEST_TMP/$name.qmp" cont >/dev/null
+}
+
+ckpt_verified() {
+  local name=$1 before=$2 timeout=$3 line n
+  line=$(guest_wait "$name" '^MEMTEST (pass=|error)' "$timeout")
+  n=$(sed -E 's/.*pass=([0-9]+).*/\1/' <<< "$line")
+  [[ $line =~ errors=0 ]] || fail "restored guest $name found errors: $line"
+  [ "$n" -gt "$before" ] || fail "restored guest $name restarted its count: $line (checkpoint after pass $before)"
+  split_guest_passes "$name" $((n + 1)) "$timeout"
+  note "restored $name: passes $n and $((n + 1)) clean"
 }
 
 ckpt_last_pass() {

@@ -8,8 +8,6 @@
 #                                  summary goes to $TEST_TMP/NAME.json,
 #                                  its messages to NAME.log; returns the
 #                                  tool's status
-#   restore_verified NAME BEFORE   the restored guest's verifier must pass
-#                                  twice, clean, counting on from BEFORE
 #   restore_share FILE FIRST COUNT percentage of guest pages FIRST..
 #                                  FIRST+COUNT-1 that a location table
 #                                  (main.loc) or restore plan FILE puts on
@@ -31,22 +29,11 @@ restore_guest() {
   note "restored $name onto $hosts ${tool[*]}: $(cat "$TEST_TMP/$name.json")"
 }
 
-restore_verified() {
-  local name=$1 before=$2 line n
-  line=$(guest_wait "$name" '^MEMTEST (pass=|error)' 300)
-  n=$(sed -E 's/.*pass=([0-9]+).*/\1/' <<< "$line")
-  [[ $line =~ errors=0 ]] || fail "restored guest $name found errors: $line"
-  [ "$n" -gt "$before" ] || fail "restored guest $name restarted its count: $line (checkpoint after pass $before)"
-  split_guest_passes "$name" $((n + 1)) 300
-  note "restored $name: passes $n and $((n + 1)) clean"
-}
-
 restore_share() {
   python3 - "$@" <<'EOF'
 import struct, sys
 path, first, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 b = open(path, "rb").read()
-npages = struct.unpack(">Q", b[16:24])[0]
 if b[:8] == b"DCRESLOC":   # main.loc: header, geometry, host bytes
     off = 24 + 256 + 24
 elif b[:8] == b"DCRESPLN": # plan: header, directory, geometry, target bytes

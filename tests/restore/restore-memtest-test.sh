@@ -66,7 +66,7 @@ restore_all() {
     [ "$(ckpt_json "$TEST_TMP/${mode}_a.json" 'j["pending_at_resume"]')" -gt 1000 ] \
       || fail "the lazy restore loaded everything before resuming: $(cat "$TEST_TMP/${mode}_a.json")"
   fi
-  restore_verified "${mode}_a" "$before"
+  ckpt_verified "${mode}_a" "$before" 300
   if [ "$mode" = lazy ]; then
     grep -q '"restore-pending": 0' <<< "$(split_dcres "${mode}_a")" \
       || fail "the lazy restore's pages are not all loaded after two passes: $(split_dcres "${mode}_a")"
@@ -80,17 +80,17 @@ restore_all() {
   # Half of the main host's pages stay: by heat, the hot set; by chance,
   # half of it; by page number, none of it (it lies 60% into memory).
   [ "$share" -ge 80 ] || fail "restore (b) put only $share% of the hot set on the main host"
-  restore_verified "${mode}_b" "$before"
+  ckpt_verified "${mode}_b" "$before" 300
   kill "$(guest_pid "${mode}_b")"
 
   restore_guest "${mode}_c" "$ckpt" "$main,$(s 2),$(s 3),$(s 4)" "${args[@]}" \
     -- "${memtest[@]}" || fail "restore (c) failed: $(cat "$TEST_TMP/${mode}_c.log")"
-  restore_verified "${mode}_c" "$before"
+  ckpt_verified "${mode}_c" "$before" 300
   kill "$(guest_pid "${mode}_c")"
 
   restore_guest "${mode}_d" "$ckpt" "$main" "${args[@]}" -- "${memtest[@]}" \
     || fail "restore (d) failed: $(cat "$TEST_TMP/${mode}_d.log")"
-  restore_verified "${mode}_d" "$before"
+  ckpt_verified "${mode}_d" "$before" 300
   kill "$(guest_pid "${mode}_d")"
 }
 restore_all eager
