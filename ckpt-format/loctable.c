@@ -32,7 +32,7 @@
 #define LOC_MAGIC "DCRESLOC"
 #define LOC_VERSION 2u
 #define LOC_GEO_OFF 24u
-#define LOC_HDR_SIZE (LOC_GEO_OFF + DCRES_MAPPED_RAM_ID_MAX + 24u)
+#define LOC_HDR_SIZE (LOC_GEO_OFF + DCRES_MAPPED_RAM_GEO_LEN)
 /* 16 TiB of 4 KiB pages: bounds what a damaged header can make us allocate. */
 #define LOC_MAX_PAGES (1ull << 32)
 #define LOC_MAX_FILE (LOC_HDR_SIZE + 2 * LOC_MAX_PAGES + 4)
@@ -83,10 +83,7 @@ int dcres_loctable_write(const char *path, const struct dcres_loctable *t)
 	put_be32(buf + 8, LOC_VERSION);
 	put_be32(buf + 12, t->page_size);
 	put_be64(buf + 16, t->npages);
-	memcpy(buf + LOC_GEO_OFF, geo->block_id, id_len);
-	put_be64(buf + LOC_GEO_OFF + DCRES_MAPPED_RAM_ID_MAX, geo->used_length);
-	put_be64(buf + LOC_GEO_OFF + DCRES_MAPPED_RAM_ID_MAX + 8, geo->bitmap_offset);
-	put_be64(buf + LOC_GEO_OFF + DCRES_MAPPED_RAM_ID_MAX + 16, geo->pages_offset);
+	dcres_mapped_ram_encode(geo, buf + LOC_GEO_OFF);
 	memcpy(buf + LOC_HDR_SIZE, t->host, t->npages);
 	memcpy(buf + LOC_HDR_SIZE + t->npages, t->history, t->npages);
 	put_be32(buf + len - 4, dcres_crc32c(0, buf, len - 4));
@@ -164,12 +161,7 @@ int dcres_loctable_read(const char *path, struct dcres_loctable *t)
 	if (!ret) {
 		memcpy(t->host, buf + LOC_HDR_SIZE, t->npages);
 		memcpy(t->history, buf + LOC_HDR_SIZE + t->npages, t->npages);
-		memcpy(t->main_file.block_id, buf + LOC_GEO_OFF, DCRES_MAPPED_RAM_ID_MAX);
-		t->main_file.used_length = get_be64(buf + LOC_GEO_OFF + DCRES_MAPPED_RAM_ID_MAX);
-		t->main_file.bitmap_offset =
-			get_be64(buf + LOC_GEO_OFF + DCRES_MAPPED_RAM_ID_MAX + 8);
-		t->main_file.pages_offset =
-			get_be64(buf + LOC_GEO_OFF + DCRES_MAPPED_RAM_ID_MAX + 16);
+		dcres_mapped_ram_decode(buf + LOC_GEO_OFF, &t->main_file);
 	}
 	free(data);
 	return ret;

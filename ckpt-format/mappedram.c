@@ -123,6 +123,23 @@ static int read_bitmap(struct dcres_mrfile *f)
 	return ret;
 }
 
+void dcres_mapped_ram_encode(const struct dcres_mapped_ram *geo, uint8_t *out)
+{
+	memset(out, 0, DCRES_MAPPED_RAM_ID_MAX);
+	memcpy(out, geo->block_id, strlen(geo->block_id));
+	put_be64(out + DCRES_MAPPED_RAM_ID_MAX, geo->used_length);
+	put_be64(out + DCRES_MAPPED_RAM_ID_MAX + 8, geo->bitmap_offset);
+	put_be64(out + DCRES_MAPPED_RAM_ID_MAX + 16, geo->pages_offset);
+}
+
+void dcres_mapped_ram_decode(const uint8_t *in, struct dcres_mapped_ram *geo)
+{
+	memcpy(geo->block_id, in, DCRES_MAPPED_RAM_ID_MAX);
+	geo->used_length = get_be64(in + DCRES_MAPPED_RAM_ID_MAX);
+	geo->bitmap_offset = get_be64(in + DCRES_MAPPED_RAM_ID_MAX + 8);
+	geo->pages_offset = get_be64(in + DCRES_MAPPED_RAM_ID_MAX + 16);
+}
+
 int dcres_mrfile_open(const char *path, const struct dcres_mapped_ram *geo,
 		      bool writable, struct dcres_mrfile *out)
 {

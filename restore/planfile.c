@@ -35,7 +35,7 @@
 #define PLAN_MAGIC "DCRESPLN"
 #define PLAN_VERSION 1u
 #define PLAN_DIR_OFF 32u
-#define PLAN_GEO_SIZE (DCRES_MAPPED_RAM_ID_MAX + 24u)
+#define PLAN_GEO_SIZE DCRES_MAPPED_RAM_GEO_LEN
 /* As for main.loc: 16 TiB of 4 KiB pages bounds what a bad header allocates. */
 #define PLAN_MAX_PAGES (1ull << 32)
 #define PLAN_MAX_FILE (PLAN_DIR_OFF + PLAN_DIR_MAX + PLAN_GEO_SIZE + 3 * PLAN_MAX_PAGES + 4)
@@ -81,9 +81,8 @@ static int check_plan(const struct dcres_plan *p, const char *what, char *err, s
 
 int dcres_plan_write(const char *path, const struct dcres_plan *p, char *err, size_t err_len)
 {
-	const struct dcres_mapped_ram *geo = &p->main_file;
 	size_t dlen, hdr, len;
-	uint8_t *buf, *g;
+	uint8_t *buf;
 	int ret;
 
 	ret = check_plan(p, path, err, err_len);
@@ -102,11 +101,7 @@ int dcres_plan_write(const char *path, const struct dcres_plan *p, char *err, si
 	put_be32(buf + 24, p->nsubs);
 	put_be32(buf + 28, (uint32_t)dlen);
 	memcpy(buf + PLAN_DIR_OFF, p->ckpt_dir, dlen);
-	g = buf + PLAN_DIR_OFF + dlen;
-	memcpy(g, geo->block_id, strlen(geo->block_id));
-	put_be64(g + DCRES_MAPPED_RAM_ID_MAX, geo->used_length);
-	put_be64(g + DCRES_MAPPED_RAM_ID_MAX + 8, geo->bitmap_offset);
-	put_be64(g + DCRES_MAPPED_RAM_ID_MAX + 16, geo->pages_offset);
+	dcres_mapped_ram_encode(&p->main_file, buf + PLAN_DIR_OFF + dlen);
 	memcpy(buf + hdr, p->target, p->npages);
 	memcpy(buf + hdr + p->npages, p->source, p->npages);
 	memcpy(buf + hdr + 2 * p->npages, p->history, p->npages);
@@ -171,10 +166,7 @@ static int decode(const uint8_t *buf, struct dcres_plan *p)
 	p->history = malloc(p->npages ? p->npages : 1);
 	if (!p->ckpt_dir || !p->target || !p->source || !p->history)
 		return -ENOMEM;
-	memcpy(p->main_file.block_id, g, DCRES_MAPPED_RAM_ID_MAX);
-	p->main_file.used_length = get_be64(g + DCRES_MAPPED_RAM_ID_MAX);
-	p->main_file.bitmap_offset = get_be64(g + DCRES_MAPPED_RAM_ID_MAX + 8);
-	p->main_file.pages_offset = get_be64(g + DCRES_MAPPED_RAM_ID_MAX + 16);
+	dcres_mapped_ram_decode(g, &p->main_file);
 	memcpy(p->target, buf + hdr, p->npages);
 	memcpy(p->source, buf + hdr + p->npages, p->npages);
 	memcpy(p->history, buf + hdr + 2 * p->npages, p->npages);

@@ -25,6 +25,15 @@ struct dcres_mapped_ram {
 	uint64_t pages_offset;  /* file offset of its page 0 */
 };
 
+/* The geometry as dcres files store it (main.loc, restore plans): the
+ * block id NUL-padded to DCRES_MAPPED_RAM_ID_MAX bytes, then be64
+ * used_length, bitmap_offset, pages_offset. Encoding needs a
+ * NUL-terminated id; a decoded id is NUL-terminated only if the stored
+ * one was (callers check with memchr first). */
+#define DCRES_MAPPED_RAM_GEO_LEN (DCRES_MAPPED_RAM_ID_MAX + 24u)
+void dcres_mapped_ram_encode(const struct dcres_mapped_ram *geo, uint8_t *out);
+void dcres_mapped_ram_decode(const uint8_t *in, struct dcres_mapped_ram *geo);
+
 /* An open mapped-ram file and the bitmap of one of its blocks. */
 struct dcres_mrfile {
 	int fd;
