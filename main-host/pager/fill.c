@@ -89,40 +89,53 @@ static void fill_fail(struct dcres_pager *p, int err)
 	fill_settle(p);
 }
 
-/* Records n consecutive pages from page first as loaded and local. */
-static void fill_loaded(struct dcres_pager *p, uint64_t first, uint64_t n)
+/* Records n consecutive pages from page first as loaded (on a fault, or
+ * in the background) and local, then wakes the threads waiting on them:
+ * they never see a page before the table does. */
+static int fill_loaded(struct dcres_pager *p, uint64_t first, uint64_t n, bool on_fault)
 {
+	struct uffdio_range range = { (uint64_t)(uintptr_t)(p->base + first * DCRES_PAGE_SIZE),
+				      n * DCRES_PAGE_SIZE };
+
 	for (uint64_t i = 0; i < n; i++)
 		atomic_store(&p->loc[first + i], DCRES_PAGER_LOCAL);
 	atomic_fetch_add(&p->resident, n);
 	atomic_fetch_add(&p->fill_loaded, n);
 	atomic_fetch_sub(&p->fill_pending, n);
+	if (on_fault)
+		atomic_fetch_add(&p->fill_faults, n);
+	if (ioctl(p->uffd, UFFDIO_WAKE, &range) < 0) {
+		int err = errno;
+		pr_perror("pager: waking threads waiting on pages %llu..%llu",
+			  (unsigned long long)first, (unsigned long long)(first + n - 1));
+		return -err;
+	}
+	return 0;
 }
 
-/* Copies n consecutive pages from buf into the region at page first,
- * waking threads waiting on them, and records them as local. A page found
- * there already (nothing else installs a page being filled, so never
- * expected) is kept. */
-static int fill_install(struct dcres_pager *p, uint64_t first, uint64_t n, const uint8_t *buf)
+/* Copies n consecutive pages from buf into the region at page first and
+ * records them as local (fill_loaded). A page found there already
+ * (nothing else installs a page being filled, so never expected) is
+ * kept. */
+static int fill_install(struct dcres_pager *p, uint64_t first, uint64_t n, const uint8_t *buf,
+			bool on_fault)
 {
 	struct uffdio_copy c = {
 		.dst = (uint64_t)(uintptr_t)(p->base + first * DCRES_PAGE_SIZE),
 		.src = (uint64_t)(uintptr_t)buf, .len = n * DCRES_PAGE_SIZE,
+		.mode = UFFDIO_COPY_MODE_DONTWAKE,
 	};
 
-	if (ioctl(p->uffd, UFFDIO_COPY, &c) == 0) {
-		fill_loaded(p, first, n);
-		return 0;
-	}
+	if (ioctl(p->uffd, UFFDIO_COPY, &c) == 0)
+		return fill_loaded(p, first, n, on_fault);
 	if (errno == EEXIST && n == 1) {
 		pr_warn("pager: page %llu being filled was there already; kept it",
 			(unsigned long long)first);
-		fill_loaded(p, first, 1);
-		return 0;
+		return fill_loaded(p, first, 1, on_fault);
 	}
 	if (errno == EEXIST) {
 		for (uint64_t i = 0; i < n; i++) {
-			int ret = fill_install(p, first + i, 1, buf + i * DCRES_PAGE_SIZE);
+			int ret = fill_install(p, first + i, 1, buf + i * DCRES_PAGE_SIZE, on_fault);
 			if (ret)
 				return ret;
 		}
@@ -136,14 +149,14 @@ static int fill_install(struct dcres_pager *p, uint64_t first, uint64_t n, const
 
 /* Fetches pages[0..n) and installs them, runs of consecutive pages at
  * once. */
-static int fill_pages(struct dcres_pager *p, const uint64_t *pages, uint64_t n)
+static int fill_pages(struct dcres_pager *p, const uint64_t *pages, uint64_t n, bool on_fault)
 {
 	int ret = p->fill_fetch(p->fill_opaque, pages, n, p->fill_buf);
 
 	for (uint64_t i = 0, run; !ret && i < n; i += run) {
 		for (run = 1; i + run < n && pages[i + run] == pages[i] + run; run++)
 			;
-		ret = fill_install(p, pages[i], run, p->fill_buf + i * DCRES_PAGE_SIZE);
+		ret = fill_install(p, pages[i], run, p->fill_buf + i * DCRES_PAGE_SIZE, on_fault);
 	}
 	return ret;
 }
@@ -159,7 +172,7 @@ void pager_fill_step(struct dcres_pager *p)
 		if (atomic_load(&p->loc[page]) == DCRES_PAGER_FILL)
 			batch[n++] = page;
 	}
-	ret = n ? fill_pages(p, batch, n) : 0;
+	ret = n ? fill_pages(p, batch, n, false) : 0;
 	if (ret)
 		fill_fail(p, ret);
 	else
@@ -172,12 +185,11 @@ int pager_fill_fault(struct dcres_pager *p, uint64_t idx)
 
 	if (atomic_load(&p->fill_error))
 		return atomic_load(&p->fill_error); /* the thread waits */
-	ret = fill_pages(p, &idx, 1);
+	ret = fill_pages(p, &idx, 1, true);
 	if (ret) {
 		fill_fail(p, ret);
 		return ret;
 	}
-	atomic_fetch_add(&p->fill_faults, 1);
 	fill_settle(p);
 	return 0;
 }
