@@ -18,7 +18,7 @@
  * size is data start + RAM size from creation on, so it only grows in
  * allocated blocks, never in length.
  *
- * I/O: O_DIRECT with libaio when the filesystem accepts O_DIRECT at open,
+ * I/O: O_DIRECT with libaio when the filesystem accepts O_DIRECT,
  * buffered pread/pwrite (OpenMP-parallel for large batches) otherwise. Each
  * call builds its own requests and, in direct mode, takes an aio context of
  * its own from the memfile's pool (creating one when all are busy), so calls
@@ -142,27 +142,25 @@ static int decode_header(const char *path, const uint8_t *hdr,
 	return check_info(path, info);
 }
 
-/* Opens path with O_DIRECT unless the filesystem refuses it (EINVAL) or
- * tests force buffered I/O; returns the fd or a negative errno. */
-static int open_file(const char *path, int flags, bool *direct)
+/* Opens name below dirfd (dcres_open_beneath), then turns O_DIRECT on
+ * unless the filesystem refuses it or tests force buffered I/O (set
+ * afterwards, so that a refusal cannot leave a file created behind);
+ * returns the fd or a negative errno, logged naming display. */
+static int open_file(int dirfd, const char *name, const char *display, int flags,
+		     bool *direct)
 {
-	int fd = -1;
+	int fd = dcres_open_beneath(dirfd, name, flags, 0600);
 
 	*direct = false;
-	if (!dcres__memfile_force_buffered) {
-		fd = open(path, flags | O_DIRECT | O_CLOEXEC, 0600);
-		if (fd >= 0)
-			*direct = true;
-		else if (errno != EINVAL)
-			goto err;
-	}
-	if (fd < 0)
-		fd = open(path, flags | O_CLOEXEC, 0600);
-	if (fd >= 0)
+	if (fd < 0) {
+		errno = -fd;
+		pr_perror("open %s", display);
 		return fd;
-err:
-	fd = -errno;
-	pr_perror("open %s", path);
+	}
+	if (!dcres__memfile_force_buffered) {
+		int fl = fcntl(fd, F_GETFL);
+		*direct = fl >= 0 && fcntl(fd, F_SETFL, fl | O_DIRECT) == 0;
+	}
 	return fd;
 }
 
@@ -186,8 +184,10 @@ static int new_memfile(const char *path, int fd, bool direct,
 	return 0;
 }
 
-int dcres_memfile_create(const char *path, const struct dcres_memfile_info *info,
-			 struct dcres_memfile **out)
+/* Creates name below dirfd with the open flags given (O_CREAT added) and
+ * writes its header; display names it in messages. */
+static int create_file(int dirfd, const char *name, const char *path, int flags,
+		       const struct dcres_memfile_info *info, struct dcres_memfile **out)
 {
 	uint8_t *hdr;
 	bool direct;
@@ -196,7 +196,7 @@ int dcres_memfile_create(const char *path, const struct dcres_memfile_info *info
 	ret = check_info(path, info);
 	if (ret)
 		return ret;
-	fd = open_file(path, O_RDWR | O_CREAT | O_TRUNC, &direct);
+	fd = open_file(dirfd, name, path, O_RDWR | O_CREAT | flags, &direct);
 	if (fd < 0)
 		return fd;
 	/* The header goes through O_DIRECT too: it needs an aligned buffer. */
@@ -221,10 +221,25 @@ int dcres_memfile_create(const char *path, const struct dcres_memfile_info *info
 	return new_memfile(path, fd, direct, info, out);
 err:
 	close(fd);
+	if (flags & O_EXCL) /* the file is this call's own */
+		unlinkat(dirfd, name, 0);
 	return ret;
 }
 
-int dcres_memfile_open(const char *path, struct dcres_memfile **out)
+int dcres_memfile_create(const char *path, const struct dcres_memfile_info *info,
+			 struct dcres_memfile **out)
+{
+	return create_file(AT_FDCWD, path, path, O_TRUNC, info, out);
+}
+
+int dcres_memfile_create_at(int dirfd, const char *name, const char *display,
+			    const struct dcres_memfile_info *info, struct dcres_memfile **out)
+{
+	return create_file(dirfd, name, display, O_EXCL, info, out);
+}
+
+int dcres_memfile_open_at(int dirfd, const char *name, const char *path,
+			  struct dcres_memfile **out)
 {
 	struct dcres_memfile_info info;
 	struct stat sb;
@@ -232,7 +247,7 @@ int dcres_memfile_open(const char *path, struct dcres_memfile **out)
 	bool direct;
 	int fd, ret;
 
-	fd = open_file(path, O_RDONLY, &direct);
+	fd = open_file(dirfd, name, path, O_RDONLY, &direct);
 	if (fd < 0)
 		return fd;
 	hdr = aligned_alloc(BUF_ALIGN, HDR_SIZE);
@@ -259,6 +274,11 @@ int dcres_memfile_open(const char *path, struct dcres_memfile **out)
 		return ret;
 	}
 	return new_memfile(path, fd, direct, &info, out);
+}
+
+int dcres_memfile_open(const char *path, struct dcres_memfile **out)
+{
+	return dcres_memfile_open_at(AT_FDCWD, path, path, out);
 }
 
 const struct dcres_memfile_info *dcres_memfile_info(const struct dcres_memfile *mf)

@@ -17,6 +17,7 @@
 #include "dcres/presence.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,7 +95,9 @@ uint64_t dcres_presence_count(const struct dcres_presence *p)
 	return n;
 }
 
-int dcres_presence_write(const char *path, const struct dcres_presence *p)
+/* Encodes p and publishes it as name in dirfd (dcres_publish_fileat). */
+static int write_at(int dirfd, const char *name, const char *path,
+		    const struct dcres_presence *p)
 {
 	uint64_t words = nwords(p->npages), present = dcres_presence_count(p);
 	size_t len = PRESENCE_HDR_SIZE + 8 * words + 4 * present + 4;
@@ -118,9 +121,21 @@ int dcres_presence_write(const char *path, const struct dcres_presence *p)
 		}
 	}
 	put_be32(q, dcres_crc32c(0, buf, len - 4));
-	ret = dcres_publish_file(path, buf, len);
+	ret = dirfd == AT_FDCWD ? dcres_publish_file(path, buf, len)
+				: dcres_publish_fileat(dirfd, name, path, buf, len);
 	free(buf);
 	return ret;
+}
+
+int dcres_presence_write(const char *path, const struct dcres_presence *p)
+{
+	return write_at(AT_FDCWD, path, path, p);
+}
+
+int dcres_presence_write_at(int dirfd, const char *name, const char *display,
+			    const struct dcres_presence *p)
+{
+	return write_at(dirfd, name, display, p);
 }
 
 /* Checks the header of a presence file of len bytes at buf: the geometry,
@@ -203,12 +218,18 @@ err:
 
 int dcres_presence_read(const char *path, struct dcres_presence *p)
 {
+	return dcres_presence_read_at(AT_FDCWD, path, path, p);
+}
+
+int dcres_presence_read_at(int dirfd, const char *name, const char *path,
+			   struct dcres_presence *p)
+{
 	void *data;
 	size_t len;
 	int ret;
 
 	memset(p, 0, sizeof(*p));
-	ret = dcres_read_file(path, PRESENCE_MAX_FILE, &data, &len);
+	ret = dcres_read_fileat(dirfd, name, path, PRESENCE_MAX_FILE, &data, &len);
 	if (ret)
 		return ret;
 	ret = check_header(path, data, len);

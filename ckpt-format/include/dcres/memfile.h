@@ -36,6 +36,14 @@ int dcres_memfile_create(const char *path, const struct dcres_memfile_info *info
  * (magic, version, CRC, sizes); a damaged header is -EINVAL naming path. */
 int dcres_memfile_open(const char *path, struct dcres_memfile **out);
 
+/* The same for name below the directory dirfd, reached without following
+ * any symlink or leaving that directory (dcres_open_beneath); display names
+ * the file in messages. Creation refuses an existing name (O_EXCL). */
+int dcres_memfile_create_at(int dirfd, const char *name, const char *display,
+			    const struct dcres_memfile_info *info, struct dcres_memfile **out);
+int dcres_memfile_open_at(int dirfd, const char *name, const char *display,
+			  struct dcres_memfile **out);
+
 const struct dcres_memfile_info *dcres_memfile_info(const struct dcres_memfile *mf);
 const char *dcres_memfile_path(const struct dcres_memfile *mf);
 

@@ -37,6 +37,14 @@ int dcres_presence_write(const char *path, const struct dcres_presence *p);
  * or truncation is -EINVAL/-EIO with a message naming path. */
 int dcres_presence_read(const char *path, struct dcres_presence *p);
 
+/* The same for name below the directory dirfd, reached without following
+ * any symlink or leaving that directory; display names it in messages.
+ * Writing takes name as one path component. */
+int dcres_presence_write_at(int dirfd, const char *name, const char *display,
+			    const struct dcres_presence *p);
+int dcres_presence_read_at(int dirfd, const char *name, const char *display,
+			   struct dcres_presence *p);
+
 /* Reads every present page of mf and checks its CRC; the first bad page is
  * -EBADMSG, logged with the file and page number, and stored in *bad_page
  * (if not NULL). Parallel (OpenMP). */
