@@ -2,6 +2,7 @@
  * and saves/restores them for dcres checkpoints. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -60,6 +61,34 @@ static int parse_size(const char *s, uint64_t *out)
 		return -EINVAL;
 	*out = v;
 	return 0;
+}
+
+/* Opens the --dir directory path and checks that it is safe to write
+ * checkpoints below: owned by this user and writable by nobody else (a
+ * directory others can write to lets them plant files and symlinks).
+ * Returns its fd, or -1 after logging why not. */
+static int open_state_dir(const char *path)
+{
+	struct stat sb;
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0) {
+		pr_perror("--dir %s", path);
+		return -1;
+	}
+	if (fstat(fd, &sb) < 0) {
+		pr_perror("--dir %s", path);
+	} else if (sb.st_uid != geteuid()) {
+		pr_err("--dir %s is owned by uid %u, not by this server's uid %u: refused",
+		       path, (unsigned)sb.st_uid, (unsigned)geteuid());
+	} else if (sb.st_mode & (S_IWGRP | S_IWOTH)) {
+		pr_err("--dir %s is writable by others (mode %03o): refused; chmod 700 it",
+		       path, (unsigned)(sb.st_mode & 0777));
+	} else {
+		return fd;
+	}
+	close(fd);
+	return -1;
 }
 
 struct signal_waiter {
@@ -139,6 +168,9 @@ int main(int argc, char **argv)
 		pr_perror("--dir %s", dir);
 		return 1;
 	}
+	srv.dir_fd = open_state_dir(srv.dir);
+	if (srv.dir_fd < 0)
+		return 1;
 
 	/* Signals go to the waiter thread only; writes to closed peers are errors. */
 	sigemptyset(&waiter.set);

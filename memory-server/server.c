@@ -213,13 +213,13 @@ static int dispatch(struct conn *c, struct dcres_frame *f)
 			ret = vm_page_in(&srv->store, c->vm, c->epoch, h->pages, c->out, h->n_pages, err,
 					 sizeof(err));
 		else
-			ret = srv_serve(c->vm, srv->dir, h->path, h->host_id, h->pages,
+			ret = srv_serve(c->vm, srv->dir_fd, h->path, h->host_id, h->pages,
 					h->n_pages, c->out, err, sizeof(err));
 		if (!ret)
 			return reply_ok(c, seq, NULL, c->out, h->n_pages * DCRES_PAGE_SIZE);
 		break;
 	case DCRES__MSG_TYPE__MSG_CKPT_BEGIN:
-		ret = srv_ckpt_begin(&srv->store, c->vm, srv->dir, h->path, h->host_id, c->id,
+		ret = srv_ckpt_begin(&srv->store, c->vm, srv->dir_fd, h->path, h->host_id, c->id,
 				     err, sizeof(err));
 		break;
 	case DCRES__MSG_TYPE__MSG_CKPT_SYNC:
@@ -238,11 +238,11 @@ static int dispatch(struct conn *c, struct dcres_frame *f)
 		ret = srv_ckpt_abort(c->vm, err, sizeof(err));
 		break;
 	case DCRES__MSG_TYPE__MSG_RESTORE:
-		ret = srv_restore(&srv->store, c->vm, srv->dir, h->path, h->host_id, h->pages,
+		ret = srv_restore(&srv->store, c->vm, srv->dir_fd, h->path, h->host_id, h->pages,
 				  h->n_pages, err, sizeof(err));
 		/* Pages retained for page-in retries give way to a restore. */
 		if (ret == -ENOSPC && vmstore_drop_retained(&srv->store))
-			ret = srv_restore(&srv->store, c->vm, srv->dir, h->path, h->host_id,
+			ret = srv_restore(&srv->store, c->vm, srv->dir_fd, h->path, h->host_id,
 					  h->pages, h->n_pages, err, sizeof(err));
 		break;
 	case DCRES__MSG_TYPE__MSG_RELEASE: {

@@ -17,7 +17,8 @@ struct server {
 	struct arena arena;
 	struct vmstore store;
 	struct dcres_psk psk;
-	char dir[PATH_MAX];         /* checkpoint files live below it */
+	char dir[PATH_MAX];         /* checkpoint files live below it (for logs) */
+	int dir_fd;                 /* the same, opened: every file is reached from it */
 	int listen_fd;
 	pthread_mutex_t lock;       /* guards conns[] and nconns */
 	pthread_cond_t idle;        /* signalled when a connection ends */

@@ -1,6 +1,7 @@
 #include "srv-ckpt.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "dcres/crc32c.h"
+#include "dcres/fileio.h"
 #include "dcres/log.h"
 #include "dcres/memfile.h"
 #include "dcres/presence.h"
@@ -19,19 +21,31 @@
 #define SYNC_REMAINING 256 /* sync answers when at most this many are left */
 #define FLUSH_EVERY (256ull << 20) /* bytes between fdatasyncs while writing */
 
+/* What a checkpoint is doing; vm->ckpt points at it in every phase. */
+enum ckpt_phase {
+	CKPT_STARTING, /* slot taken, files being created: paging not tracked */
+	CKPT_RUNNING,  /* writers saving; paging tracked */
+	CKPT_ENDING,   /* final or abort under way: refused to anyone else */
+};
+
 struct srv_ckpt {
 	struct vmstore *store;
 	struct vm *vm;
 	uint64_t owner;
 	uint32_t host_id;
-	char mem_partial[PATH_MAX], mem_path[PATH_MAX], present_path[PATH_MAX];
+	int dir_fd;               /* the checkpoint directory */
+	char partial_name[NAME_MAX + 1], mem_name[64], present_name[64];
+	char partial_display[PATH_MAX], mem_display[PATH_MAX], present_display[PATH_MAX];
 	struct dcres_memfile *mf;
 	struct dcres_presence present;
 	uint64_t *dirty;          /* pages still to write */
 	uint64_t *inflight;       /* pages in a batch being written */
 	uint64_t ndirty, cursor;
+	enum ckpt_phase phase;
+	bool tracking;            /* page moves update dirty and present */
 	bool final_requested, stop;
 	unsigned writers_running;
+	unsigned syncs_waiting;   /* srv_ckpt_sync calls inside c's lifetime */
 	int error;
 	uint64_t pages_written, bytes_written;
 	pthread_t writers[WRITERS];
@@ -41,25 +55,6 @@ struct srv_ckpt {
 static bool bit_test(const uint64_t *b, uint64_t i) { return b[i / 64] >> (i % 64) & 1; }
 static void bit_set(uint64_t *b, uint64_t i) { b[i / 64] |= 1ull << (i % 64); }
 static void bit_clear(uint64_t *b, uint64_t i) { b[i / 64] &= ~(1ull << (i % 64)); }
-
-/* mkdir -p of dir with mode 0700. */
-static int make_dirs(const char *dir)
-{
-	char tmp[PATH_MAX];
-
-	snprintf(tmp, sizeof(tmp), "%s", dir);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
 
 /* Collects up to max dirty pages that are not in flight, starting at the
  * cursor, and marks them in flight (vm->lock held). */
@@ -121,12 +116,24 @@ static void *writer_main(void *arg)
 			pthread_cond_wait(&c->cond, &vm->lock);
 			continue;
 		}
+		uint64_t kept = 0;
 		for (uint64_t i = 0; i < n; i++) {
-			void *dst = (char *)buf + i * DCRES_PAGE_SIZE;
-			memcpy(dst, arena_page(c->store->arena, vm->slot[pages[i]]), DCRES_PAGE_SIZE);
+			uint32_t slot = vm->slot[pages[i]];
+			if (slot == ARENA_NO_SLOT) {
+				/* Gone without srv_ckpt_page_left: never read a freed slot. */
+				bit_clear(c->inflight, pages[i]);
+				dcres_presence_clear(&c->present, pages[i]);
+				continue;
+			}
+			void *dst = (char *)buf + kept * DCRES_PAGE_SIZE;
+			memcpy(dst, arena_page(c->store->arena, slot), DCRES_PAGE_SIZE);
 			dcres_presence_set(&c->present, pages[i],
 					   dcres_crc32c(0, dst, DCRES_PAGE_SIZE));
+			pages[kept++] = pages[i];
 		}
+		n = kept;
+		if (n == 0)
+			continue;
 		pthread_mutex_unlock(&vm->lock);
 		int ret = dcres_memfile_write_pages(c->mf, pages, buf, n);
 		pthread_mutex_lock(&vm->lock);
@@ -161,11 +168,13 @@ out:
 	return NULL;
 }
 
-/* Waits for the writer threads to end (vm->lock held on entry, released). */
+/* Waits for the writer threads to end and for syncs waiting on c to leave,
+ * then stops tracking page moves (vm->lock held on entry, released). */
 static void join_writers(struct vm *vm, struct srv_ckpt *c)
 {
-	while (c->writers_running)
+	while (c->writers_running || c->syncs_waiting)
 		pthread_cond_wait(&c->cond, &vm->lock);
+	c->tracking = false;
 	pthread_mutex_unlock(&vm->lock);
 	for (unsigned i = 0; i < WRITERS; i++)
 		pthread_join(c->writers[i], NULL);
@@ -175,71 +184,125 @@ static void ckpt_free(struct srv_ckpt *c)
 {
 	dcres_memfile_close(c->mf);
 	dcres_presence_free(&c->present);
+	if (c->dir_fd >= 0)
+		close(c->dir_fd);
 	free(c->dirty);
 	free(c->inflight);
 	pthread_cond_destroy(&c->cond);
 	free(c);
 }
 
-int srv_ckpt_begin(struct vmstore *s, struct vm *vm, const char *base, const char *rel,
-		   uint32_t host_id, uint64_t owner, char *err, size_t err_len)
+/* Gives up the VM's checkpoint slot, removes c's partial file if it made
+ * one, and frees c (no writer running). */
+static void ckpt_end(struct vm *vm, struct srv_ckpt *c)
 {
-	char dir[PATH_MAX];
-	struct srv_ckpt *c;
-	int ret;
+	if (c->mf)
+		unlinkat(c->dir_fd, c->partial_name, 0);
+	pthread_mutex_lock(&vm->lock);
+	vm->ckpt = NULL;
+	pthread_mutex_unlock(&vm->lock);
+	ckpt_free(c);
+}
 
-	if ((ret = srv_ckpt_dir(base, rel, dir, sizeof(dir), err, err_len)))
-		return ret;
-	if (host_id == 0 || host_id > 254) {
-		snprintf(err, err_len, "host id %u: memory servers are 1..254", host_id);
-		return -EINVAL;
-	}
-	if ((ret = make_dirs(dir))) {
-		snprintf(err, err_len, "cannot create %s: %s", dir, strerror(-ret));
-		return ret;
-	}
-	c = calloc(1, sizeof(*c));
+/* Allocates c's state for vm, the files' names, and nothing on disk. */
+static struct srv_ckpt *ckpt_new(struct vmstore *s, struct vm *vm, const char *rel,
+				 uint32_t host_id, uint64_t owner, char *err, size_t err_len)
+{
+	struct srv_ckpt *c = calloc(1, sizeof(*c));
+
 	if (!c)
-		return -ENOMEM;
+		return NULL;
 	c->store = s;
 	c->vm = vm;
 	c->owner = owner;
 	c->host_id = host_id;
+	c->dir_fd = -1;
 	pthread_cond_init(&c->cond, NULL);
-	if (srv_host_file(c->mem_path, sizeof(c->mem_path), dir, host_id, "mem") ||
-	    srv_host_file(c->mem_partial, sizeof(c->mem_partial), dir, host_id, "mem.partial") ||
-	    srv_host_file(c->present_path, sizeof(c->present_path), dir, host_id, "present")) {
+	if (srv_host_file(c->mem_name, sizeof(c->mem_name), c->mem_display,
+			  sizeof(c->mem_display), rel, host_id, "mem") ||
+	    srv_host_file(c->present_name, sizeof(c->present_name), c->present_display,
+			  sizeof(c->present_display), rel, host_id, "present")) {
 		snprintf(err, err_len, "checkpoint path too long");
 		ckpt_free(c);
-		return -ENAMETOOLONG;
+		return NULL;
 	}
 	c->dirty = calloc((vm->npages + 63) / 64, sizeof(uint64_t));
 	c->inflight = calloc((vm->npages + 63) / 64, sizeof(uint64_t));
-	if (!c->dirty || !c->inflight || dcres_presence_init(&c->present, vm->npages, DCRES_PAGE_SIZE)) {
+	if (!c->dirty || !c->inflight ||
+	    dcres_presence_init(&c->present, vm->npages, DCRES_PAGE_SIZE)) {
+		snprintf(err, err_len, "no memory for the checkpoint of %llu pages",
+			 (unsigned long long)vm->npages);
 		ckpt_free(c);
-		return -ENOMEM;
+		return NULL;
 	}
-	struct dcres_memfile_info info = {
-		.ram_size = vm->npages * DCRES_PAGE_SIZE,
-		.page_size = DCRES_PAGE_SIZE,
-		.host_id = host_id,
-	};
-	memcpy(info.vm_uuid, vm->uuid, 16);
-	ret = dcres_memfile_create(c->mem_partial, &info, &c->mf);
-	if (ret) {
-		snprintf(err, err_len, "cannot create %s: %s", c->mem_partial, strerror(-ret));
-		ckpt_free(c);
-		return ret;
-	}
+	return c;
+}
 
+/* Creates c's directory and a partial memory file of its own in it. */
+static int ckpt_create_files(struct srv_ckpt *c, int base_fd, const char *rel, char *err,
+			     size_t err_len)
+{
+	struct dcres_memfile_info info = {
+		.ram_size = c->vm->npages * DCRES_PAGE_SIZE,
+		.page_size = DCRES_PAGE_SIZE,
+		.host_id = c->host_id,
+	};
+	char prefix[64];
+	int ret = -EEXIST;
+
+	c->dir_fd = srv_ckpt_dir_open(base_fd, rel, true, err, err_len);
+	if (c->dir_fd < 0)
+		return c->dir_fd;
+	memcpy(info.vm_uuid, c->vm->uuid, 16);
+	snprintf(prefix, sizeof(prefix), "host-%u.mem.partial", c->host_id);
+	/* A new file every time (O_EXCL), so nothing there is ever truncated. */
+	for (int attempt = 0; attempt < 8 && ret == -EEXIST; attempt++) {
+		ret = dcres_unique_name(prefix, c->partial_name, sizeof(c->partial_name));
+		if (!ret && snprintf(c->partial_display, sizeof(c->partial_display), "%s/%s", rel,
+				     c->partial_name) >= (int)sizeof(c->partial_display))
+			ret = -ENAMETOOLONG;
+		if (!ret)
+			ret = dcres_memfile_create_at(c->dir_fd, c->partial_name,
+						      c->partial_display, &info, &c->mf);
+	}
+	if (ret) {
+		c->mf = NULL;
+		snprintf(err, err_len, "cannot create %s: %s", c->partial_display[0]
+			 ? c->partial_display : rel, strerror(-ret));
+	}
+	return ret;
+}
+
+int srv_ckpt_begin(struct vmstore *s, struct vm *vm, int base_fd, const char *rel,
+		   uint32_t host_id, uint64_t owner, char *err, size_t err_len)
+{
+	struct srv_ckpt *c;
+	int ret;
+
+	if (host_id == 0 || host_id > 254) {
+		snprintf(err, err_len, "host id %u: memory servers are 1..254", host_id);
+		return -EINVAL;
+	}
+	c = ckpt_new(s, vm, rel, host_id, owner, err, err_len);
+	if (!c)
+		return -ENOMEM;
+	/* The slot first: a refused begin touches no file. */
 	pthread_mutex_lock(&vm->lock);
 	if (vm->ckpt) {
 		pthread_mutex_unlock(&vm->lock);
 		snprintf(err, err_len, "a checkpoint of VM %s is already running", vm->name);
-		unlink(c->mem_partial);
 		ckpt_free(c);
 		return -EBUSY;
 	}
+	vm->ckpt = c;
+	pthread_mutex_unlock(&vm->lock);
+
+	ret = ckpt_create_files(c, base_fd, rel, err, err_len);
+	if (ret) {
+		ckpt_end(vm, c);
+		return ret;
+	}
+	pthread_mutex_lock(&vm->lock);
 	for (uint64_t p = 0; p < vm->npages; p++) {
 		if (vm->slot[p] != ARENA_NO_SLOT) {
 			bit_set(c->dirty, p);
@@ -247,30 +310,35 @@ int srv_ckpt_begin(struct vmstore *s, struct vm *vm, const char *base, const cha
 			dcres_presence_set(&c->present, p, 0);
 		}
 	}
+	c->tracking = true;
 	for (unsigned i = 0; i < WRITERS; i++) {
 		ret = pthread_create(&c->writers[i], NULL, writer_main, c);
 		if (ret) {
 			/* Without all its writers the checkpoint cannot start. */
 			c->stop = true;
+			c->tracking = false;
 			pthread_cond_broadcast(&c->cond);
 			pthread_mutex_unlock(&vm->lock);
 			for (unsigned j = 0; j < i; j++)
 				pthread_join(c->writers[j], NULL);
-			unlink(c->mem_partial);
-			ckpt_free(c);
+			snprintf(err, err_len, "cannot start the checkpoint's writers: %s",
+				 strerror(ret));
+			ckpt_end(vm, c);
 			return -ret;
 		}
 		c->writers_running++;
 	}
-	vm->ckpt = c;
+	c->phase = CKPT_RUNNING;
 	pthread_mutex_unlock(&vm->lock);
-	pr_info("VM %s: checkpoint to %s begun, %llu pages to save", vm->name, dir,
-		(unsigned long long)c->ndirty);
+	pr_info("VM %s: checkpoint to %s begun, %llu pages to save", vm->name,
+		c->partial_display, (unsigned long long)c->ndirty);
 	return 0;
 }
 
 void srv_ckpt_page_arrived(struct srv_ckpt *c, uint64_t page)
 {
+	if (!c->tracking)
+		return;
 	if (!bit_test(c->dirty, page)) {
 		bit_set(c->dirty, page);
 		c->ndirty++;
@@ -285,6 +353,8 @@ void srv_ckpt_wake(struct srv_ckpt *c)
 
 void srv_ckpt_page_left(struct srv_ckpt *c, uint64_t page)
 {
+	if (!c->tracking)
+		return;
 	if (bit_test(c->dirty, page)) {
 		bit_clear(c->dirty, page);
 		c->ndirty--;
@@ -294,15 +364,20 @@ void srv_ckpt_page_left(struct srv_ckpt *c, uint64_t page)
 	dcres_memfile_punch(c->mf, page, 1);
 }
 
-/* Locks vm and returns its running checkpoint; without one, unlocks and
- * returns NULL with err explaining. */
-static struct srv_ckpt *lock_running(struct vm *vm, char *err, size_t err_len)
+/* Locks vm and returns its checkpoint if it is running (not starting, not
+ * ending); otherwise unlocks and returns NULL with *ret and err explaining. */
+static struct srv_ckpt *lock_running(struct vm *vm, int *ret, char *err, size_t err_len)
 {
 	pthread_mutex_lock(&vm->lock);
-	if (vm->ckpt)
+	if (vm->ckpt && vm->ckpt->phase == CKPT_RUNNING)
 		return vm->ckpt;
+	*ret = vm->ckpt ? -EBUSY : -ENOENT;
+	if (vm->ckpt)
+		snprintf(err, err_len, "the checkpoint of VM %s is %s", vm->name,
+			 vm->ckpt->phase == CKPT_STARTING ? "starting" : "ending");
+	else
+		snprintf(err, err_len, "no checkpoint of VM %s is running", vm->name);
 	pthread_mutex_unlock(&vm->lock);
-	snprintf(err, err_len, "no checkpoint of VM %s is running", vm->name);
 	return NULL;
 }
 
@@ -311,14 +386,21 @@ int srv_ckpt_sync(struct vm *vm, char *err, size_t err_len)
 	struct srv_ckpt *c;
 	int ret;
 
-	c = lock_running(vm, err, err_len);
+	c = lock_running(vm, &ret, err, err_len);
 	if (!c)
-		return -ENOENT;
+		return ret;
+	c->syncs_waiting++;
 	while (c->ndirty > SYNC_REMAINING && !c->error && c->writers_running)
 		pthread_cond_wait(&c->cond, &vm->lock);
 	ret = c->error;
 	if (ret)
-		snprintf(err, err_len, "writing %s failed: %s", c->mem_partial, strerror(-ret));
+		snprintf(err, err_len, "writing %s failed: %s", c->partial_display, strerror(-ret));
+	else if (c->stop)
+		snprintf(err, err_len, "the checkpoint of VM %s was aborted", vm->name);
+	if (!ret && c->stop)
+		ret = -ECANCELED;
+	c->syncs_waiting--;
+	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&vm->lock);
 	return ret;
 }
@@ -338,56 +420,72 @@ static int punch_absent(uint64_t first, uint64_t count, void *arg)
 	return 0;
 }
 
-int srv_ckpt_final(struct vm *vm, uint64_t *bytes_written, char *err, size_t err_len)
+/* Makes c's files durable and publishes them: presence, then the memory
+ * file renamed over its final name, then the directory fsynced. */
+static int publish(struct srv_ckpt *c)
 {
-	struct srv_ckpt *c;
-	int ret;
+	int ret = c->error;
 
-	c = lock_running(vm, err, err_len);
-	if (!c)
-		return -ENOENT;
-	c->final_requested = true;
-	pthread_cond_broadcast(&c->cond);
-	vm->ckpt = NULL; /* the VM is stopped: no paging is expected any more */
-	join_writers(vm, c);
-
-	ret = c->error;
 	if (!ret)
 		ret = dcres_memfile_for_each_extent(c->mf, punch_absent, c);
 	if (!ret)
 		ret = dcres_memfile_sync(c->mf);
 	if (!ret)
-		ret = dcres_presence_write(c->present_path, &c->present);
-	if (!ret && rename(c->mem_partial, c->mem_path) < 0)
+		ret = dcres_presence_write_at(c->dir_fd, c->present_name, c->present_display,
+					      &c->present);
+	if (!ret && renameat(c->dir_fd, c->partial_name, c->dir_fd, c->mem_name) < 0) {
 		ret = -errno;
+		pr_perror("rename %s to %s", c->partial_display, c->mem_display);
+	}
+	if (!ret && fsync(c->dir_fd) < 0) {
+		ret = -errno;
+		pr_perror("fsync the directory of %s", c->mem_display);
+	}
+	return ret;
+}
+
+int srv_ckpt_final(struct vm *vm, uint64_t *bytes_written, char *err, size_t err_len)
+{
+	struct srv_ckpt *c;
+	int ret;
+
+	c = lock_running(vm, &ret, err, err_len);
+	if (!c)
+		return ret;
+	c->phase = CKPT_ENDING;
+	c->final_requested = true;
+	pthread_cond_broadcast(&c->cond);
+	join_writers(vm, c);
+
+	ret = publish(c);
 	if (ret) {
 		snprintf(err, err_len, "checkpoint of VM %s into %s failed: %s", vm->name,
-			 c->mem_path, strerror(-ret));
-		unlink(c->mem_partial);
+			 c->mem_display, strerror(-ret));
 	} else {
+		dcres_memfile_close(c->mf);
+		c->mf = NULL; /* published: ckpt_end leaves it */
 		*bytes_written = c->bytes_written;
-		pr_info("VM %s: checkpoint %s complete, %llu pages",
-			vm->name, c->mem_path,
+		pr_info("VM %s: checkpoint %s complete, %llu pages", vm->name, c->mem_display,
 			(unsigned long long)dcres_presence_count(&c->present));
 	}
-	ckpt_free(c);
+	ckpt_end(vm, c);
 	return ret;
 }
 
 int srv_ckpt_abort(struct vm *vm, char *err, size_t err_len)
 {
 	struct srv_ckpt *c;
+	int ret;
 
-	c = lock_running(vm, err, err_len);
+	c = lock_running(vm, &ret, err, err_len);
 	if (!c)
-		return -ENOENT;
-	vm->ckpt = NULL;
+		return ret;
+	c->phase = CKPT_ENDING;
 	c->stop = true;
 	pthread_cond_broadcast(&c->cond);
 	join_writers(vm, c);
-	unlink(c->mem_partial);
-	pr_info("VM %s: checkpoint %s aborted", vm->name, c->mem_partial);
-	ckpt_free(c);
+	pr_info("VM %s: checkpoint %s aborted", vm->name, c->partial_display);
+	ckpt_end(vm, c);
 	return 0;
 }
 

@@ -1,36 +1,46 @@
 /* The memory server's side of checkpoint and restore.
  *
- * A checkpoint of one VM on this server writes DIR/host-K.mem.partial
- * while running and, at final, publishes DIR/host-K.mem and
- * DIR/host-K.present (DIR relative to the server's --dir). Begin marks every
- * held page dirty; a writer thread saves dirty pages in batches. While it
- * runs, a page arriving (page-out) is marked dirty and present; a page
- * leaving (page-in) is marked absent and its hole punched. Final drains the
- * dirty set, punches any stale data of absent pages, fsyncs and publishes,
- * so the files hold exactly the pages held at final with their content
- * then. Abort removes the partial file; published files of an earlier
+ * A checkpoint of one VM on this server writes DIR/host-K.mem.partial.XXXXXXXX
+ * (a new file of its own, O_EXCL) while running and, at final, publishes
+ * DIR/host-K.mem and DIR/host-K.present (DIR relative to the server's
+ * --dir). Every file and directory is reached from the --dir descriptor
+ * without following symlinks or leaving it, and messages for the peer name
+ * paths relative to --dir only. Begin takes the VM's checkpoint slot before
+ * touching any file, then marks every held page dirty; writer threads save
+ * dirty pages in batches. While it runs, a page arriving (page-out) is
+ * marked dirty and present; a page leaving (page-in) is marked absent and
+ * its hole punched. Final drains the dirty set, punches any stale data of
+ * absent pages, fsyncs and publishes (the directory fsynced too), so the
+ * files hold exactly the pages held when the writers drained, with their
+ * content then. The slot stays taken until final or abort has finished:
+ * meanwhile another begin, final, abort, RELEASE or RESTORE of the VM is
+ * refused. Abort removes the partial file; published files of an earlier
  * checkpoint are never touched before final. */
 #ifndef DCRES_MEMSERVER_SRV_CKPT_H
 #define DCRES_MEMSERVER_SRV_CKPT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "dcres/wire.pb-c.h"
 #include "vmstore.h"
 
-/* Joins the server's base directory and a checkpoint path from a request
- * into out; rel must be relative and free of "..". */
-int srv_ckpt_dir(const char *base, const char *rel, char *out, size_t len,
-		 char *err, size_t err_len);
+/* Opens the checkpoint directory rel of a request below the server's --dir
+ * (base_fd), making it (mode 0700) when create is set; never through a
+ * symlink. rel must be relative and free of "..". Returns the directory's
+ * fd or a negative errno with err naming rel. */
+int srv_ckpt_dir_open(int base_fd, const char *rel, bool create, char *err, size_t err_len);
 
-/* Formats dir/host-ID.SUFFIX into out; -ENAMETOOLONG if it does not fit. */
-int srv_host_file(char *out, size_t len, const char *dir, uint32_t host_id,
-		  const char *suffix);
+/* Formats host-ID.SUFFIX into name and REL/host-ID.SUFFIX into display;
+ * -ENAMETOOLONG if either does not fit. */
+int srv_host_file(char *name, size_t name_len, char *display, size_t display_len,
+		  const char *rel, uint32_t host_id, const char *suffix);
 
-/* Starts a checkpoint of vm into base/rel as host host_id; owner names the
- * connection that runs it (it is aborted if that connection goes away). */
-int srv_ckpt_begin(struct vmstore *s, struct vm *vm, const char *base, const char *rel,
+/* Starts a checkpoint of vm into rel below base_fd as host host_id; owner
+ * names the connection that runs it (it is aborted if that connection goes
+ * away). A checkpoint of vm already running is -EBUSY, nothing touched. */
+int srv_ckpt_begin(struct vmstore *s, struct vm *vm, int base_fd, const char *rel,
 		   uint32_t host_id, uint64_t owner, char *err, size_t err_len);
 
 /* Hooks called by page-out and page-in with vm->lock held. */
@@ -42,9 +52,10 @@ void srv_ckpt_wake(struct srv_ckpt *c);
 /* Returns once at most a small number of pages remain to be written. */
 int srv_ckpt_sync(struct vm *vm, char *err, size_t err_len);
 /* Completes the checkpoint: every page written, fsynced and published;
- * *bytes_written gets what the checkpoint wrote in all (rewrites count). */
+ * *bytes_written gets what the checkpoint wrote in all (rewrites count).
+ * A final already under way is -EBUSY. */
 int srv_ckpt_final(struct vm *vm, uint64_t *bytes_written, char *err, size_t err_len);
-/* Stops the checkpoint and deletes its partial file. */
+/* Stops the checkpoint and deletes its partial file (-EBUSY during final). */
 int srv_ckpt_abort(struct vm *vm, char *err, size_t err_len);
 /* Aborts vm's checkpoint if connection owner started it. */
 void srv_ckpt_abort_owned(struct vm *vm, uint64_t owner);
@@ -52,16 +63,17 @@ void srv_ckpt_abort_owned(struct vm *vm, uint64_t owner);
 /* Fills the checkpoint fields of st (vm->lock held). */
 void srv_ckpt_stats(const struct vm *vm, Dcres__Stats *st);
 
-/* Loads pages of checkpoint base/rel, host host_id, into vm: the n listed,
- * or (n == 0) every page the files hold. All or nothing: a page missing
- * from the files, a checksum mismatch or a capacity shortfall loads
- * nothing, and err names the file and page. */
-int srv_restore(struct vmstore *s, struct vm *vm, const char *base, const char *rel,
+/* Loads pages of checkpoint rel, host host_id, into vm: the n listed
+ * (distinct, in range), or (n == 0) every page the files hold. All or
+ * nothing: a page missing from the files, a checksum mismatch or a
+ * capacity shortfall loads nothing, and err names the file and page. */
+int srv_restore(struct vmstore *s, struct vm *vm, int base_fd, const char *rel,
 		uint32_t host_id, const uint64_t *pages, uint64_t n, char *err, size_t err_len);
 
-/* Reads the n listed pages of checkpoint base/rel, host host_id, of VM vm
- * into out (n * 4096 bytes), verifying each page's checksum. */
-int srv_serve(const struct vm *vm, const char *base, const char *rel, uint32_t host_id,
+/* Reads the n listed pages (distinct, in range) of checkpoint rel, host
+ * host_id, of VM vm into out (n * 4096 bytes), verifying each page's
+ * checksum. */
+int srv_serve(const struct vm *vm, int base_fd, const char *rel, uint32_t host_id,
 	      const uint64_t *pages, uint64_t n, void *out, char *err, size_t err_len);
 
 #endif

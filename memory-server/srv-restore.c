@@ -1,11 +1,14 @@
 /* Restore and serve: the memory server reading a checkpoint's files. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dcres/crc32c.h"
+#include "dcres/fileio.h"
 #include "dcres/log.h"
 #include "dcres/memfile.h"
 #include "dcres/presence.h"
@@ -13,30 +16,43 @@
 
 #define READ_BATCH 256 /* pages per read: 1 MiB */
 
-int srv_ckpt_dir(const char *base, const char *rel, char *out, size_t len,
-		 char *err, size_t err_len)
+int srv_ckpt_dir_open(int base_fd, const char *rel, bool create, char *err, size_t err_len)
 {
+	int fd;
+
 	if (!rel || !*rel || rel[0] == '/' || strstr(rel, "..")) {
 		snprintf(err, err_len, "checkpoint path '%s' must be relative to the server's "
 			 "--dir and must not contain '..'", rel ? rel : "");
 		return -EINVAL;
 	}
-	if (snprintf(out, len, "%s/%s", base, rel) >= (int)len) {
+	if (strlen(rel) > PATH_MAX - 64) {
 		snprintf(err, err_len, "checkpoint path too long");
 		return -ENAMETOOLONG;
 	}
-	return 0;
+	fd = create ? dcres_mkdirs_beneath(base_fd, rel)
+		    : dcres_open_beneath(base_fd, rel, O_RDONLY | O_DIRECTORY, 0);
+	if (fd == -ELOOP || fd == -EXDEV || (create && fd == -ENOTDIR)) {
+		snprintf(err, err_len, "checkpoint directory %s: a symlink on the way (refused; "
+			 "the server follows none below --dir)", rel);
+		pr_err("%s", err);
+	} else if (fd < 0) {
+		snprintf(err, err_len, "checkpoint directory %s: %s", rel, strerror(-fd));
+	}
+	return fd;
 }
 
-int srv_host_file(char *out, size_t len, const char *dir, uint32_t host_id,
-		  const char *suffix)
+int srv_host_file(char *name, size_t name_len, char *display, size_t display_len,
+		  const char *rel, uint32_t host_id, const char *suffix)
 {
-	int n = snprintf(out, len, "%s/host-%u.%s", dir, host_id, suffix);
+	int n = snprintf(name, name_len, "host-%u.%s", host_id, suffix);
+	int m = snprintf(display, display_len, "%s/%s", rel, name);
 
-	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+	return n < 0 || (size_t)n >= name_len || m < 0 || (size_t)m >= display_len
+		? -ENAMETOOLONG : 0;
 }
 
-/* One host's files of one checkpoint, opened and checked against a VM. */
+/* One host's files of one checkpoint, opened and checked against a VM;
+ * the paths, relative to --dir, are for messages. */
 struct host_files {
 	char mem_path[PATH_MAX], present_path[PATH_MAX];
 	struct dcres_memfile *mf;
@@ -49,39 +65,63 @@ static void host_files_close(struct host_files *h)
 	dcres_presence_free(&h->present);
 }
 
-static int host_files_open(struct host_files *h, const struct vm *vm, const char *base,
+/* Explains why a file could not be opened: a symlink is refused by name. */
+static void open_error(char *err, size_t err_len, const char *path, int ret)
+{
+	if (ret == -ELOOP || ret == -EXDEV)
+		snprintf(err, err_len, "%s is a symlink (refused; the server follows none "
+			 "below --dir)", path);
+	else
+		snprintf(err, err_len, "%s: %s", path, strerror(-ret));
+}
+
+static int host_files_open(struct host_files *h, const struct vm *vm, int base_fd,
 			   const char *rel, uint32_t host_id, char *err, size_t err_len)
 {
-	char dir[PATH_MAX];
+	char mem_name[64], present_name[64];
 	const struct dcres_memfile_info *info;
-	int ret;
+	int dir_fd, ret;
 
 	memset(h, 0, sizeof(*h));
-	if ((ret = srv_ckpt_dir(base, rel, dir, sizeof(dir), err, err_len)))
-		return ret;
-	if (srv_host_file(h->mem_path, sizeof(h->mem_path), dir, host_id, "mem") ||
-	    srv_host_file(h->present_path, sizeof(h->present_path), dir, host_id, "present")) {
+	if (srv_host_file(mem_name, sizeof(mem_name), h->mem_path, sizeof(h->mem_path), rel ? rel : "",
+			  host_id, "mem") ||
+	    srv_host_file(present_name, sizeof(present_name), h->present_path,
+			  sizeof(h->present_path), rel ? rel : "", host_id, "present")) {
 		snprintf(err, err_len, "checkpoint path too long");
 		return -ENAMETOOLONG;
 	}
-	ret = dcres_memfile_open(h->mem_path, &h->mf);
+	dir_fd = srv_ckpt_dir_open(base_fd, rel, false, err, err_len);
+	if (dir_fd < 0)
+		return dir_fd;
+	ret = dcres_memfile_open_at(dir_fd, mem_name, h->mem_path, &h->mf);
 	if (ret) {
-		snprintf(err, err_len, "%s: %s", h->mem_path, strerror(-ret));
+		open_error(err, err_len, h->mem_path, ret);
+		close(dir_fd);
 		return ret;
 	}
-	ret = dcres_presence_read(h->present_path, &h->present);
+	ret = dcres_presence_read_at(dir_fd, present_name, h->present_path, &h->present);
+	close(dir_fd);
 	if (ret) {
-		snprintf(err, err_len, "%s: %s", h->present_path, strerror(-ret));
+		open_error(err, err_len, h->present_path, ret);
 		dcres_memfile_close(h->mf);
 		h->mf = NULL;
 		return ret;
 	}
 	info = dcres_memfile_info(h->mf);
+	if (info->page_size != DCRES_PAGE_SIZE || h->present.page_size != DCRES_PAGE_SIZE) {
+		snprintf(err, err_len, "%s: page size %u in its header is not supported (only %u)",
+			 info->page_size != DCRES_PAGE_SIZE ? h->mem_path : h->present_path,
+			 info->page_size != DCRES_PAGE_SIZE ? info->page_size
+							    : h->present.page_size,
+			 DCRES_PAGE_SIZE);
+		host_files_close(h);
+		return -EINVAL;
+	}
 	if (memcmp(info->vm_uuid, vm->uuid, 16) != 0 ||
 	    info->ram_size != vm->npages * DCRES_PAGE_SIZE ||
 	    h->present.npages != vm->npages) {
-		snprintf(err, err_len, "%s belongs to another VM or RAM size than VM %s (%llu pages)",
-			 h->mem_path, vm->name, (unsigned long long)vm->npages);
+		snprintf(err, err_len, "%s belongs to another VM or RAM size than VM %s",
+			 h->mem_path, vm->name);
 		host_files_close(h);
 		return -EINVAL;
 	}
@@ -129,12 +169,13 @@ static int collect_extent(uint64_t first, uint64_t count, void *arg)
 	return 0;
 }
 
-/* Lists the requested pages (each must be present) or, with n == 0, every
+/* Lists the requested pages (each must be present, in range and listed
+ * once) or, with n == 0, every
  * present page, found through the file's data extents (SEEK_DATA); a
  * present page lying in a hole means the file lost data. The caller frees
  * out->v, also after an error. */
-static int list_pages(struct host_files *h, const uint64_t *pages, uint64_t n,
-		      struct page_list *out, char *err, size_t err_len)
+static int list_pages(const struct vm *vm, struct host_files *h, const uint64_t *pages,
+		      uint64_t n, struct page_list *out, char *err, size_t err_len)
 {
 	uint64_t count = n ? n : dcres_presence_count(&h->present);
 	int ret;
@@ -145,8 +186,11 @@ static int list_pages(struct host_files *h, const uint64_t *pages, uint64_t n,
 	out->n = 0;
 	out->h = h;
 	if (n) {
+		/* The same check as page-in and page-out: in range, no duplicates. */
+		if ((ret = vm_check_pages(vm, pages, n, err, err_len)))
+			return ret;
 		for (uint64_t i = 0; i < n; i++) {
-			if (pages[i] >= h->present.npages || !dcres_presence_test(&h->present, pages[i])) {
+			if (!dcres_presence_test(&h->present, pages[i])) {
 				snprintf(err, err_len, "%s does not hold page %llu",
 					 h->mem_path, (unsigned long long)pages[i]);
 				return -ENOENT;
@@ -173,7 +217,7 @@ static int list_pages(struct host_files *h, const uint64_t *pages, uint64_t n,
 	return ret;
 }
 
-int srv_restore(struct vmstore *s, struct vm *vm, const char *base, const char *rel,
+int srv_restore(struct vmstore *s, struct vm *vm, int base_fd, const char *rel,
 		uint32_t host_id, const uint64_t *pages, uint64_t n, char *err, size_t err_len)
 {
 	struct host_files h;
@@ -182,10 +226,10 @@ int srv_restore(struct vmstore *s, struct vm *vm, const char *base, const char *
 	void *buf = NULL;
 	int ret;
 
-	ret = host_files_open(&h, vm, base, rel, host_id, err, err_len);
+	ret = host_files_open(&h, vm, base_fd, rel, host_id, err, err_len);
 	if (ret)
 		return ret;
-	ret = list_pages(&h, pages, n, &list, err, err_len);
+	ret = list_pages(vm, &h, pages, n, &list, err, err_len);
 	if (ret)
 		goto out;
 	pthread_mutex_lock(&vm->lock);
@@ -242,17 +286,17 @@ out:
 	return ret;
 }
 
-int srv_serve(const struct vm *vm, const char *base, const char *rel, uint32_t host_id,
+int srv_serve(const struct vm *vm, int base_fd, const char *rel, uint32_t host_id,
 	      const uint64_t *pages, uint64_t n, void *out, char *err, size_t err_len)
 {
 	struct host_files h;
 	struct page_list list = { 0 };
 	int ret;
 
-	ret = host_files_open(&h, vm, base, rel, host_id, err, err_len);
+	ret = host_files_open(&h, vm, base_fd, rel, host_id, err, err_len);
 	if (ret)
 		return ret;
-	ret = n ? list_pages(&h, pages, n, &list, err, err_len) : 0;
+	ret = n ? list_pages(vm, &h, pages, n, &list, err, err_len) : 0;
 	for (uint64_t i = 0; i < n && !ret; i += READ_BATCH) {
 		uint64_t b = n - i < READ_BATCH ? n - i : READ_BATCH;
 		ret = read_checked(&h, pages + i, b, (char *)out + i * DCRES_PAGE_SIZE, err, err_len);

@@ -51,9 +51,13 @@ int vmstore_attach(struct vmstore *s, const uint8_t uuid[16], uint64_t ram_size,
 	if (vm) {
 		pthread_mutex_unlock(&s->lock);
 		if (vm->npages != npages) {
-			snprintf(err_msg, err_len, "VM %s is held with %llu pages, not %llu",
-				 vm->name, (unsigned long long)vm->npages,
-				 (unsigned long long)npages);
+			/* The peer learns no other VM's size; the log has both. */
+			pr_warn("VM %s is held with %llu pages; an attach asked for %llu",
+				vm->name, (unsigned long long)vm->npages,
+				(unsigned long long)npages);
+			snprintf(err_msg, err_len, "VM %s is held here with another RAM size "
+				 "than %llu bytes (not attached)", vm->name,
+				 (unsigned long long)ram_size);
 			return -EINVAL;
 		}
 		*out = vm;

@@ -4,11 +4,14 @@
  * usage: memserver-test PATH_TO_DCRES_MEMSERVER */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -443,6 +446,25 @@ static void page_in_all(struct dcres_memclient *c, const uint64_t *pages, size_t
 	free(buf);
 }
 
+/* Counts the partial memory files of host host_id in the store's
+ * checkpoint directory dir (host-K.mem.partial.*). */
+static int count_partials(const char *dir, uint32_t host_id)
+{
+	char path[512], prefix[64];
+	struct dirent *e;
+	int n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/%s", store, dir);
+	snprintf(prefix, sizeof(prefix), "host-%u.mem.partial", host_id);
+	if (!(d = opendir(path)))
+		return 0;
+	while ((e = readdir(d)))
+		n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+	closedir(d);
+	return n;
+}
+
 /* Checks that checkpoint dir (under the store) holds exactly the pages in
  * held_version, with that content. */
 static void check_checkpoint(const char *name)
@@ -471,9 +493,7 @@ static void check_checkpoint(const char *name)
 	CHECK(dcres_presence_count(&p) == want, "presence count");
 	CHECK(dcres_presence_verify_pages(&p, mf, NULL) == 0, "per-page checksums");
 	struct stat sb;
-	char partial[520];
-	snprintf(partial, sizeof(partial), "%s.partial", mem);
-	CHECK(stat(partial, &sb) < 0, "%s left behind", partial);
+	CHECK(count_partials(name, 1) == 0, "%s: partial file left behind", name);
 	CHECK(stat(mem, &sb) == 0 && (sb.st_mode & 0777) == 0600, "%s mode %o", mem,
 	      sb.st_mode & 0777);
 	dcres_presence_free(&p);
@@ -802,16 +822,14 @@ static void test_owner_disconnect(void)
 {
 	struct dcres_memclient *c = connect_ok();
 	uint64_t page = 11;
-	char partial[512];
-	struct stat sb;
 
 	page_out_versions(c, &page, 1, 5);
 	CHECK(dcres_memclient_ckpt_begin(c, "c2", 2) == 0, "begin c2");
+	CHECK(count_partials("c2", 2) == 1, "no partial file while c2 runs");
 	dcres_memclient_close(c);
-	snprintf(partial, sizeof(partial), "%s/c2/host-2.mem.partial", store);
-	for (int i = 0; i < 50 && stat(partial, &sb) == 0; i++)
+	for (int i = 0; i < 50 && count_partials("c2", 2); i++)
 		usleep(20000);
-	CHECK(stat(partial, &sb) < 0, "partial file of an orphaned checkpoint not removed");
+	CHECK(count_partials("c2", 2) == 0, "partial file of an orphaned checkpoint not removed");
 	c = connect_ok();
 	CHECK(stats(c).ckpt_state == 0, "orphaned checkpoint still running");
 	page_in_all(c, &page, 1);
@@ -855,8 +873,7 @@ static void test_full_disk(void)
 	}
 	CHECK(ret == -ENOSPC, "checkpoint onto a full disk returned %d, want -ENOSPC", ret);
 	CHECK(strstr(why, "host-3.mem"), "full-disk error does not name the file: %s", why);
-	snprintf(cmd, sizeof(cmd), "%s/host-3.mem.partial", dir);
-	CHECK(stat(cmd, &sb) < 0, "partial file left on the full disk");
+	CHECK(count_partials("full", 3) == 0, "partial file left on the full disk");
 	snprintf(cmd, sizeof(cmd), "%s/host-3.mem", dir);
 	CHECK(stat(cmd, &sb) < 0, "a failed checkpoint published its file");
 	CHECK(stats(c).ckpt_state == 0, "failed checkpoint still running");
@@ -864,6 +881,312 @@ static void test_full_disk(void)
 	dcres_memclient_close(c);
 	snprintf(cmd, sizeof(cmd), "umount '%s'", dir);
 	CHECK(system(cmd) == 0, "umount %s", dir);
+}
+
+/* Checks the published files of host host_id in checkpoint dir: readable,
+ * want pages present, every page's checksum right, no partial left. */
+static void check_published(const char *dir, uint32_t host_id, uint64_t want)
+{
+	char mem[512], pres[512];
+	struct dcres_memfile *mf;
+	struct dcres_presence p;
+
+	snprintf(mem, sizeof(mem), "%s/%s/host-%u.mem", store, dir, host_id);
+	snprintf(pres, sizeof(pres), "%s/%s/host-%u.present", store, dir, host_id);
+	REQUIRE(dcres_memfile_open(mem, &mf) == 0, "open %s", mem);
+	REQUIRE(dcres_presence_read(pres, &p) == 0, "read %s", pres);
+	CHECK(dcres_presence_count(&p) == want, "%s: %llu pages, want %llu", pres,
+	      (unsigned long long)dcres_presence_count(&p), (unsigned long long)want);
+	CHECK(dcres_presence_verify_pages(&p, mf, NULL) == 0, "%s: per-page checksums", mem);
+	CHECK(count_partials(dir, host_id) == 0, "%s/%s: partial file left behind", store, dir);
+	dcres_presence_free(&p);
+	dcres_memfile_close(mf);
+}
+
+struct final_call {
+	struct dcres_memclient *c;
+	int ret;
+	_Atomic bool done;
+};
+
+static void *final_main(void *arg)
+{
+	struct final_call *f = arg;
+
+	f->ret = dcres_memclient_ckpt_final(f->c, NULL);
+	atomic_store(&f->done, true);
+	return NULL;
+}
+
+/* A connection to the server at address to VM id of npages pages. */
+static struct dcres_memclient *connect_vm(const char *address, const uint8_t id[16],
+					  uint64_t npages)
+{
+	struct dcres_memclient *c = NULL;
+	int ret = dcres_memclient_connect(address, &psk, 5000, &c);
+
+	REQUIRE(ret == 0, "connect to %s: %s", address, strerror(-ret));
+	ret = dcres_memclient_attach(c, id, npages * PAGE);
+	REQUIRE(ret == 0, "attach: %s", strerror(-ret));
+	return c;
+}
+
+/* RELEASE and PAGE_IN from other connections while final's writers drain
+ * (the server once freed the pages under them and crashed): each is
+ * refused or tracked, the server stays up and the checkpoint is complete.
+ * A second server, sharing the store, has room for enough pages to keep
+ * the writers busy. */
+static void test_release_during_final(const char *binary)
+{
+	enum { N = 12000, VM = 16384, ROUNDS = 4 };
+	static const uint8_t id[16] = { 0xdc, 0x7e, 5 };
+	struct test_memserver big;
+	uint64_t *pages = malloc(N * sizeof(*pages));
+	uint8_t *buf = pages_buf(N);
+
+	REQUIRE(test_memserver_start(&big, binary, "64M", store, keyfile, &psk) == 0,
+		"a second dcres-memserver did not come up");
+	for (uint64_t i = 0; i < N; i++) {
+		pages[i] = i;
+		fill(buf + i * PAGE, pages[i], 31);
+	}
+	for (int round = 0; round < ROUNDS; round++) {
+		struct dcres_memclient *a = connect_vm(big.addr, id, VM);
+		struct dcres_memclient *b = connect_vm(big.addr, id, VM);
+		struct final_call f = { .c = a };
+		uint64_t released = 0, page = pages[N - 1];
+		int refused = 0, ret;
+		pthread_t t;
+
+		REQUIRE(dcres_memclient_page_out(a, pages, buf, N) == 0, "page-out round %d", round);
+		REQUIRE(dcres_memclient_ckpt_begin(a, "fin", 8) == 0, "begin round %d", round);
+		REQUIRE(pthread_create(&t, NULL, final_main, &f) == 0, "final thread");
+		usleep(2000);
+		/* One page leaves while final drains (round 0 only): it is then
+		 * either absent from the checkpoint or saved before it left. */
+		bool moved = round == 0 && dcres_memclient_page_in(b, &page, buf, 1) == 0;
+		do {
+			ret = dcres_memclient_release(b, &released);
+			refused += ret == -EBUSY;
+		} while (ret == -EBUSY && !atomic_load(&f.done));
+		pthread_join(t, NULL);
+		if (ret == -EBUSY)
+			ret = dcres_memclient_release(b, &released);
+		CHECK(f.ret == 0, "round %d: final while others release: %s (%s)", round,
+		      strerror(-f.ret), dcres_memclient_error(a));
+		CHECK(ret == 0, "round %d: release after final: %s", round, strerror(-ret));
+		CHECK(refused, "round %d: no release was refused while final ran", round);
+		if (f.ret == 0) {
+			char pres[512];
+			struct dcres_presence p;
+			snprintf(pres, sizeof(pres), "%s/fin/host-8.present", store);
+			REQUIRE(dcres_presence_read(pres, &p) == 0, "read %s", pres);
+			uint64_t want = N - (moved && !dcres_presence_test(&p, page));
+			dcres_presence_free(&p);
+			check_published("fin", 8, want);
+		}
+		dcres_memclient_close(a);
+		dcres_memclient_close(b);
+	}
+	struct dcres_memclient *c = connect_vm(big.addr, id, VM);
+	CHECK(stats(c).vm_pages == 0, "pages left after the last release");
+	dcres_memclient_close(c);
+	test_memserver_kill(&big);
+	free(pages);
+	free(buf);
+}
+
+/* A second BEGIN while a checkpoint runs is refused without touching the
+ * running checkpoint's files: the first one completes and verifies. */
+static void test_second_begin(void)
+{
+	static const uint8_t id[16] = { 0xdc, 0x7e, 6 };
+	struct dcres_memclient *a = connect_to(id, false), *b = connect_to(id, false);
+	uint64_t pages[200], released;
+	uint8_t *buf = pages_buf(200);
+	int ret;
+
+	for (uint64_t i = 0; i < 200; i++) {
+		pages[i] = 100 + i;
+		fill(buf + i * PAGE, pages[i], 41);
+	}
+	REQUIRE(dcres_memclient_page_out(a, pages, buf, 200) == 0, "page-out");
+	REQUIRE(dcres_memclient_ckpt_begin(a, "twice", 9) == 0, "first begin");
+	ret = dcres_memclient_ckpt_begin(b, "twice", 9);
+	CHECK(ret == -EBUSY && strstr(dcres_memclient_error(b), "already running"),
+	      "second begin returned %d: %s", ret, dcres_memclient_error(b));
+	CHECK(count_partials("twice", 9) == 1, "the refused begin touched the partial file "
+	      "(%d partial files)", count_partials("twice", 9));
+	ret = dcres_memclient_ckpt_final(a, NULL);
+	CHECK(ret == 0, "final after a refused second begin: %s (%s)", strerror(-ret),
+	      dcres_memclient_error(a));
+	if (ret == 0)
+		check_published("twice", 9, 200);
+	CHECK(dcres_memclient_release(a, &released) == 0 && released == 200, "release");
+	dcres_memclient_close(a);
+	dcres_memclient_close(b);
+	free(buf);
+}
+
+/* Planted symlinks below --dir are never followed: a symlinked checkpoint
+ * directory is refused, symlinks named like the checkpoint's files leave
+ * their targets untouched, and RESTORE and SERVE refuse symlinked files.
+ * A --dir others can write to is refused at start-up. */
+static void test_symlinks(const char *binary)
+{
+	static const uint8_t id[16] = { 0xdc, 0x7e, 7 };
+	struct dcres_memclient *c = connect_to(id, false);
+	char outside[400], victim[400], path[600], cmd[2400];
+	uint64_t pages[20], released;
+	uint8_t *buf = pages_buf(20);
+	struct stat sb;
+	uint32_t crc;
+	int ret;
+
+	snprintf(outside, sizeof(outside), "%s/outside", tmpdir);
+	snprintf(victim, sizeof(victim), "%s/victim", tmpdir);
+	REQUIRE(mkdir(outside, 0700) == 0, "mkdir %s", outside);
+	FILE *v = fopen(victim, "w");
+	REQUIRE(v && fputs("not for the memory server to write\n", v) >= 0 && fclose(v) == 0,
+		"write %s", victim);
+	crc = file_crc(victim);
+	for (uint64_t i = 0; i < 20; i++) {
+		pages[i] = 500 + i;
+		fill(buf + i * PAGE, pages[i], 51);
+	}
+	REQUIRE(dcres_memclient_page_out(c, pages, buf, 20) == 0, "page-out");
+
+	/* A symlinked directory, directly and on the way. */
+	snprintf(path, sizeof(path), "%s/linkdir", store);
+	REQUIRE(symlink(outside, path) == 0, "symlink %s", path);
+	const char *dirs[] = { "linkdir", "linkdir/sub" };
+	for (int i = 0; i < 2; i++) {
+		ret = dcres_memclient_ckpt_begin(c, dirs[i], 10);
+		CHECK(ret < 0 && strstr(dcres_memclient_error(c), "symlink") &&
+		      !strstr(dcres_memclient_error(c), store),
+		      "begin into %s returned %d: %s", dirs[i], ret, dcres_memclient_error(c));
+		if (ret == 0)
+			dcres_memclient_ckpt_abort(c);
+	}
+	snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A '%s')\"", outside);
+	CHECK(system(cmd) == 0, "files were created through a symlinked directory in %s", outside);
+
+	/* Symlinks named like the files a checkpoint writes. */
+	snprintf(path, sizeof(path), "%s/sy", store);
+	REQUIRE(mkdir(path, 0700) == 0, "mkdir %s", path);
+	const char *names[] = { "host-10.mem.partial", "host-10.mem", "host-10.present",
+				"host-10.present.tmp" };
+	for (int i = 0; i < 4; i++) {
+		snprintf(path, sizeof(path), "%s/sy/%s", store, names[i]);
+		REQUIRE(symlink(victim, path) == 0, "symlink %s", path);
+	}
+	ret = dcres_memclient_ckpt_begin(c, "sy", 10);
+	CHECK(ret == 0, "begin sy: %s", dcres_memclient_error(c));
+	if (ret == 0) {
+		ret = dcres_memclient_ckpt_final(c, NULL);
+		CHECK(ret == 0, "final sy: %s", dcres_memclient_error(c));
+	}
+	CHECK(file_crc(victim) == crc && stat(victim, &sb) == 0 && sb.st_size == 35,
+	      "%s was written through a planted symlink", victim);
+	snprintf(path, sizeof(path), "%s/sy/host-10.mem", store);
+	CHECK(lstat(path, &sb) == 0 && S_ISREG(sb.st_mode), "%s is not the published file", path);
+
+	/* RESTORE and SERVE refuse symlinked checkpoint files. */
+	snprintf(path, sizeof(path), "%s/sy2", store);
+	REQUIRE(mkdir(path, 0700) == 0, "mkdir %s", path);
+	for (int i = 1; i < 3; i++) {
+		char target[600];
+		snprintf(target, sizeof(target), "%s/sy/%s", store, names[i]);
+		snprintf(path, sizeof(path), "%s/sy2/%s", store, names[i]);
+		REQUIRE(symlink(target, path) == 0, "symlink %s", path);
+	}
+	CHECK(dcres_memclient_release(c, &released) == 0 && released == 20, "release");
+	ret = dcres_memclient_restore(c, "sy2", 10, NULL, 0);
+	CHECK(ret < 0 && strstr(dcres_memclient_error(c), "sy2/host-10.mem is a symlink") &&
+	      !strstr(dcres_memclient_error(c), store),
+	      "restore through a symlink returned %d: %s", ret, dcres_memclient_error(c));
+	ret = dcres_memclient_serve(c, "sy2", 10, pages, buf, 1);
+	CHECK(ret < 0 && strstr(dcres_memclient_error(c), "symlink"),
+	      "serve through a symlink returned %d: %s", ret, dcres_memclient_error(c));
+	ret = dcres_memclient_restore(c, "sy", 10, NULL, 0);
+	CHECK(ret == 0, "restore of sy itself: %s", dcres_memclient_error(c));
+	CHECK(dcres_memclient_release(c, &released) == 0 && released == 20, "release");
+	dcres_memclient_close(c);
+
+	/* A --dir writable by others. */
+	snprintf(path, sizeof(path), "%s/open-dir", tmpdir);
+	REQUIRE(mkdir(path, 0700) == 0 && chmod(path, 0777) == 0, "mkdir %s", path);
+	snprintf(cmd, sizeof(cmd), "'%s' --listen 127.0.0.1:0 --capacity 1M --dir '%s' "
+		 "--psk-file '%s' --no-populate >'%s.log' 2>&1", binary, path, keyfile, path);
+	ret = system(cmd);
+	CHECK(WIFEXITED(ret) && WEXITSTATUS(ret) == 1, "a --dir writable by others was not "
+	      "refused at start-up (status %d)", ret);
+	snprintf(cmd, sizeof(cmd), "grep -q 'writable by others' '%s.log'", path);
+	CHECK(system(cmd) == 0, "the refusal of a --dir writable by others does not say why");
+	free(buf);
+}
+
+/* RESTORE and SERVE lists go through the page-in check: a page listed
+ * twice is refused and the arena's accounting is unchanged. */
+static void test_restore_duplicates(void)
+{
+	enum { DUP = 1000 };
+	static const uint8_t id[16] = { 0xdc, 0x7e, 8 };
+	struct dcres_memclient *c = connect_to(id, false);
+	uint64_t *list = malloc(DUP * sizeof(*list)), page = 3, released;
+	uint8_t *buf = pages_buf(DUP);
+	struct dcres_memstats before;
+	int ret;
+
+	fill(buf, page, 61);
+	REQUIRE(dcres_memclient_page_out(c, &page, buf, 1) == 0 &&
+		dcres_memclient_ckpt_begin(c, "dup", 11) == 0 &&
+		dcres_memclient_ckpt_final(c, NULL) == 0, "checkpoint dup");
+	REQUIRE(dcres_memclient_release(c, &released) == 0 && released == 1, "release");
+	before = stats(c);
+	for (int i = 0; i < DUP; i++)
+		list[i] = page;
+	ret = dcres_memclient_restore(c, "dup", 11, list, DUP);
+	CHECK(ret == -EINVAL && strstr(dcres_memclient_error(c), "listed twice"),
+	      "restore of a page listed %d times returned %d: %s", DUP, ret,
+	      dcres_memclient_error(c));
+	ret = dcres_memclient_serve(c, "dup", 11, list, buf, 2);
+	CHECK(ret == -EINVAL && strstr(dcres_memclient_error(c), "listed twice"),
+	      "serve of a page listed twice returned %d: %s", ret, dcres_memclient_error(c));
+	struct dcres_memstats after = stats(c);
+	CHECK(after.used_pages == before.used_pages && after.vm_pages == 0,
+	      "a refused restore changed the accounting: %llu used, want %llu",
+	      (unsigned long long)after.used_pages, (unsigned long long)before.used_pages);
+	CHECK(dcres_memclient_restore(c, "dup", 11, &page, 1) == 0 &&
+	      dcres_memclient_release(c, &released) == 0 && released == 1 &&
+	      stats(c).used_pages == before.used_pages, "restore of the page once, then release");
+	dcres_memclient_close(c);
+	free(list);
+	free(buf);
+}
+
+/* Refusals tell the peer nothing about other VMs' sizes or where the
+ * server's --dir is: paths are relative to it. */
+static void test_error_replies(void)
+{
+	struct dcres_memclient *c = NULL, *held = connect_ok();
+	int ret;
+
+	REQUIRE(dcres_memclient_connect(addr, &psk, 5000, &c) == 0, "connect");
+	ret = dcres_memclient_attach(c, uuid, 2 * PAGE);
+	CHECK(ret == -EINVAL && strstr(dcres_memclient_error(c), "another RAM size") &&
+	      !strstr(dcres_memclient_error(c), "4096"),
+	      "attach of another size returned %d: %s", ret, dcres_memclient_error(c));
+	ret = dcres_memclient_restore(held, "no-such-ckpt", 1, NULL, 0);
+	CHECK(ret == -ENOENT && strstr(dcres_memclient_error(held), "no-such-ckpt") &&
+	      !strstr(dcres_memclient_error(held), tmpdir),
+	      "restore of a missing checkpoint returned %d: %s", ret,
+	      dcres_memclient_error(held));
+	ret = dcres_memclient_ckpt_begin(held, "no-such-ckpt/../x", 1);
+	CHECK(ret == -EINVAL && !strstr(dcres_memclient_error(held), tmpdir),
+	      "begin with '..' returned %d: %s", ret, dcres_memclient_error(held));
+	dcres_memclient_close(c);
+	dcres_memclient_close(held);
 }
 
 static void test_sigterm(void)
@@ -907,6 +1230,11 @@ int main(int argc, char **argv)
 	test_release();
 	test_owner_disconnect();
 	test_full_disk();
+	test_release_during_final(argv[1]);
+	test_second_begin();
+	test_symlinks(argv[1]);
+	test_restore_duplicates();
+	test_error_replies();
 	test_sigterm();
 	finish();
 }
