@@ -16,6 +16,9 @@
 #include <unistd.h>
 
 #include "dcres/log.h"
+#include "fileio-internal.h"
+
+bool dcres__fileio_no_openat2;
 
 int dcres_pwrite_full(int fd, const void *buf, size_t len, off_t off, const char *path)
 {
@@ -119,6 +122,11 @@ static int open_walk(int dirfd, const char *name, int flags, mode_t mode)
 			fd = openat(cur, comp, flags | O_NOFOLLOW | O_CLOEXEC, mode);
 		if (fd < 0)
 			fd = -errno;
+		/* A symlinked directory on the way fails O_DIRECTORY first. */
+		struct stat sb;
+		if (fd == -ENOTDIR && fstatat(cur, comp, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISLNK(sb.st_mode))
+			fd = -ELOOP;
 		if (cur != dirfd)
 			close(cur);
 		if (fd < 0 || !next)
@@ -143,11 +151,13 @@ int dcres_open_beneath(int dirfd, const char *name, int flags, mode_t mode)
 	}
 	if (name[0] == '/')
 		return -EXDEV;
-	fd = syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
-	if (fd >= 0)
-		return (int)fd;
-	if (errno != ENOSYS)
-		return -errno;
+	if (!dcres__fileio_no_openat2) {
+		fd = syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
+		if (fd >= 0)
+			return (int)fd;
+		if (errno != ENOSYS)
+			return -errno;
+	}
 	return open_walk(dirfd, name, flags, mode);
 }
 
