@@ -7,6 +7,7 @@
  * usage: mainckpt-test PATH_TO_DCRES_MEMSERVER (exit 77: no userfaultfd) */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <glob.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,6 +82,19 @@ static bool exists(const char *dir, const char *name)
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	return access(path, F_OK) == 0;
+}
+
+/* Whether dir holds a partial memory file of host id (host-ID.mem.partial.*). */
+static bool partial_exists(const char *dir, unsigned id)
+{
+	char pattern[400];
+	glob_t g;
+	bool found;
+
+	snprintf(pattern, sizeof(pattern), "%s/host-%u.mem.partial.*", dir, id);
+	found = glob(pattern, 0, NULL, &g) == 0 && g.gl_pathc > 0;
+	globfree(&g);
+	return found;
 }
 
 /* Checks a completed checkpoint in dir against the pager's placement. */
@@ -183,7 +197,7 @@ int main(int argc, char **argv)
 	CHECK(ret == 0, "begin: %s", err);
 	if (ret)
 		finish();
-	CHECK(exists(dir, "host-1.mem.partial") && exists(dir, "host-2.mem.partial"),
+	CHECK(partial_exists(dir, 1) && partial_exists(dir, 2),
 	      "the servers did not begin writing into %s", dir);
 	CHECK(dcres_mainckpt_sync(ck, err, sizeof(err)) == 0, "sync: %s", err);
 	dcres_pager_hold_eviction(pager, true);
@@ -216,7 +230,7 @@ int main(int argc, char **argv)
 	      "sync with a dead server: %d, \"%s\" (want an error naming %s)", ret, err,
 	      servers[1].addr);
 	dcres_mainckpt_end(ck);
-	CHECK(!exists(dir, "host-1.mem.partial") && !exists(dir, "host-1.mem"),
+	CHECK(!partial_exists(dir, 1) && !exists(dir, "host-1.mem"),
 	      "server 1 kept files of the failed checkpoint");
 
 	dcres_pager_stop(pager);
