@@ -27,6 +27,7 @@
 #include "dcres/crc32c.h"
 #include "dcres/fileio.h"
 #include "dcres/log.h"
+#include "dcres/memfile.h"
 #include "ondisk.h"
 
 #define LOC_MAGIC "DCRESLOC"
@@ -40,9 +41,14 @@
 int dcres_loctable_init(struct dcres_loctable *t, uint64_t npages, uint32_t page_size)
 {
 	memset(t, 0, sizeof(*t));
-	if (npages > LOC_MAX_PAGES || !is_pow2(page_size)) {
-		pr_err("location table: unsupported geometry (%llu pages of %u bytes)",
-		       (unsigned long long)npages, page_size);
+	if (page_size != DCRES_CKPT_PAGE_SIZE) {
+		pr_err("location table: page size %u is not supported (only %u)", page_size,
+		       DCRES_CKPT_PAGE_SIZE);
+		return -ENOTSUP;
+	}
+	if (npages > LOC_MAX_PAGES) {
+		pr_err("location table: unsupported geometry (%llu pages)",
+		       (unsigned long long)npages);
 		return -EINVAL;
 	}
 	t->host = malloc(npages ? npages : 1);
@@ -119,7 +125,12 @@ static int check_file(const char *path, const uint8_t *buf, size_t len)
 		pr_err("%s: unsupported version %u", path, version);
 		return -EINVAL;
 	}
-	if (!is_pow2(page_size) || npages > LOC_MAX_PAGES) {
+	if (page_size != DCRES_CKPT_PAGE_SIZE) {
+		pr_err("%s: page size %u in the header is not supported (only %u)", path,
+		       page_size, DCRES_CKPT_PAGE_SIZE);
+		return -ENOTSUP;
+	}
+	if (npages > LOC_MAX_PAGES) {
 		pr_err("%s: invalid header (%llu pages of %u bytes)", path,
 		       (unsigned long long)npages, page_size);
 		return -EINVAL;

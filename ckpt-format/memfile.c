@@ -82,10 +82,10 @@ bool dcres__memfile_is_direct(const struct dcres_memfile *mf)
 /* Checks the geometry in info; -EINVAL naming path when it is unusable. */
 static int check_info(const char *path, const struct dcres_memfile_info *info)
 {
-	if (!is_pow2(info->page_size) || info->page_size < BUF_ALIGN ||
-	    info->page_size > DCRES_MEMFILE_DATA_START) {
-		pr_err("%s: unsupported page size %u", path, info->page_size);
-		return -EINVAL;
+	if (info->page_size != DCRES_CKPT_PAGE_SIZE) {
+		pr_err("%s: page size %u in the header is not supported (only %u)", path,
+		       info->page_size, DCRES_CKPT_PAGE_SIZE);
+		return -ENOTSUP;
 	}
 	if (!info->ram_size || info->ram_size % info->page_size ||
 	    info->ram_size > (uint64_t)INT64_MAX - DCRES_MEMFILE_DATA_START) {

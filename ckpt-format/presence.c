@@ -46,9 +46,13 @@ static uint64_t nwords(uint64_t npages)
 int dcres_presence_init(struct dcres_presence *p, uint64_t npages, uint32_t page_size)
 {
 	memset(p, 0, sizeof(*p));
-	if (npages > PRESENCE_MAX_PAGES || !is_pow2(page_size)) {
-		pr_err("presence: unsupported geometry (%llu pages of %u bytes)",
-		       (unsigned long long)npages, page_size);
+	if (page_size != DCRES_CKPT_PAGE_SIZE) {
+		pr_err("presence: page size %u is not supported (only %u)", page_size,
+		       DCRES_CKPT_PAGE_SIZE);
+		return -ENOTSUP;
+	}
+	if (npages > PRESENCE_MAX_PAGES) {
+		pr_err("presence: unsupported geometry (%llu pages)", (unsigned long long)npages);
 		return -EINVAL;
 	}
 	p->bits = calloc(nwords(npages) ? nwords(npages) : 1, sizeof(*p->bits));
@@ -161,7 +165,12 @@ static int check_header(const char *path, const uint8_t *buf, size_t len)
 		pr_err("%s: unsupported version %u", path, version);
 		return -EINVAL;
 	}
-	if (!is_pow2(page_size) || npages > PRESENCE_MAX_PAGES || present > npages) {
+	if (page_size != DCRES_CKPT_PAGE_SIZE) {
+		pr_err("%s: page size %u in the header is not supported (only %u)", path,
+		       page_size, DCRES_CKPT_PAGE_SIZE);
+		return -ENOTSUP;
+	}
+	if (npages > PRESENCE_MAX_PAGES || present > npages) {
 		pr_err("%s: invalid header (%llu of %llu pages of %u bytes)", path,
 		       (unsigned long long)present, (unsigned long long)npages, page_size);
 		return -EINVAL;

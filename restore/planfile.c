@@ -30,6 +30,7 @@
 #include "dcres/bytes.h"
 #include "dcres/crc32c.h"
 #include "dcres/fileio.h"
+#include "dcres/memfile.h"
 #include "plan-internal.h"
 
 #define PLAN_MAGIC "DCRESPLN"
@@ -52,7 +53,10 @@ static int check_plan(const struct dcres_plan *p, const char *what, char *err, s
 {
 	size_t dlen = p->ckpt_dir ? strlen(p->ckpt_dir) : 0;
 
-	if (!is_pow2(p->page_size) || p->npages > PLAN_MAX_PAGES)
+	if (p->page_size != DCRES_CKPT_PAGE_SIZE)
+		return plan_err(err, err_len, -ENOTSUP, "%s: page size %u in the header is not "
+				"supported (only %u)", what, p->page_size, DCRES_CKPT_PAGE_SIZE);
+	if (p->npages > PLAN_MAX_PAGES)
 		return plan_err(err, err_len, -EINVAL, "%s: unsupported geometry (%llu pages of "
 				"%u bytes)", what, (unsigned long long)p->npages, p->page_size);
 	if (p->nsubs > DCRES_PLAN_MAX_SUBS)

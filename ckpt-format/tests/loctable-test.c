@@ -123,7 +123,21 @@ int main(void)
 	CHECK_EQ(u.npages, 0);
 	dcres_loctable_free(&u);
 	dcres_loctable_free(&t);
-	CHECK_EQ(dcres_loctable_init(&t, 16, 3000), -EINVAL);
+	CHECK_EQ(dcres_loctable_init(&t, 16, 3000), -ENOTSUP);
+	CHECK_EQ(dcres_loctable_init(&t, 16, 8192), -ENOTSUP);
+
+	/* A consistent file declaring 8 KiB or 1 MiB pages is refused, naming
+	 * the file and the field. */
+	CHECK_EQ(dcres_loctable_init(&t, 16, 4096), 0);
+	CHECK_EQ(dcres_loctable_write(path, &t), 0);
+	dcres_loctable_free(&t);
+	for (uint32_t ps = 8192; ps <= (1u << 20); ps <<= 7) {
+		test_set_page_size(path, ps);
+		test_capture_start();
+		CHECK_EQ(dcres_loctable_read(path, &u), -ENOTSUP);
+		CHECK(test_logged(path) && test_logged("page size"));
+		dcres_log_set_sink(NULL);
+	}
 
 	free(path);
 	printf("ckpt-loctable-test: ok\n");

@@ -190,6 +190,27 @@ static void check_header_damage(const char *path)
 	dcres_memfile_close(mf);
 }
 
+/* A consistent header (CRC right) declaring 8 KiB or 1 MiB pages is
+ * refused naming the file and the field: readers size buffers by 4 KiB. */
+static void check_page_size_refused(const char *path)
+{
+	static const uint32_t sizes[] = { 8192, 1u << 20 };
+	struct dcres_memfile *mf;
+
+	for (unsigned i = 0; i < 2; i++) {
+		test_set_page_size(path, sizes[i]);
+		test_capture_start();
+		mf = NULL;
+		CHECK_EQ(dcres_memfile_open(path, &mf), -ENOTSUP);
+		CHECK(mf == NULL);
+		CHECK(test_logged(path) && test_logged("page size"));
+		dcres_log_set_sink(NULL);
+	}
+	test_set_page_size(path, PS);
+	CHECK_EQ(dcres_memfile_open(path, &mf), 0);
+	dcres_memfile_close(mf);
+}
+
 /* One full pass in dir; expect_direct is 1/0, or -1 for "either". */
 static void run_suite(const char *base, bool force_buffered, int expect_direct)
 {
@@ -295,6 +316,7 @@ static void run_suite(const char *base, bool force_buffered, int expect_direct)
 	dcres_memfile_close(ro);
 
 	check_header_damage(path);
+	check_page_size_refused(path);
 
 	/* A file cut short is refused; so is a missing one. */
 	CHECK(truncate(path, DATA_START + 10 * PS) == 0);
@@ -306,7 +328,9 @@ static void run_suite(const char *base, bool force_buffered, int expect_direct)
 
 	/* Geometry that cannot work is refused at create. */
 	info.page_size = 1000;
-	CHECK_EQ(dcres_memfile_create(path, &info, &mf), -EINVAL);
+	CHECK_EQ(dcres_memfile_create(path, &info, &mf), -ENOTSUP);
+	info.page_size = 8192;
+	CHECK_EQ(dcres_memfile_create(path, &info, &mf), -ENOTSUP);
 	info.page_size = PS;
 	info.ram_size = PS + 1;
 	CHECK_EQ(dcres_memfile_create(path, &info, &mf), -EINVAL);

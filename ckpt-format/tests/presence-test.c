@@ -172,11 +172,34 @@ static void verify(const char *dir)
 	free(path);
 }
 
+/* A consistent file declaring 8 KiB or 1 MiB pages is refused naming the
+ * file and the field; so is such a set at init. */
+static void page_size_refused(const char *dir)
+{
+	char *path = test_path(dir, "host-2.present");
+	struct dcres_presence p;
+
+	CHECK_EQ(dcres_presence_init(&p, 1000, 8192), -ENOTSUP);
+	CHECK_EQ(dcres_presence_init(&p, 1000, PS), 0);
+	dcres_presence_set(&p, 7, 1234);
+	CHECK_EQ(dcres_presence_write(path, &p), 0);
+	dcres_presence_free(&p);
+	for (uint32_t ps = 8192; ps <= (1u << 20); ps <<= 7) {
+		test_set_page_size(path, ps);
+		test_capture_start();
+		CHECK_EQ(dcres_presence_read(path, &p), -ENOTSUP);
+		CHECK(test_logged(path) && test_logged("page size"));
+		dcres_log_set_sink(NULL);
+	}
+	free(path);
+}
+
 int main(void)
 {
 	const char *dir = test_tmpdir("/var/tmp");
 
 	round_trip(dir);
+	page_size_refused(dir);
 	verify(dir);
 	printf("ckpt-presence-test: ok\n");
 	return 0;

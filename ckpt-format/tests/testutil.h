@@ -1,5 +1,6 @@
 /* Helpers shared by the dcres-ckpt unit tests: checks that exit on failure,
- * scratch directories removed at exit, byte flipping and log capture. */
+ * scratch directories removed at exit, byte flipping, page-size rewriting
+ * and log capture. */
 #ifndef DCRES_CKPT_TESTUTIL_H
 #define DCRES_CKPT_TESTUTIL_H
 
@@ -13,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dcres/bytes.h"
+#include "dcres/crc32c.h"
 #include "dcres/log.h"
 #include "dcres/mappedram.h"
 
@@ -88,6 +91,29 @@ static inline void test_flip_byte(const char *path, off_t off)
 	CHECK(pread(fd, &c, 1, off) == 1);
 	c ^= 0xff;
 	CHECK(pwrite(fd, &c, 1, off) == 1);
+	close(fd);
+}
+
+/* Rewrites the page size field (be32 at offset 12 of every dcres file) of
+ * path and recomputes the checksum that covers it, so that the file is
+ * consistent but declares pages of page_size bytes: a memory file's
+ * header CRC (offset 4092), or the trailing CRC of the other files. */
+static inline void test_set_page_size(const char *path, uint32_t page_size)
+{
+	int fd = open(path, O_RDWR);
+	off_t len = lseek(fd, 0, SEEK_END);
+	bool memfile;
+	uint8_t *buf;
+
+	CHECK(fd >= 0 && len >= 64);
+	buf = malloc((size_t)len);
+	CHECK(buf && pread(fd, buf, (size_t)len, 0) == len);
+	memfile = memcmp(buf, "DCRESMEM", 8) == 0;
+	put_be32(buf + 12, page_size);
+	off_t crc_off = memfile ? 4092 : len - 4;
+	put_be32(buf + crc_off, dcres_crc32c(0, buf, (size_t)crc_off));
+	CHECK(pwrite(fd, buf, memfile ? 4096 : (size_t)len, 0) == (memfile ? 4096 : len));
+	free(buf);
 	close(fd);
 }
 

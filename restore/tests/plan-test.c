@@ -478,6 +478,13 @@ static void test_file(const char *dir)
 	CHECK(strstr(err, "page 5: target 3") != NULL);
 	p.target[5] = saved;
 
+	/* A plan declaring 8 KiB or 1 MiB pages, CRC right, is refused. */
+	for (uint32_t ps = 8192; ps <= (1u << 20); ps <<= 7) {
+		CHECK_EQ(dcres_plan_write(path, &p, err, sizeof(err)), 0);
+		test_set_page_size(path, ps);
+		read_fails(path, -ENOTSUP, "page size");
+	}
+
 	/* Truncated, trailing bytes, not a plan. */
 	CHECK_EQ(dcres_plan_write(path, &p, err, sizeof(err)), 0);
 	for (off_t cut = len - 1; cut >= 0; cut = cut > 40 ? cut - 37 : cut - 1) {

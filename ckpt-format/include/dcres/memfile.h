@@ -19,6 +19,11 @@
 
 #define DCRES_MEMFILE_DATA_START (1u << 20)
 
+/* The page size of every dcres checkpoint file. Readers refuse a header
+ * declaring another with -ENOTSUP (naming the file and the field), so no
+ * buffer sized for it is ever overrun. */
+#define DCRES_CKPT_PAGE_SIZE 4096u
+
 struct dcres_memfile_info {
 	uint8_t vm_uuid[16];
 	uint64_t ram_size;  /* bytes of guest RAM the page indices cover */
@@ -33,7 +38,8 @@ int dcres_memfile_create(const char *path, const struct dcres_memfile_info *info
 			 struct dcres_memfile **out);
 
 /* Opens an existing memory file read-only and validates its header
- * (magic, version, CRC, sizes); a damaged header is -EINVAL naming path. */
+ * (magic, version, CRC, sizes); a damaged header is -EINVAL naming path,
+ * a page size other than DCRES_CKPT_PAGE_SIZE -ENOTSUP. */
 int dcres_memfile_open(const char *path, struct dcres_memfile **out);
 
 /* The same for name below the directory dirfd, reached without following

@@ -29,10 +29,4 @@ static inline uint64_t get_be64(const uint8_t *p)
 	return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
 }
 
-/* True when v is a power of two (v != 0). */
-static inline int is_pow2(uint64_t v)
-{
-	return v && !(v & (v - 1));
-}
-
 #endif

@@ -164,6 +164,11 @@ static void make_manifest(const char *dir, const uint8_t uuid[16])
 	CHECK_EQ(dcres_manifest_write(dir, &m), 0);
 }
 
+void test_ckpt_set_page_size(const char *path, uint32_t page_size)
+{
+	test_set_page_size(path, page_size);
+}
+
 const char *test_ckpt_make(const char *base, enum test_ckpt_variant v,
 			   struct dcres_mapped_ram *geo)
 {
@@ -196,7 +201,16 @@ const char *test_ckpt_make(const char *base, enum test_ckpt_variant v,
 	CHECK_EQ(dcres_loctable_write(path, &t), 0);
 	dcres_loctable_free(&t);
 	free(path);
-	if (v == TEST_CKPT_MANIFEST || v == TEST_CKPT_MANIFEST_BAD)
+	if (v == TEST_CKPT_PAGE_8K || v == TEST_CKPT_PAGE_1M) {
+		const char *names[] = { "host-1.mem", "host-1.present" };
+		for (int i = 0; i < 2; i++) {
+			path = test_path(dir, names[i]);
+			test_set_page_size(path, v == TEST_CKPT_PAGE_8K ? 8192 : 1u << 20);
+			free(path);
+		}
+	}
+	if (v == TEST_CKPT_MANIFEST || v == TEST_CKPT_MANIFEST_BAD || v == TEST_CKPT_PAGE_8K ||
+	    v == TEST_CKPT_PAGE_1M)
 		make_manifest(dir, test_ckpt_uuid);
 	if (v == TEST_CKPT_MANIFEST_BAD) {
 		path = test_path(dir, "host-1.mem");

@@ -25,6 +25,9 @@ enum test_ckpt_variant {
 	TEST_CKPT_STRAY,        /* page 20 (never written) present on host 2 */
 	TEST_CKPT_CORRUPT,      /* a byte of page 22 flipped in host-1.mem */
 	TEST_CKPT_UUID,         /* host-2.mem of another VM */
+	TEST_CKPT_PAGE_8K,      /* with a manifest; host-1.mem and host-1.present
+				 * declare 8 KiB pages (their CRCs right) */
+	TEST_CKPT_PAGE_1M,      /* ... 1 MiB pages */
 };
 
 /* The VM UUID of every checkpoint built here. */
@@ -40,6 +43,11 @@ bool test_ckpt_zero_page(uint64_t p);
 /* Fills buf (TEST_CKPT_PS bytes) with the content of page p as host h
  * saved it (h 9: stale data of a page that moved away). Never all zeros. */
 void test_ckpt_fill_page(uint8_t *buf, uint64_t p, unsigned h);
+
+/* test_set_page_size of testutil.h, for tests with CHECK macros of their
+ * own: makes path (any dcres file) declare pages of page_size bytes, with
+ * its checksum right. */
+void test_ckpt_set_page_size(const char *path, uint32_t page_size);
 
 /* Builds a checkpoint of variant v in a new directory under base (a
  * scratch directory; the result lives until exit) and returns its path;

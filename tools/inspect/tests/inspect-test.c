@@ -359,6 +359,15 @@ static void inconsistent(const char *base)
 	free(present);
 	free(disk);
 
+	/* Files declaring another page size: named with the field. */
+	for (int v = TEST_CKPT_PAGE_8K; v <= TEST_CKPT_PAGE_1M; v++) {
+		dir = test_ckpt_make(base, (enum test_ckpt_variant)v, &geo);
+		present = test_path(dir, "host-1.mem");
+		CHECK_EQ(run((const char *[]){ dir, NULL }), 1);
+		CHECK(strstr(ran.err, present) && strstr(ran.err, "page size"));
+		free(present);
+	}
+
 	dir = test_ckpt_make(base, TEST_CKPT_DUP, &geo);
 	CHECK_EQ(run((const char *[]){ "--no-verify", dir, NULL }), 1);
 	CHECK(strstr(ran.err, "page 12:") && strstr(ran.err, "main.mem"));

@@ -180,6 +180,8 @@ int main(int argc, char **argv)
 	bad(scratch, scratch, TEST_CKPT_CORRUPT, "page 22:", "host-1.mem", true);
 	bad(shm, shm, TEST_CKPT_UUID, "VM", "host-2.mem", true);
 	bad(shm, shm, TEST_CKPT_MANIFEST_BAD, "CRC-32C", "host-1.mem", true);
+	bad(shm, shm, TEST_CKPT_PAGE_8K, "page size 8192", "host-1.mem", true);
+	bad(shm, shm, TEST_CKPT_PAGE_1M, "page size 1048576", "host-1.mem", true);
 
 	/* A missing main.loc is named. */
 	dir = test_ckpt_make(shm, TEST_CKPT_OK, &geo);
