@@ -65,12 +65,16 @@ static void host_files_close(struct host_files *h)
 	dcres_presence_free(&h->present);
 }
 
-/* Explains why a file could not be opened: a symlink is refused by name. */
+/* Explains why a file could not be opened: a symlink or a page size is
+ * refused by name. */
 static void open_error(char *err, size_t err_len, const char *path, int ret)
 {
 	if (ret == -ELOOP || ret == -EXDEV)
 		snprintf(err, err_len, "%s is a symlink (refused; the server follows none "
 			 "below --dir)", path);
+	else if (ret == -ENOTSUP)
+		snprintf(err, err_len, "%s: the page size in its header is not supported "
+			 "(only %u)", path, DCRES_PAGE_SIZE);
 	else
 		snprintf(err, err_len, "%s: %s", path, strerror(-ret));
 }

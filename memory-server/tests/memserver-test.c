@@ -29,6 +29,7 @@
 #include "dcres/presence.h"
 #include "dcres/uuid.h"
 #include "dcres/wire.h"
+#include "ckpt-build.h"
 #include "memserver-spawn.h"
 
 #define PAGE DCRES_PAGE_SIZE
@@ -1189,6 +1190,66 @@ static void test_error_replies(void)
 	dcres_memclient_close(held);
 }
 
+/* Checkpoint files whose consistent headers declare 8 KiB or 1 MiB pages
+ * are refused by RESTORE and SERVE, naming the file and the field (they
+ * once overran the server's buffers); the server goes on serving. */
+static void test_page_size_refused(void)
+{
+	static const uint8_t id[16] = { 0xdc, 0x7e, 9 };
+	static const uint32_t sizes[] = { 8192, 1u << 20 };
+	struct dcres_memclient *c = connect_to(id, false);
+	struct dcres_memfile_info info = { .ram_size = (uint64_t)VM_PAGES * PAGE,
+					   .page_size = PAGE, .host_id = 12 };
+	uint64_t pages[16];
+	uint8_t *buf = pages_buf(16);
+	int ret;
+
+	memcpy(info.vm_uuid, id, 16);
+	for (unsigned i = 0; i < 2; i++) {
+		char dir[400], mem[500], pres[500], want[64];
+		struct dcres_memfile *mf;
+		struct dcres_presence p;
+
+		snprintf(dir, sizeof(dir), "%s/ps%u", store, i);
+		REQUIRE(mkdir(dir, 0700) == 0, "mkdir %s", dir);
+		snprintf(mem, sizeof(mem), "%s/host-12.mem", dir);
+		snprintf(pres, sizeof(pres), "%s/host-12.present", dir);
+		REQUIRE(dcres_memfile_create(mem, &info, &mf) == 0 &&
+			dcres_presence_init(&p, VM_PAGES, PAGE) == 0, "create %s", mem);
+		for (uint64_t k = 0; k < 16; k++) {
+			pages[k] = k;
+			fill(buf + k * PAGE, k, 71);
+			dcres_presence_set(&p, k, dcres_crc32c(0, buf + k * PAGE, PAGE));
+		}
+		REQUIRE(dcres_memfile_write_pages(mf, pages, buf, 16) == 0 &&
+			dcres_memfile_sync(mf) == 0 && dcres_presence_write(pres, &p) == 0,
+			"write %s", mem);
+		dcres_memfile_close(mf);
+		dcres_presence_free(&p);
+		test_ckpt_set_page_size(mem, sizes[i]);
+		test_ckpt_set_page_size(pres, sizes[i]);
+
+		snprintf(want, sizeof(want), "ps%u/host-12.mem: the page size", i);
+		ret = dcres_memclient_serve(c, dir + strlen(store) + 1, 12, pages, buf, 16);
+		CHECK(ret == -ENOTSUP && strstr(dcres_memclient_error(c), want),
+		      "serve of %u-byte pages returned %d: %s", sizes[i], ret,
+		      dcres_memclient_error(c));
+		ret = dcres_memclient_restore(c, dir + strlen(store) + 1, 12, NULL, 0);
+		CHECK(ret == -ENOTSUP && strstr(dcres_memclient_error(c), want),
+		      "restore of %u-byte pages returned %d: %s", sizes[i], ret,
+		      dcres_memclient_error(c));
+		CHECK(stats(c).vm_pages == 0, "a refused restore loaded pages");
+	}
+	dcres_memclient_close(c);
+	c = connect_ok(); /* the server still serves */
+	fill(buf, 77, 72);
+	pages[0] = 77;
+	CHECK(dcres_memclient_page_out(c, pages, buf, 1) == 0 && page_in_one(c, 77, 72) == 0,
+	      "paging after the refused files");
+	dcres_memclient_close(c);
+	free(buf);
+}
+
 static void test_sigterm(void)
 {
 	int status = 0;
@@ -1235,6 +1296,7 @@ int main(int argc, char **argv)
 	test_symlinks(argv[1]);
 	test_restore_duplicates();
 	test_error_replies();
+	test_page_size_refused();
 	test_sigterm();
 	finish();
 }
