@@ -93,6 +93,21 @@ static int verify_files(struct rst_run *r)
 	return ret;
 }
 
+/* Opens every server's files and checks their headers against main.loc
+ * (page size, RAM size, host, VM): a file the manifest's checksum cannot
+ * fault may still declare a geometry that no reader can use. */
+static int check_server_files(struct rst_run *r)
+{
+	for (unsigned i = 0; i < r->cd.nservers; i++) {
+		struct ckptdir_server *s = &r->cd.servers[i];
+		int ret = s->ok ? 0 : ckptdir_open_server(&r->cd, s);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 /* Whether id is a well-formed QEMU object id (a letter, then letters,
  * digits, '-', '.' and '_'): the restored VM's memory backend must have
  * the id the checkpoint's RAM block had, for QEMU to load main.mem. */
@@ -119,7 +134,8 @@ int verify_checkpoint(struct rst_run *r)
 	}
 	if ((ret = ckptdir_init(&r->cd, r->dir)) || (ret = ckptdir_load_manifest(&r->cd)) ||
 	    (ret = check_manifest(r)) || (ret = ckptdir_open_loc(&r->cd)) ||
-	    (ret = ckptdir_find_servers(&r->cd)) || (ret = verify_files(r)))
+	    (ret = ckptdir_find_servers(&r->cd)) || (ret = verify_files(r)) ||
+	    (ret = check_server_files(r)))
 		return ret;
 	if (r->cd.loc.page_size != RST_PAGE_SIZE) {
 		pr_err("%s: pages of %u bytes; only %u-byte pages are supported",

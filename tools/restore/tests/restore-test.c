@@ -189,6 +189,19 @@ static void bad_checkpoints(const char *base)
 	CHECK(!strstr(ran.err, "127.0.0.1:1") && !strstr(ran.err, "CRC-32C"));
 	CHECK(!exists(run_dir));
 
+	/* Files declaring another page size: refused naming file and field. */
+	for (int v = TEST_CKPT_PAGE_8K; v <= TEST_CKPT_PAGE_1M; v++) {
+		const char *odd = test_ckpt_make(base, (enum test_ckpt_variant)v, &geo);
+		char *mem = test_path(odd, "host-1.mem");
+		CHECK_EQ(run((const char *[]){ "--ckpt", odd, "--hosts", "main", "--run-dir",
+					      run_dir, "--", NULL }), 1);
+		snprintf(want, sizeof(want), "%s: page size %u in the header is not supported",
+			 mem, v == TEST_CKPT_PAGE_8K ? 8192u : 1u << 20);
+		expect_err(want);
+		CHECK(!exists(run_dir));
+		free(mem);
+	}
+
 	/* host-1.mem missing. */
 	CHECK(unlink(path) == 0);
 	CHECK_EQ(run((const char *[]){ "--ckpt", dir, "--hosts", "main,127.0.0.1:1",
