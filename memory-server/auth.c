@@ -147,14 +147,16 @@ int dcres_auth_client(int fd, const struct dcres_psk *psk, const char *peer)
 	return ret;
 }
 
-int dcres_auth_server(int fd, const struct dcres_psk *psk, const char *peer)
+int dcres_auth_server(int fd, const struct dcres_psk *psk, const char *peer,
+		      unsigned timeout_ms)
 {
+	uint64_t deadline = dcres_wire_now_ms() + timeout_ms;
 	Dcres__Header h = DCRES__HEADER__INIT;
 	uint8_t ns[NONCE_LEN], nc[NONCE_LEN], mac[MAC_LEN];
 	struct dcres_frame f = DCRES_FRAME_INIT;
 	int ret;
 
-	ret = dcres_frame_recv_limited(fd, &f, peer, 0);
+	ret = dcres_frame_recv_auth(fd, &f, peer, deadline);
 	if (ret) {
 		dcres_frame_destroy(&f);
 		return ret;
@@ -181,7 +183,7 @@ int dcres_auth_server(int fd, const struct dcres_psk *psk, const char *peer)
 	if ((ret = dcres_frame_send(fd, &h, NULL, 0)))
 		return ret;
 
-	ret = dcres_frame_recv_limited(fd, &f, peer, 0);
+	ret = dcres_frame_recv_auth(fd, &f, peer, deadline);
 	if (ret) {
 		dcres_frame_destroy(&f);
 		return ret;

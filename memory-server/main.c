@@ -186,7 +186,7 @@ int main(int argc, char **argv)
 	vmstore_init(&srv.store, &srv.arena);
 	pthread_mutex_init(&srv.lock, NULL);
 	pthread_cond_init(&srv.idle, NULL);
-	memset(srv.conns, -1, sizeof(srv.conns));
+	server_init_slots(&srv);
 	if (server_listen(&srv, listen_addr))
 		return 1;
 	pr_info("dcres-memserver %s listening on %s, capacity %llu pages, checkpoints in %s",

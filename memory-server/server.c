@@ -5,6 +5,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +22,8 @@ struct conn {
 	struct server *srv;
 	int fd, slot;
 	uint64_t id;
-	char peer[96];
+	char host[64]; /* peer address, numeric */
+	char peer[96]; /* "client HOST:PORT", for messages */
 	struct vm *vm; /* after ATTACH */
 	uint64_t epoch;/* id if attached exclusively, else 0 */
 	void *out;     /* reply payload buffer, reused across requests */
@@ -268,35 +270,65 @@ answer:
 }
 
 /* Closes fd so that a reply just sent arrives: a close with unread input
- * (the rest of a malformed frame) would reset the connection and lose it. */
+ * (the rest of a malformed frame) would reset the connection and lose it.
+ * Drains at most 1 MiB for at most SERVER_LINGER_MS in all, however the
+ * peer trickles its bytes. */
 static void linger_close(int fd)
 {
-	struct timeval tv = { 0, 200000 };
+	uint64_t deadline = dcres_wire_now_ms() + SERVER_LINGER_MS, now;
 	char buf[4096];
 	size_t drained = 0;
-	ssize_t n;
 
 	shutdown(fd, SHUT_WR);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	while (drained < (1u << 20) && (n = recv(fd, buf, sizeof(buf), 0)) > 0)
+	while (drained < (1u << 20) && (now = dcres_wire_now_ms()) < deadline) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		if (poll(&pfd, 1, (int)(deadline - now)) <= 0)
+			break;
+		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n <= 0)
+			break;
 		drained += (size_t)n;
+	}
 	close(fd);
+}
+
+/* The handshake of c: on success its slot stops counting as
+ * unauthenticated. A send blocked by a peer that reads nothing gives up at
+ * the handshake's deadline too. */
+static int authenticate(struct conn *c)
+{
+	struct server *srv = c->srv;
+	struct timeval tv = { SERVER_AUTH_DEADLINE_MS / 1000, SERVER_AUTH_DEADLINE_MS % 1000 * 1000 };
+	struct timeval none = { 0, 0 };
+	int auth;
+
+	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	auth = dcres_auth_server(c->fd, &srv->psk, c->peer, SERVER_AUTH_DEADLINE_MS);
+	if (auth == -EPROTO || auth == -EMSGSIZE)
+		dcres_reply_error(c->fd, 0, auth, "malformed frame during authentication; closing");
+	if (auth == -ETIMEDOUT)
+		pr_warn("%s: not authenticated within %u ms; closing", c->peer,
+			SERVER_AUTH_DEADLINE_MS);
+	if (auth)
+		return auth;
+	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none));
+	pthread_mutex_lock(&srv->lock);
+	if (srv->slots[c->slot].unauth) { /* else closed as the oldest meanwhile */
+		srv->slots[c->slot].unauth = false;
+		srv->nunauth--;
+	}
+	pthread_mutex_unlock(&srv->lock);
+	pr_debug("%s: authenticated", c->peer);
+	return 0;
 }
 
 static void *conn_main(void *arg)
 {
 	struct conn *c = arg;
 	struct server *srv = c->srv;
-	struct timeval tv = { SERVER_AUTH_TIMEOUT_S, 0 }, none = { 0, 0 };
 	struct dcres_frame f = DCRES_FRAME_INIT;
 
-	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	int auth = dcres_auth_server(c->fd, &srv->psk, c->peer);
-	if (auth == -EPROTO || auth == -EMSGSIZE)
-		dcres_reply_error(c->fd, 0, auth, "malformed frame during authentication; closing");
-	if (auth == 0) {
-		setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
-		pr_debug("%s: authenticated", c->peer);
+	if (authenticate(c) == 0) {
 		for (;;) {
 			int ret = dcres_frame_recv(c->fd, &f, c->peer);
 			if (ret) {
@@ -318,7 +350,9 @@ static void *conn_main(void *arg)
 	}
 	linger_close(c->fd);
 	pthread_mutex_lock(&srv->lock);
-	srv->conns[c->slot] = -1;
+	if (srv->slots[c->slot].unauth)
+		srv->nunauth--;
+	srv->slots[c->slot] = (struct server_slot){ .fd = -1 };
 	srv->nconns--;
 	pthread_cond_broadcast(&srv->idle);
 	pthread_mutex_unlock(&srv->lock);
@@ -327,25 +361,76 @@ static void *conn_main(void *arg)
 	return NULL;
 }
 
-/* Formats the peer address of fd. */
-static void peer_name(int fd, char *out, size_t len)
+/* Formats the peer address of fd: host (numeric) and "client HOST:PORT". */
+static void peer_name(int fd, char *host, size_t host_len, char *out, size_t len)
 {
 	struct sockaddr_storage sa;
 	socklen_t salen = sizeof(sa);
-	char host[64], port[16];
+	char port[16];
 
 	if (getpeername(fd, (struct sockaddr *)&sa, &salen) < 0 ||
-	    getnameinfo((struct sockaddr *)&sa, salen, host, sizeof(host), port, sizeof(port),
-			NI_NUMERICHOST | NI_NUMERICSERV))
+	    getnameinfo((struct sockaddr *)&sa, salen, host, (socklen_t)host_len, port,
+			sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV)) {
+		snprintf(host, host_len, "?");
 		snprintf(out, len, "client fd %d", fd);
-	else
+	} else {
 		snprintf(out, len, "client %s:%s", host, port);
+	}
+}
+
+void server_init_slots(struct server *srv)
+{
+	for (unsigned i = 0; i < SERVER_MAX_CONNS; i++)
+		srv->slots[i] = (struct server_slot){ .fd = -1 };
+	srv->nconns = srv->nunauth = 0;
+}
+
+/* Finds a slot for a new connection from host (srv->lock held) and returns
+ * it, or -1 with why explaining: all taken, or host already has its share
+ * of connections still authenticating. With the unauthenticated ones at
+ * their cap, the oldest of them is closed to make room (its thread frees
+ * the slot), so a stream of new ones cannot starve a real peer. */
+static int take_slot(struct server *srv, const char *host, const char **why)
+{
+	unsigned same_host = 0;
+	int free_slot = -1, oldest = -1;
+
+	for (int i = 0; i < SERVER_MAX_CONNS; i++) {
+		struct server_slot *s = &srv->slots[i];
+		if (s->fd < 0) {
+			if (free_slot < 0)
+				free_slot = i;
+			continue;
+		}
+		if (!s->unauth)
+			continue;
+		same_host += strcmp(s->host, host) == 0;
+		if (oldest < 0 || s->conn_id < srv->slots[oldest].conn_id)
+			oldest = i;
+	}
+	if (same_host >= SERVER_MAX_UNAUTH_PER_PEER) {
+		*why = "too many connections from this address still authenticating";
+		return -1;
+	}
+	if (free_slot < 0) {
+		*why = "too many connections";
+		return -1;
+	}
+	if (srv->nunauth >= SERVER_MAX_UNAUTH && oldest >= 0) {
+		pr_warn("%u connections still authenticating: closing the oldest, from %s",
+			srv->nunauth, srv->slots[oldest].host);
+		shutdown(srv->slots[oldest].fd, SHUT_RDWR);
+		srv->slots[oldest].unauth = false; /* counted out now, freed by its thread */
+		srv->nunauth--;
+	}
+	return free_slot;
 }
 
 void server_accept_loop(struct server *srv)
 {
 	for (;;) {
 		int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC), one = 1;
+		const char *why = NULL;
 		struct conn *c;
 		pthread_t t;
 
@@ -363,30 +448,33 @@ void server_accept_loop(struct server *srv)
 		}
 		c->srv = srv;
 		c->fd = fd;
-		peer_name(fd, c->peer, sizeof(c->peer));
+		peer_name(fd, c->host, sizeof(c->host), c->peer, sizeof(c->peer));
 		pthread_mutex_lock(&srv->lock);
-		c->slot = -1;
-		for (int i = 0; i < SERVER_MAX_CONNS; i++)
-			if (srv->conns[i] < 0) {
-				c->slot = i;
-				break;
-			}
+		c->slot = take_slot(srv, c->host, &why);
 		if (c->slot < 0) {
 			pthread_mutex_unlock(&srv->lock);
-			pr_warn("%s: refused, %d connections already open", c->peer, SERVER_MAX_CONNS);
+			pr_warn("%s: refused: %s", c->peer, why);
+			/* A fresh socket's buffer takes this small reply at once;
+			 * never wait for the peer here. */
+			struct timeval tv = { 0, 10000 };
+			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 			dcres_reply_error(fd, 0, -EBUSY, "too many connections");
 			close(fd);
 			free(c);
 			continue;
 		}
-		srv->conns[c->slot] = fd;
-		srv->nconns++;
 		c->id = ++srv->next_conn_id;
+		srv->slots[c->slot] = (struct server_slot){ .fd = fd, .unauth = true,
+							    .conn_id = c->id };
+		snprintf(srv->slots[c->slot].host, sizeof(srv->slots[0].host), "%s", c->host);
+		srv->nconns++;
+		srv->nunauth++;
 		pthread_mutex_unlock(&srv->lock);
 		if (pthread_create(&t, NULL, conn_main, c)) {
 			pthread_mutex_lock(&srv->lock);
-			srv->conns[c->slot] = -1;
+			srv->slots[c->slot] = (struct server_slot){ .fd = -1 };
 			srv->nconns--;
+			srv->nunauth--;
 			pthread_mutex_unlock(&srv->lock);
 			close(fd);
 			free(c);
@@ -401,8 +489,8 @@ void server_shutdown(struct server *srv)
 	shutdown(srv->listen_fd, SHUT_RDWR);
 	pthread_mutex_lock(&srv->lock);
 	for (int i = 0; i < SERVER_MAX_CONNS; i++)
-		if (srv->conns[i] >= 0)
-			shutdown(srv->conns[i], SHUT_RDWR);
+		if (srv->slots[i].fd >= 0)
+			shutdown(srv->slots[i].fd, SHUT_RDWR);
 	while (srv->nconns)
 		pthread_cond_wait(&srv->idle, &srv->lock);
 	pthread_mutex_unlock(&srv->lock);

@@ -4,6 +4,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "arena.h"
@@ -11,7 +12,23 @@
 #include "vmstore.h"
 
 #define SERVER_MAX_CONNS 256
-#define SERVER_AUTH_TIMEOUT_S 10
+/* Connections still authenticating may hold only a few slots, so that they
+ * can never take the ones authenticated peers need: at most this many at
+ * once (a new one then closes the oldest), and this many per address
+ * (refused beyond). Each has this long for the whole handshake. */
+#define SERVER_MAX_UNAUTH 32
+#define SERVER_MAX_UNAUTH_PER_PEER 8
+#define SERVER_AUTH_DEADLINE_MS 5000
+/* What a closing connection may take to drain its peer's unread input. */
+#define SERVER_LINGER_MS 200
+
+/* A connection's slot. */
+struct server_slot {
+	int fd;                     /* -1: free */
+	bool unauth;                /* still authenticating */
+	uint64_t conn_id;           /* accept order */
+	char host[64];              /* peer address, numeric */
+};
 
 struct server {
 	struct arena arena;
@@ -20,12 +37,15 @@ struct server {
 	char dir[PATH_MAX];         /* checkpoint files live below it (for logs) */
 	int dir_fd;                 /* the same, opened: every file is reached from it */
 	int listen_fd;
-	pthread_mutex_t lock;       /* guards conns[] and nconns */
+	pthread_mutex_t lock;       /* guards slots[], nconns and nunauth */
 	pthread_cond_t idle;        /* signalled when a connection ends */
-	int conns[SERVER_MAX_CONNS];/* fds of live connections, -1 free */
-	unsigned nconns;
+	struct server_slot slots[SERVER_MAX_CONNS];
+	unsigned nconns, nunauth;
 	uint64_t next_conn_id;
 };
+
+/* Marks every connection slot free. */
+void server_init_slots(struct server *srv);
 
 /* Binds and listens on "ADDR:PORT". */
 int server_listen(struct server *srv, const char *addr);

@@ -2,12 +2,14 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include "dcres/log.h"
 
@@ -35,14 +37,48 @@ static int send_all(int fd, struct iovec *iov, int iovcnt)
 	return 0;
 }
 
-/* Receives exactly len bytes; 0 bytes at a clean end of stream is
- * -ECONNRESET, a stream ending mid-way is -EPROTO (truncated frame). */
-static int recv_all(int fd, void *buf, size_t len, int at_frame_start)
+uint64_t dcres_wire_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Waits until fd is readable or deadline_ms (0: no deadline) passes. */
+static int wait_readable(int fd, uint64_t deadline_ms)
+{
+	for (;;) {
+		uint64_t now = dcres_wire_now_ms();
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int n;
+
+		if (!deadline_ms)
+			return 0;
+		if (now >= deadline_ms)
+			return -ETIMEDOUT;
+		n = poll(&pfd, 1, (int)(deadline_ms - now));
+		if (n > 0)
+			return 0;
+		if (n == 0)
+			return -ETIMEDOUT;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+/* Receives exactly len bytes before deadline_ms (0: none); 0 bytes at a
+ * clean end of stream is -ECONNRESET, a stream ending mid-way is -EPROTO
+ * (truncated frame). */
+static int recv_all(int fd, void *buf, size_t len, int at_frame_start, uint64_t deadline_ms)
 {
 	char *p = buf;
 	size_t got = 0;
 
 	while (got < len) {
+		int ret = wait_readable(fd, deadline_ms);
+		if (ret)
+			return ret;
 		ssize_t n = recv(fd, p + got, len - got, 0);
 		if (n < 0) {
 			if (errno == EINTR)
@@ -86,13 +122,10 @@ int dcres_frame_send(int fd, Dcres__Header *hdr, const void *payload, size_t len
 	return ret;
 }
 
-int dcres_frame_recv(int fd, struct dcres_frame *f, const char *peer)
-{
-	return dcres_frame_recv_limited(fd, f, peer, DCRES_WIRE_MAX_PAYLOAD);
-}
-
-int dcres_frame_recv_limited(int fd, struct dcres_frame *f, const char *peer,
-			     size_t max_payload)
+/* Receives one frame within the limits given, before deadline_ms (0:
+ * none). */
+static int frame_recv(int fd, struct dcres_frame *f, const char *peer, uint32_t max_header,
+		      size_t max_payload, uint64_t deadline_ms)
 {
 	uint32_t prefix[2], hlen;
 	uint8_t *hbuf;
@@ -100,7 +133,7 @@ int dcres_frame_recv_limited(int fd, struct dcres_frame *f, const char *peer,
 
 	f->hdr = NULL;
 	f->payload_len = 0;
-	ret = recv_all(fd, prefix, sizeof(prefix), 1);
+	ret = recv_all(fd, prefix, sizeof(prefix), 1, deadline_ms);
 	if (ret == -EPROTO)
 		pr_err("%s: truncated frame (stream ended inside the prefix)", peer);
 	if (ret)
@@ -110,14 +143,14 @@ int dcres_frame_recv_limited(int fd, struct dcres_frame *f, const char *peer,
 		return -EPROTO;
 	}
 	hlen = ntohl(prefix[1]);
-	if (hlen == 0 || hlen > DCRES_WIRE_MAX_HEADER) {
-		pr_err("%s: frame header of %u bytes (limit %u)", peer, hlen, DCRES_WIRE_MAX_HEADER);
+	if (hlen == 0 || hlen > max_header) {
+		pr_err("%s: frame header of %u bytes (limit %u)", peer, hlen, max_header);
 		return -EMSGSIZE;
 	}
 	hbuf = malloc(hlen);
 	if (!hbuf)
 		return -ENOMEM;
-	ret = recv_all(fd, hbuf, hlen, 0);
+	ret = recv_all(fd, hbuf, hlen, 0, deadline_ms);
 	if (ret) {
 		if (ret == -EPROTO)
 			pr_err("%s: truncated frame header", peer);
@@ -154,7 +187,7 @@ int dcres_frame_recv_limited(int fd, struct dcres_frame *f, const char *peer,
 			f->payload_cap = f->hdr->payload_len;
 		}
 		f->payload_len = f->hdr->payload_len;
-		ret = recv_all(fd, f->payload, f->payload_len, 0);
+		ret = recv_all(fd, f->payload, f->payload_len, 0, deadline_ms);
 		if (ret) {
 			if (ret == -EPROTO)
 				pr_err("%s: truncated frame payload", peer);
@@ -163,6 +196,17 @@ int dcres_frame_recv_limited(int fd, struct dcres_frame *f, const char *peer,
 		}
 	}
 	return 0;
+}
+
+int dcres_frame_recv(int fd, struct dcres_frame *f, const char *peer)
+{
+	return frame_recv(fd, f, peer, DCRES_WIRE_MAX_HEADER, DCRES_WIRE_MAX_PAYLOAD, 0);
+}
+
+int dcres_frame_recv_auth(int fd, struct dcres_frame *f, const char *peer,
+			  uint64_t deadline_ms)
+{
+	return frame_recv(fd, f, peer, DCRES_WIRE_MAX_AUTH_HEADER, 0, deadline_ms);
 }
 
 void dcres_frame_free(struct dcres_frame *f)

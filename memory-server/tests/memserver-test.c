@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -1250,6 +1251,100 @@ static void test_page_size_refused(void)
 	free(buf);
 }
 
+/* A raw TCP connection to the server from 127.0.0.src (another address
+ * per src on the loopback network), or -1. */
+static int raw_connect_from(unsigned src)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in me = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(0x7f000000u | src) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	sa.sin_port = htons((uint16_t)atoi(strrchr(addr, ':') + 1));
+	if (fd < 0 || bind(fd, (struct sockaddr *)&me, sizeof(me)) < 0 ||
+	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Whether the server has closed fd (EOF or reset), waiting up to ms. */
+static bool server_closed(int fd, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char buf[256];
+
+	while (poll(&p, 1, ms) > 0) {
+		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n <= 0)
+			return n == 0 || errno != EAGAIN;
+	}
+	return false;
+}
+
+/* 300 connections that never finish authenticating (one byte of a HELLO
+ * each, from one address and from 40 others) must not lock out a real
+ * peer: it connects and pages within a second. A large header before
+ * authentication is refused at once, and every slow connection is closed
+ * at the handshake's deadline (5 s). */
+static void test_slow_unauthenticated(void)
+{
+	enum { SLOW = 300 };
+	static int fds[SLOW];
+	struct dcres_memclient *c = NULL;
+	struct timespec t0, t1;
+	uint8_t *buf = pages_buf(1);
+	uint64_t page = 90;
+	int open_fds = 0, ret;
+
+	for (int i = 0; i < SLOW; i++) {
+		fds[i] = raw_connect_from(i < 100 ? 2 : 10 + (unsigned)i % 40);
+		if (fds[i] >= 0 && send(fds[i], "\0", 1, MSG_NOSIGNAL) == 1)
+			open_fds++;
+	}
+	CHECK(open_fds == SLOW, "only %d of %d slow connections were made", open_fds, SLOW);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ret = dcres_memclient_connect(addr, &psk, 1000, &c);
+	if (ret == 0)
+		ret = dcres_memclient_attach(c, uuid, (uint64_t)VM_PAGES * PAGE);
+	fill(buf, page, 81);
+	if (ret == 0)
+		ret = dcres_memclient_page_out(c, &page, buf, 1);
+	if (ret == 0)
+		ret = page_in_one(c, page, 81);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	CHECK(ret == 0 && took < 1.0, "with %d slow unauthenticated connections a client "
+	      "connected and paged in %.2f s: %s", SLOW, took, ret ? strerror(-ret) : "ok");
+	if (c)
+		dcres_memclient_close(c);
+
+	/* A 4 KiB header announced before authentication (1 MiB was allowed
+	 * once: 200 half-sent ones took 105 MiB). */
+	int fd = raw_connect();
+	uint32_t pre[2] = { htonl(DCRES_WIRE_MAGIC), htonl(4096) };
+	CHECK(send(fd, pre, sizeof(pre), 0) == sizeof(pre), "send");
+	CHECK(server_closed(fd, 1000), "a 4 KiB header before authentication was not refused "
+	      "at once");
+	close(fd);
+
+	/* The deadline: every slow connection closed by the server by 6 s. */
+	int still = 0;
+	for (int i = 0; i < SLOW; i++) {
+		if (fds[i] < 0)
+			continue;
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		int left = 6000 - (int)((t1.tv_sec - t0.tv_sec) * 1000 +
+					(t1.tv_nsec - t0.tv_nsec) / 1000000);
+		still += !server_closed(fds[i], left > 0 ? left : 0);
+		close(fds[i]);
+	}
+	CHECK(still == 0, "%d slow connections still open 6 s after they began", still);
+	free(buf);
+}
+
 static void test_sigterm(void)
 {
 	int status = 0;
@@ -1285,6 +1380,7 @@ int main(int argc, char **argv)
 	test_auth_and_malformed();
 	test_paging_and_capacity();
 	test_many_connections();
+	test_slow_unauthenticated();
 	test_page_in_retry();
 	test_fencing();
 	test_checkpoint_restore();

@@ -24,8 +24,11 @@ int dcres_psk_load(const char *path, struct dcres_psk *psk);
  * it does. A wrong key on either side is -EACCES. */
 int dcres_auth_client(int fd, const struct dcres_psk *psk, const char *peer);
 
-/* Runs the server side on fd; on failure an error reply is sent (the
+/* Runs the server side on fd, all of it within timeout_ms (a peer that has
+ * not authenticated by then is -ETIMEDOUT); frames are limited as
+ * dcres_frame_recv_auth says. On failure an error reply is sent (the
  * caller closes the connection). */
-int dcres_auth_server(int fd, const struct dcres_psk *psk, const char *peer);
+int dcres_auth_server(int fd, const struct dcres_psk *psk, const char *peer,
+		      unsigned timeout_ms);
 
 #endif

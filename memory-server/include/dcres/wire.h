@@ -12,6 +12,8 @@
 
 #define DCRES_WIRE_MAGIC 0x44435746u         /* "DCWF" */
 #define DCRES_WIRE_MAX_HEADER (1u << 20)
+/* Authentication frames are tiny: what an unauthenticated peer may send. */
+#define DCRES_WIRE_MAX_AUTH_HEADER 512u
 #define DCRES_WIRE_MAX_PAYLOAD (64u << 20)
 #define DCRES_PAGE_SIZE 4096u
 #define DCRES_WIRE_MAX_PAGES (DCRES_WIRE_MAX_PAYLOAD / DCRES_PAGE_SIZE)
@@ -36,11 +38,15 @@ int dcres_frame_send(int fd, Dcres__Header *hdr, const void *payload, size_t len
  * -EMSGSIZE; peer names the other side in messages. */
 int dcres_frame_recv(int fd, struct dcres_frame *f, const char *peer);
 
-/* As dcres_frame_recv, refusing (-EMSGSIZE) payloads over max_payload
- * before allocating anything: authentication takes no payload at all, so
- * an unauthenticated peer cannot make the server allocate memory. */
-int dcres_frame_recv_limited(int fd, struct dcres_frame *f, const char *peer,
-			     size_t max_payload);
+/* As dcres_frame_recv, for a peer not authenticated yet: a header over
+ * DCRES_WIRE_MAX_AUTH_HEADER bytes or any payload is refused (-EMSGSIZE)
+ * before anything is allocated, and the whole frame must arrive before
+ * deadline_ms (dcres_wire_now_ms's clock), else -ETIMEDOUT. */
+int dcres_frame_recv_auth(int fd, struct dcres_frame *f, const char *peer,
+			  uint64_t deadline_ms);
+
+/* Milliseconds of CLOCK_MONOTONIC, the clock of deadlines. */
+uint64_t dcres_wire_now_ms(void);
 
 /* Releases f's header; the payload buffer stays for reuse. */
 void dcres_frame_free(struct dcres_frame *f);
