@@ -283,6 +283,8 @@ int srv_ckpt_begin(struct vmstore *s, struct vm *vm, int base_fd, const char *re
 		snprintf(err, err_len, "host id %u: memory servers are 1..254", host_id);
 		return -EINVAL;
 	}
+	if ((ret = srv_ckpt_path_check(rel, err, err_len)))
+		return ret;
 	c = ckpt_new(s, vm, rel, host_id, owner, err, err_len);
 	if (!c)
 		return -ENOMEM;

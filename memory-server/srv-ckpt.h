@@ -26,9 +26,13 @@
 #include "dcres/wire.pb-c.h"
 #include "vmstore.h"
 
+/* Checks the checkpoint path rel of a request: relative, free of "..",
+ * not too long; err says why not. */
+int srv_ckpt_path_check(const char *rel, char *err, size_t err_len);
+
 /* Opens the checkpoint directory rel of a request below the server's --dir
  * (base_fd), making it (mode 0700) when create is set; never through a
- * symlink. rel must be relative and free of "..". Returns the directory's
+ * symlink; rel must pass srv_ckpt_path_check. Returns the directory's
  * fd or a negative errno with err naming rel. */
 int srv_ckpt_dir_open(int base_fd, const char *rel, bool create, char *err, size_t err_len);
 

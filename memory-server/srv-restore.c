@@ -16,10 +16,13 @@
 
 #define READ_BATCH 256 /* pages per read: 1 MiB */
 
-int srv_ckpt_dir_open(int base_fd, const char *rel, bool create, char *err, size_t err_len)
-{
-	int fd;
+/* The readers refuse files of any other page size (-ENOTSUP), so every
+ * page read here fits the server's page buffers. */
+_Static_assert(DCRES_PAGE_SIZE == DCRES_CKPT_PAGE_SIZE,
+	       "the wire's page size is the checkpoint files' page size");
 
+int srv_ckpt_path_check(const char *rel, char *err, size_t err_len)
+{
 	if (!rel || !*rel || rel[0] == '/' || strstr(rel, "..")) {
 		snprintf(err, err_len, "checkpoint path '%s' must be relative to the server's "
 			 "--dir and must not contain '..'", rel ? rel : "");
@@ -29,6 +32,15 @@ int srv_ckpt_dir_open(int base_fd, const char *rel, bool create, char *err, size
 		snprintf(err, err_len, "checkpoint path too long");
 		return -ENAMETOOLONG;
 	}
+	return 0;
+}
+
+int srv_ckpt_dir_open(int base_fd, const char *rel, bool create, char *err, size_t err_len)
+{
+	int fd = srv_ckpt_path_check(rel, err, err_len);
+
+	if (fd)
+		return fd;
 	fd = create ? dcres_mkdirs_beneath(base_fd, rel)
 		    : dcres_open_beneath(base_fd, rel, O_RDONLY | O_DIRECTORY, 0);
 	if (fd == -ELOOP || fd == -EXDEV || (create && fd == -ENOTDIR)) {
@@ -65,8 +77,8 @@ static void host_files_close(struct host_files *h)
 	dcres_presence_free(&h->present);
 }
 
-/* Explains why a file could not be opened: a symlink or a page size is
- * refused by name. */
+/* Explains why a file could not be opened: a symlink or a page size
+ * (-ENOTSUP from the readers) is refused by name. */
 static void open_error(char *err, size_t err_len, const char *path, int ret)
 {
 	if (ret == -ELOOP || ret == -EXDEV)
@@ -87,16 +99,17 @@ static int host_files_open(struct host_files *h, const struct vm *vm, int base_f
 	int dir_fd, ret;
 
 	memset(h, 0, sizeof(*h));
-	if (srv_host_file(mem_name, sizeof(mem_name), h->mem_path, sizeof(h->mem_path), rel ? rel : "",
-			  host_id, "mem") ||
-	    srv_host_file(present_name, sizeof(present_name), h->present_path,
-			  sizeof(h->present_path), rel ? rel : "", host_id, "present")) {
-		snprintf(err, err_len, "checkpoint path too long");
-		return -ENAMETOOLONG;
-	}
 	dir_fd = srv_ckpt_dir_open(base_fd, rel, false, err, err_len);
 	if (dir_fd < 0)
 		return dir_fd;
+	if (srv_host_file(mem_name, sizeof(mem_name), h->mem_path, sizeof(h->mem_path), rel,
+			  host_id, "mem") ||
+	    srv_host_file(present_name, sizeof(present_name), h->present_path,
+			  sizeof(h->present_path), rel, host_id, "present")) {
+		snprintf(err, err_len, "checkpoint path too long");
+		close(dir_fd);
+		return -ENAMETOOLONG;
+	}
 	ret = dcres_memfile_open_at(dir_fd, mem_name, h->mem_path, &h->mf);
 	if (ret) {
 		open_error(err, err_len, h->mem_path, ret);
@@ -112,15 +125,6 @@ static int host_files_open(struct host_files *h, const struct vm *vm, int base_f
 		return ret;
 	}
 	info = dcres_memfile_info(h->mf);
-	if (info->page_size != DCRES_PAGE_SIZE || h->present.page_size != DCRES_PAGE_SIZE) {
-		snprintf(err, err_len, "%s: page size %u in its header is not supported (only %u)",
-			 info->page_size != DCRES_PAGE_SIZE ? h->mem_path : h->present_path,
-			 info->page_size != DCRES_PAGE_SIZE ? info->page_size
-							    : h->present.page_size,
-			 DCRES_PAGE_SIZE);
-		host_files_close(h);
-		return -EINVAL;
-	}
 	if (memcmp(info->vm_uuid, vm->uuid, 16) != 0 ||
 	    info->ram_size != vm->npages * DCRES_PAGE_SIZE ||
 	    h->present.npages != vm->npages) {
