@@ -112,15 +112,13 @@ static int open_walk(int dirfd, const char *name, int flags, mode_t mode)
 		return -EINVAL;
 	for (;; comp = next) {
 		next = strtok_r(NULL, "/", &save);
-		if (strcmp(comp, "..") == 0) {
+		if (strcmp(comp, "..") == 0)
 			fd = -EXDEV;
-			break;
-		}
-		if (next)
+		else if (next)
 			fd = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		else
 			fd = openat(cur, comp, flags | O_NOFOLLOW | O_CLOEXEC, mode);
-		if (fd < 0)
+		if (fd == -1)
 			fd = -errno;
 		/* A symlinked directory on the way fails O_DIRECTORY first. */
 		struct stat sb;
