@@ -17,6 +17,12 @@
 
 #define MAINLOAD_MAX_SOURCES 255 /* source bytes 0..254 */
 
+/* Pages are read from the checkpoint's files in their page size (checked
+ * against the plan's, which dcres_plan_read holds to DCRES_CKPT_PAGE_SIZE)
+ * into the pager's buffers of DCRES_PAGE_SIZE pages. */
+_Static_assert(DCRES_CKPT_PAGE_SIZE == DCRES_PAGE_SIZE,
+	       "checkpoint files and the pager must agree on the page size");
+
 /* A checkpoint server's files, for the pages it saved. */
 struct server_source {
 	struct dcres_memfile *mf;
@@ -42,9 +48,35 @@ static void server_source_close(struct server_source *s)
 	free(s);
 }
 
-/* Opens DIR/host-K.mem and .present. */
-static int server_source_open(const char *dir, unsigned k, struct server_source **out,
-			      char *err, size_t err_len)
+/* Checks that server source s (its presence file at present) has plan p's
+ * geometry: the same page size and page count in both files. -EINVAL
+ * with err naming the file and the field otherwise. */
+static int server_source_check(const struct server_source *s, const char *present,
+			       const struct dcres_plan *p, char *err, size_t err_len)
+{
+	const struct dcres_memfile_info *info = dcres_memfile_info(s->mf);
+
+	if (info->page_size != p->page_size || info->ram_size / info->page_size != p->npages) {
+		snprintf(err, err_len, "%s: %llu pages of %u bytes in its header; the plan is "
+			 "for %llu pages of %u bytes", s->path,
+			 (unsigned long long)(info->ram_size / info->page_size), info->page_size,
+			 (unsigned long long)p->npages, p->page_size);
+		return -EINVAL;
+	}
+	if (s->present.page_size != p->page_size || s->present.npages != p->npages) {
+		snprintf(err, err_len, "%s: %llu pages of %u bytes in its header; the plan is "
+			 "for %llu pages of %u bytes", present,
+			 (unsigned long long)s->present.npages, s->present.page_size,
+			 (unsigned long long)p->npages, p->page_size);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Opens DIR/host-K.mem and .present of plan p's checkpoint and checks
+ * them against the plan (server_source_check). */
+static int server_source_open(const struct dcres_plan *p, unsigned k,
+			      struct server_source **out, char *err, size_t err_len)
 {
 	struct server_source *s = calloc(1, sizeof(*s));
 	char present[PATH_MAX];
@@ -52,8 +84,8 @@ static int server_source_open(const char *dir, unsigned k, struct server_source 
 
 	if (!s)
 		return -ENOMEM;
-	snprintf(s->path, sizeof(s->path), "%s/host-%u.mem", dir, k);
-	snprintf(present, sizeof(present), "%s/host-%u.present", dir, k);
+	snprintf(s->path, sizeof(s->path), "%s/host-%u.mem", p->ckpt_dir, k);
+	snprintf(present, sizeof(present), "%s/host-%u.present", p->ckpt_dir, k);
 	ret = dcres_memfile_open(s->path, &s->mf);
 	if (ret) {
 		snprintf(err, err_len, "%s: %s", s->path, strerror(-ret));
@@ -61,10 +93,12 @@ static int server_source_open(const char *dir, unsigned k, struct server_source 
 		return ret;
 	}
 	ret = dcres_presence_read(present, &s->present);
-	if (ret) {
+	if (ret)
 		snprintf(err, err_len, "%s: %s", present, strerror(-ret));
-		dcres_memfile_close(s->mf);
-		free(s);
+	else
+		ret = server_source_check(s, present, p, err, err_len);
+	if (ret) {
+		server_source_close(s);
 		return ret;
 	}
 	*out = s;
@@ -97,10 +131,9 @@ static int open_sources(struct dcres_mainload *m, char *err, size_t err_len)
 			return -EINVAL;
 		}
 		if (!m->servers[src] &&
-		    (ret = server_source_open(p->ckpt_dir, src, &m->servers[src], err, err_len)))
+		    (ret = server_source_open(p, src, &m->servers[src], err, err_len)))
 			return ret;
-		if (i >= m->servers[src]->present.npages ||
-		    !dcres_presence_test(&m->servers[src]->present, i)) {
+		if (!dcres_presence_test(&m->servers[src]->present, i)) {
 			snprintf(err, err_len, "%s does not hold page %llu, which the plan takes "
 				 "from it", m->servers[src]->path, (unsigned long long)i);
 			return -ENOENT;

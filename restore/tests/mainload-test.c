@@ -6,7 +6,8 @@
  * page before the background does, which starts with
  * dcres_pager_fill_go). A corrupted page of a server's file stops the
  * load with -EBADMSG, naming the file and page; a plan for another VM
- * size is refused. usage: mainload-test (exit 77: no userfaultfd) */
+ * size is refused, as are server files declaring another page size or
+ * RAM size than the plan. usage: mainload-test (exit 77: no userfaultfd) */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include "dcres/loctable.h"
 #include "dcres/log.h"
 #include "dcres/mainload.h"
+#include "dcres/memfile.h"
 #include "dcres/plan.h"
 #include "memserver-spawn.h"
 #include "testutil.h"
@@ -120,6 +122,48 @@ static void restore(const char *dir, bool lazy)
 	munmap(region, RAM);
 }
 
+/* Server files the plan cannot use are refused at open, naming the file
+ * and the field: host-1.mem and .present declaring 8 KiB or 1 MiB pages
+ * (consistent otherwise: they once overran the load's buffers), and a
+ * host-1.mem of twice the plan's RAM. */
+static void refused_sources(const char *base)
+{
+	struct dcres_memfile_info info = { .ram_size = 2 * RAM, .page_size = TEST_CKPT_PS,
+					   .host_id = 1 };
+	struct dcres_mapped_ram geo;
+	struct dcres_memfile *mf;
+	struct dcres_mainload *m;
+	char plan[600], mem[600], err[512] = "";
+	const char *dir;
+
+	for (int v = TEST_CKPT_PAGE_8K; v <= TEST_CKPT_PAGE_1M; v++) {
+		dir = test_ckpt_make(base, (enum test_ckpt_variant)v, &geo);
+		snprintf(plan, sizeof(plan), "%s/plan", dir);
+		snprintf(mem, sizeof(mem), "%s/host-1.mem", dir);
+		plan_single_host(dir, plan);
+		test_capture_start();
+		CHECK_MSG(dcres_mainload_open(plan, RAM, 0, &m, err, sizeof(err)) == -ENOTSUP,
+			  "host-1.mem of %s pages opened: %s",
+			  v == TEST_CKPT_PAGE_8K ? "8 KiB" : "1 MiB", err);
+		CHECK_MSG(strstr(err, mem) && test_logged(mem) && test_logged("page size"),
+			  "the refusal does not name %s and its page size: %s", mem, err);
+		dcres_log_set_sink(NULL);
+	}
+
+	dir = test_ckpt_make(base, TEST_CKPT_OK, &geo);
+	snprintf(plan, sizeof(plan), "%s/plan", dir);
+	snprintf(mem, sizeof(mem), "%s/host-1.mem", dir);
+	plan_single_host(dir, plan);
+	memcpy(info.vm_uuid, test_ckpt_uuid, 16);
+	CHECK(dcres_memfile_create(mem, &info, &mf) == 0 && dcres_memfile_sync(mf) == 0);
+	dcres_memfile_close(mf);
+	err[0] = '\0';
+	CHECK_MSG(dcres_mainload_open(plan, RAM, 0, &m, err, sizeof(err)) == -EINVAL,
+		  "a host-1.mem of another RAM size opened: %s", err);
+	CHECK_MSG(strstr(err, mem) && strstr(err, "2000 pages of 4096 bytes in its header"),
+		  "the refusal does not name %s and its pages: %s", mem, err);
+}
+
 int main(void)
 {
 	struct dcres_mapped_ram geo;
@@ -142,6 +186,8 @@ int main(void)
 	snprintf(plan, sizeof(plan), "%s/plan", dir);
 	CHECK(dcres_mainload_open(plan, RAM * 2, 0, &m, err, sizeof(err)) == -EINVAL);
 	CHECK_MSG(strstr(err, plan) != NULL, "the refusal does not name the plan: %s", err);
+
+	refused_sources(base);
 
 	/* A corrupted page of host-1.mem stops the load, named. */
 	dir = test_ckpt_make(base, TEST_CKPT_CORRUPT, &geo);
