@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "dcres/log.h"
@@ -65,6 +66,74 @@ static size_t make_frame(uint8_t *buf, size_t cap, size_t *payload_len)
 	return 8 + hl + *payload_len;
 }
 
+/* Runs dcres_frame_recv_auth on sv[1], the peer's end sv[0] still open as
+ * a stalling peer's is, with a deadline deadline_ms from now; *took_ms gets
+ * the time it took. Closes both ends. */
+static int recv_auth_pair(int sv[2], uint64_t deadline_ms, uint64_t *took_ms)
+{
+	struct dcres_frame f = DCRES_FRAME_INIT;
+	struct timeval backstop = { 2, 0 }; /* a deadline ignored fails, not hangs */
+	uint64_t t0;
+	int ret;
+
+	setsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &backstop, sizeof(backstop));
+	t0 = dcres_wire_now_ms();
+	ret = dcres_frame_recv_auth(sv[1], &f, "fuzz", t0 + deadline_ms);
+
+	*took_ms = dcres_wire_now_ms() - t0;
+	dcres_frame_destroy(&f);
+	close(sv[0]);
+	close(sv[1]);
+	return ret;
+}
+
+/* The pre-authentication limits of dcres_frame_recv_auth: a header over
+ * DCRES_WIRE_MAX_AUTH_HEADER or any payload is refused without waiting for
+ * the rest, a half-sent frame ends at the deadline, a HELLO still parses.
+ * Returns the number of failures. */
+static int check_auth_limits(void)
+{
+	Dcres__Header h = DCRES__HEADER__INIT;
+	static uint8_t payload[DCRES_PAGE_SIZE];
+	uint32_t pre[2] = { htonl(DCRES_WIRE_MAGIC), htonl(DCRES_WIRE_MAX_AUTH_HEADER + 1) };
+	uint64_t took;
+	int sv[4][2], failures = 0, ret;
+
+	h.has_type = 1;
+	h.type = DCRES__MSG_TYPE__MSG_HELLO;
+	for (int i = 0; i < 4; i++)
+		if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv[i]) < 0) {
+			perror("socketpair");
+			exit(1);
+		}
+	if (write(sv[0][0], pre, sizeof(pre)) != sizeof(pre) ||
+	    write(sv[1][0], pre, 6) != 6 ||
+	    dcres_frame_send(sv[2][0], &h, payload, sizeof(payload)) ||
+	    dcres_frame_send(sv[3][0], &h, NULL, 0)) {
+		perror("write");
+		exit(1);
+	}
+	if ((ret = recv_auth_pair(sv[0], 5000, &took)) != -EMSGSIZE || took > 1000) {
+		fprintf(stderr, "FAIL a %u-byte header before authentication: %d after %llu ms\n",
+			DCRES_WIRE_MAX_AUTH_HEADER + 1, ret, (unsigned long long)took);
+		failures++;
+	}
+	if ((ret = recv_auth_pair(sv[1], 100, &took)) != -ETIMEDOUT || took < 90 || took > 1000) {
+		fprintf(stderr, "FAIL a half-sent prefix with a 100 ms deadline: %d after %llu ms\n",
+			ret, (unsigned long long)took);
+		failures++;
+	}
+	if ((ret = recv_auth_pair(sv[2], 5000, &took)) != -EMSGSIZE) {
+		fprintf(stderr, "FAIL a payload before authentication: %d\n", ret);
+		failures++;
+	}
+	if ((ret = recv_auth_pair(sv[3], 5000, &took)) != 0) {
+		fprintf(stderr, "FAIL a HELLO did not parse before authentication: %d\n", ret);
+		failures++;
+	}
+	return failures;
+}
+
 int main(void)
 {
 	static uint8_t buf[16384];
@@ -116,6 +185,7 @@ int main(void)
 		dcres_frame_free(&f);
 	}
 	dcres_frame_destroy(&f);
+	failures += check_auth_limits();
 	if (parsed_valid != valid) {
 		fprintf(stderr, "FAIL only %u of %u valid frames parsed\n", parsed_valid, valid);
 		failures++;
