@@ -99,9 +99,8 @@ uint64_t dcres_presence_count(const struct dcres_presence *p)
 	return n;
 }
 
-/* Encodes p and publishes it as name in dirfd (dcres_publish_fileat). */
-static int write_at(int dirfd, const char *name, const char *path,
-		    const struct dcres_presence *p)
+int dcres_presence_write_at(int dirfd, const char *name, const char *path,
+			    const struct dcres_presence *p)
 {
 	uint64_t words = nwords(p->npages), present = dcres_presence_count(p);
 	size_t len = PRESENCE_HDR_SIZE + 8 * words + 4 * present + 4;
@@ -125,21 +124,14 @@ static int write_at(int dirfd, const char *name, const char *path,
 		}
 	}
 	put_be32(q, dcres_crc32c(0, buf, len - 4));
-	ret = dirfd == AT_FDCWD ? dcres_publish_file(path, buf, len)
-				: dcres_publish_fileat(dirfd, name, path, buf, len);
+	ret = dcres_publish_fileat(dirfd, name, path, buf, len);
 	free(buf);
 	return ret;
 }
 
 int dcres_presence_write(const char *path, const struct dcres_presence *p)
 {
-	return write_at(AT_FDCWD, path, path, p);
-}
-
-int dcres_presence_write_at(int dirfd, const char *name, const char *display,
-			    const struct dcres_presence *p)
-{
-	return write_at(dirfd, name, display, p);
+	return dcres_presence_write_at(AT_FDCWD, path, path, p);
 }
 
 /* Checks the header of a presence file of len bytes at buf: the geometry,

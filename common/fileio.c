@@ -220,8 +220,9 @@ int dcres_create_unique(int dirfd, const char *prefix, int flags, char *name, si
 	return -EEXIST;
 }
 
-int dcres_publish_fileat(int dirfd, const char *name, const char *display, const void *data,
-			 size_t len)
+/* dcres_publish_fileat for a real directory fd and a one-component name. */
+static int publish_in(int dirfd, const char *name, const char *display, const void *data,
+		      size_t len)
 {
 	char prefix[NAME_MAX + 1], tmp[NAME_MAX + 1];
 	int fd, ret;
@@ -250,23 +251,31 @@ int dcres_publish_fileat(int dirfd, const char *name, const char *display, const
 	return ret;
 }
 
-int dcres_publish_file(const char *path, const void *data, size_t len)
+int dcres_publish_fileat(int dirfd, const char *name, const char *display, const void *data,
+			 size_t len)
 {
 	char copy[PATH_MAX], copy2[PATH_MAX];
-	int dirfd, ret;
+	int parent, ret;
 
-	if (snprintf(copy, sizeof(copy), "%s", path) >= (int)sizeof(copy))
+	if (dirfd != AT_FDCWD)
+		return publish_in(dirfd, name, display, data, len);
+	if (snprintf(copy, sizeof(copy), "%s", name) >= (int)sizeof(copy))
 		return -ENAMETOOLONG;
 	memcpy(copy2, copy, sizeof(copy));
-	dirfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dirfd < 0) {
+	parent = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (parent < 0) {
 		ret = -errno;
-		pr_perror("open the directory of %s", path);
+		pr_perror("open the directory of %s", display);
 		return ret;
 	}
-	ret = dcres_publish_fileat(dirfd, basename(copy2), path, data, len);
-	close(dirfd);
+	ret = publish_in(parent, basename(copy2), display, data, len);
+	close(parent);
 	return ret;
+}
+
+int dcres_publish_file(const char *path, const void *data, size_t len)
+{
+	return dcres_publish_fileat(AT_FDCWD, path, path, data, len);
 }
 
 int dcres_read_fileat(int dirfd, const char *name, const char *display, size_t max_len,

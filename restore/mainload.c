@@ -48,22 +48,23 @@ static void server_source_close(struct server_source *s)
 	free(s);
 }
 
-/* Checks that server source s (its presence file at present) has plan p's
- * geometry: the same page size and page count in both files. -EINVAL
- * with err naming the file and the field otherwise. */
+/* Checks that server source s (its presence file at present) covers plan
+ * p's pages: the same page count in both files (their page size the
+ * readers hold to the plan's). -EINVAL with err naming the file and its
+ * header's geometry otherwise. */
 static int server_source_check(const struct server_source *s, const char *present,
 			       const struct dcres_plan *p, char *err, size_t err_len)
 {
 	const struct dcres_memfile_info *info = dcres_memfile_info(s->mf);
 
-	if (info->page_size != p->page_size || info->ram_size / info->page_size != p->npages) {
+	if (info->ram_size / info->page_size != p->npages) {
 		snprintf(err, err_len, "%s: %llu pages of %u bytes in its header; the plan is "
 			 "for %llu pages of %u bytes", s->path,
 			 (unsigned long long)(info->ram_size / info->page_size), info->page_size,
 			 (unsigned long long)p->npages, p->page_size);
 		return -EINVAL;
 	}
-	if (s->present.page_size != p->page_size || s->present.npages != p->npages) {
+	if (s->present.npages != p->npages) {
 		snprintf(err, err_len, "%s: %llu pages of %u bytes in its header; the plan is "
 			 "for %llu pages of %u bytes", present,
 			 (unsigned long long)s->present.npages, s->present.page_size,

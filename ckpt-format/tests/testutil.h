@@ -5,6 +5,7 @@
 #define DCRES_CKPT_TESTUTIL_H
 
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdbool.h>
@@ -162,6 +163,22 @@ static inline void test_capture_start(void)
 static inline bool test_logged(const char *s)
 {
 	return strstr(test_log, s) != NULL;
+}
+
+/* Makes path declare 8 KiB, then 1 MiB pages (test_set_page_size) and
+ * checks that read(path) refuses it with -ENOTSUP, logging path and the
+ * field; path is left declaring 1 MiB pages. */
+static inline void test_page_sizes_refused(const char *path, int (*read)(const char *path))
+{
+	static const uint32_t sizes[] = { 8192, 1u << 20 };
+
+	for (unsigned i = 0; i < 2; i++) {
+		test_set_page_size(path, sizes[i]);
+		test_capture_start();
+		CHECK_EQ(read(path), -ENOTSUP);
+		CHECK(test_logged(path) && test_logged("page size"));
+		dcres_log_set_sink(NULL);
+	}
 }
 
 #endif

@@ -15,11 +15,12 @@
 #include "dcres/auth.h"
 #include "dcres/ckptdir.h"
 #include "dcres/memclient.h"
+#include "dcres/memfile.h"
 #include "dcres/plan.h"
 #include "dcres/qmp.h"
 #include "dcres/uuid.h"
 
-#define RST_PAGE_SIZE 4096u
+#define RST_PAGE_SIZE DCRES_CKPT_PAGE_SIZE
 #define RST_MAX_HOSTS (1 + DCRES_PLAN_MAX_SUBS) /* the main host and its subs */
 #define RST_POLL_MS 200
 #define RST_CONNECT_MS 5000  /* to reach a memory server */

@@ -137,11 +137,6 @@ int verify_checkpoint(struct rst_run *r)
 	    (ret = ckptdir_find_servers(&r->cd)) || (ret = verify_files(r)) ||
 	    (ret = check_server_files(r)))
 		return ret;
-	if (r->cd.loc.page_size != RST_PAGE_SIZE) {
-		pr_err("%s: pages of %u bytes; only %u-byte pages are supported",
-		       r->cd.loc_path, r->cd.loc.page_size, RST_PAGE_SIZE);
-		return -EINVAL;
-	}
 	if (!qemu_id_ok(r->cd.loc.main_file.block_id)) {
 		pr_err("%s: the guest RAM block is '%s', which cannot be the id of the memory "
 		       "backend that main.mem is loaded into", r->cd.loc_path,

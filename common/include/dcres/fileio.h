@@ -39,13 +39,14 @@ int dcres_create_unique(int dirfd, const char *prefix, int flags, char *name, si
 
 /* Publishes data as name in the directory dirfd atomically: writes a new
  * temporary file there (unique name, O_EXCL, 0600), fsyncs it, renames it
- * over name and fsyncs the directory. name is one path component; display
+ * over name and fsyncs the directory. name is one path component, or with
+ * dirfd AT_FDCWD an ordinary path (published in its directory); display
  * names it in messages. On failure name is left as it was and the
  * temporary file is removed. */
 int dcres_publish_fileat(int dirfd, const char *name, const char *display, const void *data,
 			 size_t len);
 
-/* dcres_publish_fileat in the directory that contains path. */
+/* dcres_publish_fileat(AT_FDCWD, path, path, ...). */
 int dcres_publish_file(const char *path, const void *data, size_t len);
 
 /* Renames from over to and fsyncs the directory of to. */
