@@ -157,23 +157,17 @@ static int checksum_data(int fd, const char *path, uint8_t *buf, off_t off, off_
 	return 0;
 }
 
-int dcres_file_checksum(const char *path, uint64_t *size, uint32_t *crc)
+int dcres_file_checksum_fd(int fd, const char *display, uint64_t *size, uint32_t *crc)
 {
 	struct stat st;
 	uint8_t *buf = NULL;
 	uint32_t sum = 0;
 	off_t pos = 0;
-	int fd, ret = 0;
+	int ret = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		pr_perror("open %s", path);
-		return ret;
-	}
 	if (fstat(fd, &st) < 0) {
 		ret = -errno;
-		pr_perror("stat %s", path);
+		pr_perror("stat %s", display);
 	} else if (!(buf = malloc(CHECKSUM_CHUNK))) {
 		ret = -ENOMEM;
 	}
@@ -186,19 +180,32 @@ int dcres_file_checksum(const char *path, uint64_t *size, uint32_t *crc)
 			data = st.st_size;
 		if (data < 0 || (hole = data < st.st_size ? lseek(fd, data, SEEK_HOLE) : data) < 0) {
 			ret = -errno;
-			pr_perror("seek in %s at offset %lld", path, (long long)pos);
+			pr_perror("seek in %s at offset %lld", display, (long long)pos);
 			break;
 		}
 		sum = dcres_crc32c_zeros(sum, (uint64_t)(data - pos));
-		ret = checksum_data(fd, path, buf, data, hole - data, &sum);
+		ret = checksum_data(fd, display, buf, data, hole - data, &sum);
 		pos = hole;
 	}
 	free(buf);
-	close(fd);
 	if (!ret) {
 		*size = (uint64_t)st.st_size;
 		*crc = sum;
 	}
+	return ret;
+}
+
+int dcres_file_checksum(const char *path, uint64_t *size, uint32_t *crc)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), ret;
+
+	if (fd < 0) {
+		ret = -errno;
+		pr_perror("open %s", path);
+		return ret;
+	}
+	ret = dcres_file_checksum_fd(fd, path, size, crc);
+	close(fd);
 	return ret;
 }
 

@@ -41,6 +41,7 @@
 #include "dcres/crc32c.h"
 #include "dcres/fileio.h"
 #include "dcres/log.h"
+#include "dcres/presence.h"
 #include "memfile-internal.h"
 #include "ondisk.h"
 
@@ -651,6 +652,25 @@ int dcres_memfile_for_each_extent(struct dcres_memfile *mf, dcres_extent_fn fn,
 	if (run_end > run_first)
 		return fn(run_first, run_end - run_first, arg);
 	return 0;
+}
+
+void dcres_memfile_sum(const struct dcres_memfile *mf, const struct dcres_presence *p,
+		       uint64_t *size, uint32_t *crc)
+{
+	static const uint8_t zero_page[DCRES_CKPT_PAGE_SIZE];
+	struct dcres_crc32c_shift page;
+	uint8_t hdr[HDR_SIZE];
+	uint32_t sum, zero_crc = dcres_crc32c(0, zero_page, sizeof(zero_page));
+
+	encode_header(hdr, &mf->info);
+	sum = dcres_crc32c_zeros(dcres_crc32c(0, hdr, HDR_SIZE),
+				 DCRES_MEMFILE_DATA_START - HDR_SIZE);
+	dcres_crc32c_shift_init(&page, DCRES_CKPT_PAGE_SIZE);
+	for (uint64_t i = 0; i < p->npages; i++)
+		sum = dcres_crc32c_append(&page, sum, dcres_presence_test(p, i) ? p->page_crc[i]
+										 : zero_crc);
+	*size = DCRES_MEMFILE_DATA_START + mf->info.ram_size;
+	*crc = sum;
 }
 
 int dcres_memfile_sync(struct dcres_memfile *mf)

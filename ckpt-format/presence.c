@@ -99,14 +99,14 @@ uint64_t dcres_presence_count(const struct dcres_presence *p)
 	return n;
 }
 
-int dcres_presence_write_at(int dirfd, const char *name, const char *path,
-			    const struct dcres_presence *p)
+/* Encodes p as its file's bytes into a new buffer *out of *len bytes. */
+static int encode(const struct dcres_presence *p, uint8_t **out, size_t *len)
 {
 	uint64_t words = nwords(p->npages), present = dcres_presence_count(p);
-	size_t len = PRESENCE_HDR_SIZE + 8 * words + 4 * present + 4;
-	uint8_t *buf = malloc(len), *q;
-	int ret;
+	uint8_t *buf, *q;
 
+	*len = PRESENCE_HDR_SIZE + 8 * words + 4 * present + 4;
+	buf = malloc(*len);
 	if (!buf)
 		return -ENOMEM;
 	memcpy(buf, PRESENCE_MAGIC, 8);
@@ -123,15 +123,32 @@ int dcres_presence_write_at(int dirfd, const char *name, const char *path,
 			q += 4;
 		}
 	}
-	put_be32(q, dcres_crc32c(0, buf, len - 4));
+	put_be32(q, dcres_crc32c(0, buf, *len - 4));
+	*out = buf;
+	return 0;
+}
+
+int dcres_presence_write_at(int dirfd, const char *name, const char *path,
+			    const struct dcres_presence *p, uint64_t *size, uint32_t *crc)
+{
+	uint8_t *buf;
+	size_t len;
+	int ret = encode(p, &buf, &len);
+
+	if (ret)
+		return ret;
 	ret = dcres_publish_fileat(dirfd, name, path, buf, len);
+	if (!ret && size)
+		*size = len;
+	if (!ret && crc)
+		*crc = dcres_crc32c(0, buf, len);
 	free(buf);
 	return ret;
 }
 
 int dcres_presence_write(const char *path, const struct dcres_presence *p)
 {
-	return dcres_presence_write_at(AT_FDCWD, path, path, p);
+	return dcres_presence_write_at(AT_FDCWD, path, path, p, NULL, NULL);
 }
 
 /* Checks the header of a presence file of len bytes at buf: the geometry,

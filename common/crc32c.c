@@ -97,3 +97,31 @@ uint32_t dcres_crc32c_zeros(uint32_t crc, uint64_t len)
 	}
 	return ~reg;
 }
+
+/* crc(A||B) = shift(crc(A)) ^ crc(B), shift being the (linear) step over
+ * |B| zero bytes: shift(x) = zeros(x, len) ^ zeros(0, len). The table holds
+ * shift of every byte value at every byte position. */
+void dcres_crc32c_shift_init(struct dcres_crc32c_shift *s, uint64_t len)
+{
+	uint32_t basis[32], zero = dcres_crc32c_zeros(0, len);
+
+	for (int i = 0; i < 32; i++)
+		basis[i] = dcres_crc32c_zeros(1u << i, len) ^ zero;
+	for (int b = 0; b < 4; b++) {
+		for (uint32_t v = 0; v < 256; v++) {
+			uint32_t x = 0;
+
+			for (int j = 0; j < 8; j++)
+				if (v >> j & 1)
+					x ^= basis[8 * b + j];
+			s->t[b][v] = x;
+		}
+	}
+}
+
+uint32_t dcres_crc32c_append(const struct dcres_crc32c_shift *s, uint32_t crc_a,
+			     uint32_t crc_b)
+{
+	return s->t[0][crc_a & 0xff] ^ s->t[1][crc_a >> 8 & 0xff] ^
+	       s->t[2][crc_a >> 16 & 0xff] ^ s->t[3][crc_a >> 24] ^ crc_b;
+}

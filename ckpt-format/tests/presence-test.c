@@ -5,6 +5,7 @@
 #include <errno.h>
 
 #include "dcres/crc32c.h"
+#include "dcres/manifest.h"
 #include "dcres/presence.h"
 
 #define PS 4096u
@@ -40,6 +41,17 @@ static void round_trip(const char *dir)
 	CHECK(dcres_presence_test(&p, 999) && !dcres_presence_test(&p, 998));
 	CHECK_EQ(dcres_presence_count(&p), 333);
 	CHECK_EQ(dcres_presence_write(path, &p), 0);
+	{
+		/* The size and CRC the writer reports are the file's. */
+		uint64_t size, fsize;
+		uint32_t crc, fcrc;
+
+		unlink(path);
+		CHECK_EQ(dcres_presence_write_at(AT_FDCWD, path, path, &p, &size, &crc), 0);
+		CHECK_EQ(dcres_file_checksum(path, &fsize, &fcrc), 0);
+		CHECK_EQ(size, fsize);
+		CHECK_EQ(crc, fcrc);
+	}
 	CHECK(stat(path, &sb) == 0);
 	CHECK_EQ(sb.st_mode & 07777, 0600);
 	CHECK_EQ(dcres_presence_read(path, &q), 0);
@@ -128,6 +140,16 @@ static void verify(const char *dir)
 	CHECK(!dcres_presence_test(&p, 20001));
 	CHECK_EQ(dcres_memfile_sync(mf), 0);
 
+	{
+		/* The file's sum, from its header and the pages' CRCs. */
+		uint64_t size, fsize;
+		uint32_t crc, fcrc;
+
+		dcres_memfile_sum(mf, &p, &size, &crc);
+		CHECK_EQ(dcres_file_checksum(path, &fsize, &fcrc), 0);
+		CHECK_EQ(size, fsize);
+		CHECK_EQ(crc, fcrc);
+	}
 	bad = 12345;
 	CHECK_EQ(dcres_presence_verify_pages(&p, mf, &bad), 0);
 	CHECK_EQ(bad, 12345);

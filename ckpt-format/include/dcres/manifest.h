@@ -21,6 +21,9 @@ void dcres_manifest_free(Dcres__Manifest *m);
 
 /* Size and CRC-32C of a whole file (holes read as zeros). */
 int dcres_file_checksum(const char *path, uint64_t *size, uint32_t *crc);
+/* The same for the open file fd (its offset untouched); display names it
+ * in messages. */
+int dcres_file_checksum_fd(int fd, const char *display, uint64_t *size, uint32_t *crc);
 
 /* Checks that every file m lists exists in dir with its size and CRC;
  * the first mismatch is -EBADMSG (or the open error) naming the file. */

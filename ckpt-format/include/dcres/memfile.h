@@ -32,6 +32,7 @@ struct dcres_memfile_info {
 };
 
 struct dcres_memfile;
+struct dcres_presence;
 
 /* Creates (or truncates) path, mode 0600, and writes its header. */
 int dcres_memfile_create(const char *path, const struct dcres_memfile_info *info,
@@ -63,6 +64,13 @@ int dcres_memfile_write_pages(struct dcres_memfile *mf, const uint64_t *pages,
  * A page in a hole reads as zeros. */
 int dcres_memfile_read_pages(struct dcres_memfile *mf, const uint64_t *pages,
 			     void *buf, size_t n);
+
+/* Size and CRC-32C of mf's whole file as dcres_file_checksum would read
+ * them, computed from its header and p's per-page CRCs without reading the
+ * file: valid when mf holds exactly p's pages (absent pages are holes or
+ * zeros) at its full size (after dcres_memfile_sync). */
+void dcres_memfile_sum(const struct dcres_memfile *mf, const struct dcres_presence *p,
+		       uint64_t *size, uint32_t *crc);
 
 /* Turns pages [first, first + count) into a hole (fallocate PUNCH_HOLE). */
 int dcres_memfile_punch(struct dcres_memfile *mf, uint64_t first, uint64_t count);

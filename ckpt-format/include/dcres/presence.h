@@ -39,9 +39,10 @@ int dcres_presence_read(const char *path, struct dcres_presence *p);
 
 /* The same for name below the directory dirfd, reached without following
  * any symlink or leaving that directory; display names it in messages.
- * Writing takes name as one path component. */
+ * Writing takes name as one path component, and reports the file's size
+ * and CRC-32C (each may be NULL). */
 int dcres_presence_write_at(int dirfd, const char *name, const char *display,
-			    const struct dcres_presence *p);
+			    const struct dcres_presence *p, uint64_t *size, uint32_t *crc);
 int dcres_presence_read_at(int dirfd, const char *name, const char *display,
 			   struct dcres_presence *p);
 
