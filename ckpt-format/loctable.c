@@ -4,7 +4,7 @@
  *
  *   offset size field
  *        0    8 magic "DCRESLOC"
- *        8    4 version (2)
+ *        8    4 version (3)
  *       12    4 page size
  *       16    8 page count N (at most LOC_MAX_PAGES)
  *       24  256 main.mem geometry: RAM block id, NUL-padded (at least one NUL)
@@ -13,10 +13,16 @@
  *      296    8   file offset of its page 0
  *      304    N host byte of each page
  *    304+N    N history byte of each page
- *  304+2N    4 CRC-32C of all the bytes before it
+ *  304+2N    2 length D of the servers' directory name, then its D bytes
+ *       .    4 part count P, then P parts, each:
+ *                4 host, 8 pages, 8 memory file size, 4 its CRC-32C,
+ *                8 presence file size, 4 its CRC-32C, 2 address length A,
+ *                A address bytes
+ *       .    4 CRC-32C of all the bytes before it
  *
- * Version 1 (no geometry, host bytes at 24) is refused: only early tests
- * wrote it. Published with dcres_publish_file. */
+ * Version 2 ends after the history bytes (CRC follows): read with no
+ * parts. Version 1 (no geometry, host bytes at 24) is refused: only early
+ * tests wrote it. Published with dcres_publish_file. */
 #include "dcres/loctable.h"
 
 #include <errno.h>
@@ -31,12 +37,15 @@
 #include "ondisk.h"
 
 #define LOC_MAGIC "DCRESLOC"
-#define LOC_VERSION 2u
+#define LOC_VERSION 3u
+#define LOC_PART_FIXED 38u /* a part's bytes before its address */
 #define LOC_GEO_OFF 24u
 #define LOC_HDR_SIZE (LOC_GEO_OFF + DCRES_MAPPED_RAM_GEO_LEN)
 /* 16 TiB of 4 KiB pages: bounds what a damaged header can make us allocate. */
 #define LOC_MAX_PAGES (1ull << 32)
-#define LOC_MAX_FILE (LOC_HDR_SIZE + 2 * LOC_MAX_PAGES + 4)
+#define LOC_MAX_PARTS 254u
+#define LOC_MAX_TAIL (2 + DCRES_LOC_TEXT_MAX + 4 + LOC_MAX_PARTS * (LOC_PART_FIXED + 256))
+#define LOC_MAX_FILE (LOC_HDR_SIZE + 2 * LOC_MAX_PAGES + LOC_MAX_TAIL + 4)
 
 int dcres_loctable_init(struct dcres_loctable *t, uint64_t npages, uint32_t page_size)
 {
@@ -67,12 +76,110 @@ void dcres_loctable_free(struct dcres_loctable *t)
 {
 	free(t->host);
 	free(t->history);
+	free(t->parts);
 	memset(t, 0, sizeof(*t));
+}
+
+int dcres_loctable_add_part(struct dcres_loctable *t, const struct dcres_loc_part *p)
+{
+	struct dcres_loc_part *v;
+
+	if (p->host < 1 || p->host > LOC_MAX_PARTS ||
+	    !memchr(p->address, 0, sizeof(p->address))) {
+		pr_err("location table: part of host %u: bad host or address", p->host);
+		return -EINVAL;
+	}
+	v = realloc(t->parts, (t->nparts + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	t->parts = v;
+	t->parts[t->nparts++] = *p;
+	return 0;
+}
+
+/* Bytes of t's parts section. */
+static size_t tail_len(const struct dcres_loctable *t)
+{
+	size_t len = 2 + strlen(t->server_dir) + 4;
+
+	for (unsigned i = 0; i < t->nparts; i++)
+		len += LOC_PART_FIXED + strlen(t->parts[i].address);
+	return len;
+}
+
+/* Writes t's parts section at q. */
+static void encode_tail(const struct dcres_loctable *t, uint8_t *q)
+{
+	size_t d = strlen(t->server_dir);
+
+	put_be16(q, (uint16_t)d);
+	memcpy(q + 2, t->server_dir, d);
+	q += 2 + d;
+	put_be32(q, t->nparts);
+	q += 4;
+	for (unsigned i = 0; i < t->nparts; i++) {
+		const struct dcres_loc_part *p = &t->parts[i];
+		size_t a = strlen(p->address);
+
+		put_be32(q, p->host);
+		put_be64(q + 4, p->pages);
+		put_be64(q + 12, p->mem_size);
+		put_be32(q + 20, p->mem_crc);
+		put_be64(q + 24, p->present_size);
+		put_be32(q + 32, p->present_crc);
+		put_be16(q + 36, (uint16_t)a);
+		memcpy(q + LOC_PART_FIXED, p->address, a);
+		q += LOC_PART_FIXED + a;
+	}
+}
+
+/* Decodes the parts section at q (len bytes, exactly) into t; -EINVAL
+ * naming path when it does not parse. */
+static int decode_tail(const char *path, const uint8_t *q, size_t len,
+		       struct dcres_loctable *t)
+{
+	const uint8_t *end = q + len;
+	uint32_t n;
+	size_t d;
+
+	if (len < 6 || (d = get_be16(q)) >= sizeof(t->server_dir) || (size_t)(end - q) < 6 + d)
+		goto bad;
+	memcpy(t->server_dir, q + 2, d);
+	t->server_dir[d] = '\0';
+	q += 2 + d;
+	n = get_be32(q);
+	q += 4;
+	if (n > LOC_MAX_PARTS)
+		goto bad;
+	for (uint32_t i = 0; i < n; i++) {
+		struct dcres_loc_part p = { 0 };
+		size_t a;
+
+		if ((size_t)(end - q) < LOC_PART_FIXED ||
+		    (a = get_be16(q + 36)) >= sizeof(p.address) ||
+		    (size_t)(end - q) < LOC_PART_FIXED + a)
+			goto bad;
+		p.host = get_be32(q);
+		p.pages = get_be64(q + 4);
+		p.mem_size = get_be64(q + 12);
+		p.mem_crc = get_be32(q + 20);
+		p.present_size = get_be64(q + 24);
+		p.present_crc = get_be32(q + 32);
+		memcpy(p.address, q + LOC_PART_FIXED, a);
+		q += LOC_PART_FIXED + a;
+		if (dcres_loctable_add_part(t, &p))
+			goto bad;
+	}
+	if (q == end)
+		return 0;
+bad:
+	pr_err("%s: the servers' parts do not parse", path);
+	return -EINVAL;
 }
 
 int dcres_loctable_write(const char *path, const struct dcres_loctable *t)
 {
-	size_t len = LOC_HDR_SIZE + 2 * t->npages + 4;
+	size_t len = LOC_HDR_SIZE + 2 * t->npages + tail_len(t) + 4;
 	const struct dcres_mapped_ram *geo = &t->main_file;
 	size_t id_len = strnlen(geo->block_id, DCRES_MAPPED_RAM_ID_MAX);
 	uint8_t *buf;
@@ -80,6 +187,10 @@ int dcres_loctable_write(const char *path, const struct dcres_loctable *t)
 
 	if (id_len == DCRES_MAPPED_RAM_ID_MAX) {
 		pr_err("%s: RAM block id too long (not NUL-terminated)", path);
+		return -EINVAL;
+	}
+	if (!memchr(t->server_dir, 0, sizeof(t->server_dir)) || t->nparts > LOC_MAX_PARTS) {
+		pr_err("%s: the servers' directory or parts do not fit", path);
 		return -EINVAL;
 	}
 	buf = calloc(len, 1);
@@ -92,6 +203,7 @@ int dcres_loctable_write(const char *path, const struct dcres_loctable *t)
 	dcres_mapped_ram_encode(geo, buf + LOC_GEO_OFF);
 	memcpy(buf + LOC_HDR_SIZE, t->host, t->npages);
 	memcpy(buf + LOC_HDR_SIZE + t->npages, t->history, t->npages);
+	encode_tail(t, buf + LOC_HDR_SIZE + 2 * t->npages);
 	put_be32(buf + len - 4, dcres_crc32c(0, buf, len - 4));
 	ret = dcres_publish_file(path, buf, len);
 	free(buf);
@@ -121,7 +233,7 @@ static int check_file(const char *path, const uint8_t *buf, size_t len)
 	version = get_be32(buf + 8);
 	page_size = get_be32(buf + 12);
 	npages = get_be64(buf + 16);
-	if (version != LOC_VERSION) {
+	if (version != LOC_VERSION && version != 2) {
 		pr_err("%s: unsupported version %u", path, version);
 		return -EINVAL;
 	}
@@ -135,7 +247,8 @@ static int check_file(const char *path, const uint8_t *buf, size_t len)
 		       (unsigned long long)npages, page_size);
 		return -EINVAL;
 	}
-	if (len != LOC_HDR_SIZE + 2 * npages + 4) {
+	if (version == 2 ? len != LOC_HDR_SIZE + 2 * npages + 4
+			 : len < LOC_HDR_SIZE + 2 * npages + 4 + 6) {
 		bool short_file = len < LOC_HDR_SIZE + 2 * npages + 4;
 
 		pr_err("%s: %s (%zu bytes for %llu pages)", path,
@@ -173,6 +286,11 @@ int dcres_loctable_read(const char *path, struct dcres_loctable *t)
 		memcpy(t->host, buf + LOC_HDR_SIZE, t->npages);
 		memcpy(t->history, buf + LOC_HDR_SIZE + t->npages, t->npages);
 		dcres_mapped_ram_decode(buf + LOC_GEO_OFF, &t->main_file);
+		if (get_be32(buf + 8) == LOC_VERSION)
+			ret = decode_tail(path, buf + LOC_HDR_SIZE + 2 * t->npages,
+					  len - 4 - LOC_HDR_SIZE - 2 * t->npages, t);
+		if (ret)
+			dcres_loctable_free(t);
 	}
 	free(data);
 	return ret;

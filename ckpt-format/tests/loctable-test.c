@@ -65,11 +65,21 @@ int main(void)
 	t.main_file.used_length = (uint64_t)NPAGES * 4096;
 	t.main_file.bitmap_offset = 0x1234567;
 	t.main_file.pages_offset = 0x89abcdef00ull;
+	/* Two servers' parts, as their CKPT_FINAL answers gave them. */
+	snprintf(t.server_dir, sizeof(t.server_dir), "var/ckpt/one");
+	struct dcres_loc_part parts[2] = {
+		{ .host = 1, .address = "10.0.0.1:7700", .pages = 77, .mem_size = 1 << 20,
+		  .mem_crc = 0xdeadbeef, .present_size = 99, .present_crc = 0x01020304 },
+		{ .host = 2, .address = "[fd00::2]:7700", .pages = 5, .mem_size = 3 << 20,
+		  .mem_crc = 0xfeedf00d, .present_size = 40, .present_crc = 0x0a0b0c0d },
+	};
+	CHECK_EQ(dcres_loctable_add_part(&t, &parts[0]), 0);
+	CHECK_EQ(dcres_loctable_add_part(&t, &parts[1]), 0);
 	CHECK_EQ(dcres_loctable_write(path, &t), 0);
 	CHECK(stat(path, &sb) == 0);
 	CHECK_EQ(sb.st_mode & 07777, 0600);
 	len = sb.st_size;
-	CHECK_EQ(len, HDR + 2 * NPAGES + 4);
+	CHECK_EQ(len, HDR + 2 * NPAGES + (2 + 12 + 4) + (38 + 13) + (38 + 14) + 4);
 	CHECK_EQ(dcres_loctable_read(path, &u), 0);
 	CHECK_EQ(u.npages, NPAGES);
 	CHECK_EQ(u.page_size, 4096);
@@ -79,6 +89,17 @@ int main(void)
 	CHECK_EQ(u.main_file.pages_offset, 0x89abcdef00ull);
 	CHECK(memcmp(t.host, u.host, NPAGES) == 0);
 	CHECK(memcmp(t.history, u.history, NPAGES) == 0);
+	CHECK(strcmp(u.server_dir, "var/ckpt/one") == 0);
+	CHECK_EQ(u.nparts, 2);
+	for (unsigned i = 0; i < 2 && u.nparts == 2; i++) {
+		CHECK_EQ(u.parts[i].host, parts[i].host);
+		CHECK(strcmp(u.parts[i].address, parts[i].address) == 0);
+		CHECK_EQ(u.parts[i].pages, parts[i].pages);
+		CHECK_EQ(u.parts[i].mem_size, parts[i].mem_size);
+		CHECK_EQ(u.parts[i].mem_crc, parts[i].mem_crc);
+		CHECK_EQ(u.parts[i].present_size, parts[i].present_size);
+		CHECK_EQ(u.parts[i].present_crc, parts[i].present_crc);
+	}
 	dcres_loctable_free(&u);
 
 	/* Any flipped byte is detected, naming the file. */
