@@ -16,16 +16,9 @@
 #include <unistd.h>
 
 #include "dcres/log.h"
+#include "client-internal.h"
 #include "dcres/wire.h"
 
-struct dcres_memclient {
-	int fd;
-	uint64_t seq;
-	struct dcres_frame rx; /* replies; its payload buffer is reused */
-	int timeout_ms;        /* for ordinary requests */
-	char peer[128];
-	char error[512];
-};
 
 /* Splits "HOST:PORT" (HOST may be [v6]). */
 static int split_addr(const char *addr, char *host, size_t hlen, char *port, size_t plen)
@@ -151,10 +144,7 @@ const char *dcres_memclient_peer(const struct dcres_memclient *c)
 	return c->peer;
 }
 
-/* Sends request h (+ payload) and receives its reply into c->rx (release
- * with dcres_frame_free after use). A reply with an error status is
- * returned as that status, its message kept in c->error and logged. */
-static int call(struct dcres_memclient *c, Dcres__Header *h, const void *payload, size_t len)
+int memclient_call(struct dcres_memclient *c, Dcres__Header *h, const void *payload, size_t len)
 {
 	struct dcres_frame *r = &c->rx;
 	int ret;
@@ -192,10 +182,7 @@ static int call(struct dcres_memclient *c, Dcres__Header *h, const void *payload
 	return 0;
 }
 
-static int simple_call(struct dcres_memclient *c, Dcres__Header *h);
-
-/* Sets how long the next replies may take. */
-static void set_reply_timeout(struct dcres_memclient *c, int ms)
+void memclient_set_reply_timeout(struct dcres_memclient *c, int ms)
 {
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
@@ -207,34 +194,30 @@ void dcres_memclient_set_timeout(struct dcres_memclient *c, int timeout_ms)
 	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
 
 	c->timeout_ms = timeout_ms;
-	set_reply_timeout(c, timeout_ms);
+	memclient_set_reply_timeout(c, timeout_ms);
 	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
-/* Like simple_call for requests whose answer waits for disk work
- * proportional to the VM (checkpoint sync and final, restore): the reply
- * may take up to DCRES_MEMCLIENT_LONG_TIMEOUT_MS. */
-static int long_call(struct dcres_memclient *c, Dcres__Header *h)
+int memclient_long_call(struct dcres_memclient *c, Dcres__Header *h)
 {
 	int ret;
 
-	set_reply_timeout(c, DCRES_MEMCLIENT_LONG_TIMEOUT_MS);
-	ret = simple_call(c, h);
-	set_reply_timeout(c, c->timeout_ms);
+	memclient_set_reply_timeout(c, DCRES_MEMCLIENT_LONG_TIMEOUT_MS);
+	ret = memclient_simple_call(c, h);
+	memclient_set_reply_timeout(c, c->timeout_ms);
 	return ret;
 }
 
-/* A request without payload whose reply carries nothing of interest. */
-static int simple_call(struct dcres_memclient *c, Dcres__Header *h)
+int memclient_simple_call(struct dcres_memclient *c, Dcres__Header *h)
 {
-	int ret = call(c, h, NULL, 0);
+	int ret = memclient_call(c, h, NULL, 0);
 
 	if (!ret)
 		dcres_frame_free(&c->rx);
 	return ret;
 }
 
-static Dcres__Header request(Dcres__MsgType type)
+Dcres__Header memclient_request(Dcres__MsgType type)
 {
 	Dcres__Header h = DCRES__HEADER__INIT;
 
@@ -247,7 +230,7 @@ static Dcres__Header request(Dcres__MsgType type)
 static int attach(struct dcres_memclient *c, const uint8_t uuid[16], uint64_t ram_size,
 		  bool exclusive)
 {
-	Dcres__Header h = request(DCRES__MSG_TYPE__MSG_ATTACH);
+	Dcres__Header h = memclient_request(DCRES__MSG_TYPE__MSG_ATTACH);
 
 	h.has_vm_uuid = 1;
 	h.vm_uuid = (ProtobufCBinaryData){ 16, (uint8_t *)uuid };
@@ -257,7 +240,7 @@ static int attach(struct dcres_memclient *c, const uint8_t uuid[16], uint64_t ra
 	h.page_size = DCRES_PAGE_SIZE;
 	h.has_exclusive = exclusive;
 	h.exclusive = exclusive;
-	return simple_call(c, &h);
+	return memclient_simple_call(c, &h);
 }
 
 
@@ -279,12 +262,12 @@ int dcres_memclient_page_out(struct dcres_memclient *c, const uint64_t *pages,
 {
 	for (size_t done = 0; done < n;) {
 		size_t k = n - done < DCRES_WIRE_MAX_PAGES ? n - done : DCRES_WIRE_MAX_PAGES;
-		Dcres__Header h = request(DCRES__MSG_TYPE__MSG_PAGE_OUT);
+		Dcres__Header h = memclient_request(DCRES__MSG_TYPE__MSG_PAGE_OUT);
 		int ret;
 
 		h.n_pages = k;
 		h.pages = (uint64_t *)pages + done;
-		ret = call(c, &h, (const char *)data + done * DCRES_PAGE_SIZE,
+		ret = memclient_call(c, &h, (const char *)data + done * DCRES_PAGE_SIZE,
 			   k * DCRES_PAGE_SIZE);
 		if (ret)
 			return ret;
@@ -306,7 +289,7 @@ static int fetch_pages(struct dcres_memclient *c, Dcres__Header *h, const uint64
 
 		h->n_pages = k;
 		h->pages = (uint64_t *)pages + done;
-		ret = call(c, h, NULL, 0);
+		ret = memclient_call(c, h, NULL, 0);
 		if (ret)
 			return ret;
 		if (r->payload_len != k * DCRES_PAGE_SIZE) {
@@ -325,7 +308,7 @@ static int fetch_pages(struct dcres_memclient *c, Dcres__Header *h, const uint64
 int dcres_memclient_page_in(struct dcres_memclient *c, const uint64_t *pages,
 			    void *data, size_t n)
 {
-	Dcres__Header h = request(DCRES__MSG_TYPE__MSG_PAGE_IN);
+	Dcres__Header h = memclient_request(DCRES__MSG_TYPE__MSG_PAGE_IN);
 
 	return fetch_pages(c, &h, pages, data, n);
 }
@@ -333,7 +316,7 @@ int dcres_memclient_page_in(struct dcres_memclient *c, const uint64_t *pages,
 int dcres_memclient_serve(struct dcres_memclient *c, const char *dir, uint32_t host_id,
 			  const uint64_t *pages, void *data, size_t n)
 {
-	Dcres__Header h = request(DCRES__MSG_TYPE__MSG_SERVE);
+	Dcres__Header h = memclient_request(DCRES__MSG_TYPE__MSG_SERVE);
 
 	h.path = (char *)dir;
 	h.has_host_id = 1;
@@ -343,8 +326,8 @@ int dcres_memclient_serve(struct dcres_memclient *c, const char *dir, uint32_t h
 
 int dcres_memclient_stats(struct dcres_memclient *c, struct dcres_memstats *st)
 {
-	Dcres__Header h = request(DCRES__MSG_TYPE__MSG_STATS);
-	int ret = call(c, &h, NULL, 0);
+	Dcres__Header h = memclient_request(DCRES__MSG_TYPE__MSG_STATS);
+	int ret = memclient_call(c, &h, NULL, 0);
 
 	if (ret)
 		return ret;
@@ -369,52 +352,82 @@ int dcres_memclient_stats(struct dcres_memclient *c, struct dcres_memstats *st)
 
 int dcres_memclient_ckpt_begin(struct dcres_memclient *c, const char *dir, uint32_t host_id)
 {
-	Dcres__Header h = request(DCRES__MSG_TYPE__MSG_CKPT_BEGIN);
+	Dcres__Header h = memclient_request(DCRES__MSG_TYPE__MSG_CKPT_BEGIN);
 
 	h.path = (char *)dir;
 	h.has_host_id = 1;
 	h.host_id = host_id;
-	return simple_call(c, &h);
+	return memclient_simple_call(c, &h);
 }
 
 int dcres_memclient_ckpt_sync(struct dcres_memclient *c)
 {
-	Dcres__Header h = request(DCRES__MSG_TYPE__MSG_CKPT_SYNC);
-	return long_call(c, &h);
+	Dcres__Header h = memclient_request(DCRES__MSG_TYPE__MSG_CKPT_SYNC);
+	return memclient_long_call(c, &h);
 }
 
-int dcres_memclient_ckpt_final(struct dcres_memclient *c, uint64_t *bytes_written)
+/* Copies a FileInfo of a reply into f (name pointing into the reply). */
+static void file_sum_from(struct dcres_file_sum *f, const Dcres__FileInfo *fi)
 {
-	Dcres__Header h = request(DCRES__MSG_TYPE__MSG_CKPT_FINAL);
+	f->name = fi->name;
+	f->held = true;
+	f->size = fi->size;
+	f->crc32c = fi->crc32c;
+}
+
+int dcres_memclient_ckpt_final(struct dcres_memclient *c, struct dcres_ckpt_part *out)
+{
+	Dcres__Header h = memclient_request(DCRES__MSG_TYPE__MSG_CKPT_FINAL);
+	const Dcres__Header *r;
 	int ret;
 
-	set_reply_timeout(c, DCRES_MEMCLIENT_LONG_TIMEOUT_MS);
-	ret = call(c, &h, NULL, 0);
-	set_reply_timeout(c, c->timeout_ms);
+	memclient_set_reply_timeout(c, DCRES_MEMCLIENT_LONG_TIMEOUT_MS);
+	ret = memclient_call(c, &h, NULL, 0);
+	memclient_set_reply_timeout(c, c->timeout_ms);
 	if (ret)
 		return ret;
-	if (bytes_written)
-		*bytes_written = c->rx.hdr->stats ? c->rx.hdr->stats->ckpt_bytes_written : 0;
+	r = c->rx.hdr;
+	if (out) {
+		memset(out, 0, sizeof(*out));
+		if (r->stats) {
+			out->bytes_written = r->stats->ckpt_bytes_written;
+			out->pages = r->stats->ckpt_pages_saved;
+		}
+		if (r->n_files != 2 || !r->files[0]->name || !r->files[1]->name) {
+			pr_err("%s: CKPT_FINAL answer does not name its two files", c->peer);
+			dcres_frame_free(&c->rx);
+			return -EPROTO;
+		}
+		/* The names outlive the frame: copied into out's storage. */
+		snprintf(out->mem_name, sizeof(out->mem_name), "%s", r->files[0]->name);
+		snprintf(out->present_name, sizeof(out->present_name), "%s", r->files[1]->name);
+		file_sum_from(&out->mem, r->files[0]);
+		file_sum_from(&out->present, r->files[1]);
+		out->mem.name = out->mem_name;
+		out->present.name = out->present_name;
+	}
 	dcres_frame_free(&c->rx);
 	return 0;
 }
 
 int dcres_memclient_ckpt_abort(struct dcres_memclient *c)
 {
-	Dcres__Header h = request(DCRES__MSG_TYPE__MSG_CKPT_ABORT);
-	return simple_call(c, &h);
+	Dcres__Header h = memclient_request(DCRES__MSG_TYPE__MSG_CKPT_ABORT);
+	return memclient_simple_call(c, &h);
 }
 
-int dcres_memclient_restore(struct dcres_memclient *c, const char *dir, uint32_t host_id,
-			    const uint64_t *pages, size_t n)
+/* RESTORE of the n listed pages (all with n 0), from peer if not NULL. */
+static int restore(struct dcres_memclient *c, const char *dir, uint32_t host_id,
+		   const uint64_t *pages, size_t n, const char *peer)
 {
-	Dcres__Header h = request(DCRES__MSG_TYPE__MSG_RESTORE);
+	Dcres__Header h = memclient_request(DCRES__MSG_TYPE__MSG_RESTORE);
 
 	h.path = (char *)dir;
 	h.has_host_id = 1;
 	h.host_id = host_id;
+	h.peer_address = (char *)peer;
 	if (n == 0)
-		return long_call(c, &h);
+		return memclient_long_call(c, &h);
 	/* A long list goes out in pieces that keep each header small. */
 	for (size_t done = 0; done < n;) {
 		size_t k = n - done < DCRES_WIRE_MAX_PAGES ? n - done : DCRES_WIRE_MAX_PAGES;
@@ -422,17 +435,32 @@ int dcres_memclient_restore(struct dcres_memclient *c, const char *dir, uint32_t
 
 		h.n_pages = k;
 		h.pages = (uint64_t *)pages + done;
-		if ((ret = long_call(c, &h)))
+		if ((ret = memclient_long_call(c, &h)))
 			return ret;
 		done += k;
 	}
 	return 0;
 }
 
+int dcres_memclient_restore(struct dcres_memclient *c, const char *dir, uint32_t host_id,
+			    const uint64_t *pages, size_t n)
+{
+	return restore(c, dir, host_id, pages, n, NULL);
+}
+
+int dcres_memclient_restore_from(struct dcres_memclient *c, const char *dir,
+				 uint32_t host_id, const uint64_t *pages, size_t n,
+				 const char *peer)
+{
+	if (n == 0)
+		return -EINVAL;
+	return restore(c, dir, host_id, pages, n, peer);
+}
+
 int dcres_memclient_release(struct dcres_memclient *c, uint64_t *released)
 {
-	Dcres__Header h = request(DCRES__MSG_TYPE__MSG_RELEASE);
-	int ret = call(c, &h, NULL, 0);
+	Dcres__Header h = memclient_request(DCRES__MSG_TYPE__MSG_RELEASE);
+	int ret = memclient_call(c, &h, NULL, 0);
 
 	if (ret)
 		return ret;

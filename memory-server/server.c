@@ -17,6 +17,8 @@
 #include "dcres/log.h"
 #include "dcres/wire.h"
 #include "srv-ckpt.h"
+#include "srv-files.h"
+#include "srv-peer.h"
 
 struct conn {
 	struct server *srv;
@@ -28,6 +30,7 @@ struct conn {
 	uint64_t epoch;/* id if attached exclusively, else 0 */
 	void *out;     /* reply payload buffer, reused across requests */
 	size_t out_cap;
+	struct srv_put put; /* a file being received (FILE_PUT_*) */
 };
 
 /* Makes c->out hold at least len bytes, 4096-aligned. */
@@ -152,6 +155,126 @@ static void fill_stats(struct conn *c, Dcres__Stats *st)
 	}
 }
 
+#define MAX_FILES_PER_REQUEST 1024
+#define FILE_GET_MAX (4u << 20)
+
+/* CKPT_FINAL: replies with what was published (1), or returns the error
+ * for dispatch to answer; -EPIPE when the reply could not be sent. */
+static int handle_final(struct conn *c, uint64_t seq, char *err, size_t elen)
+{
+	struct srv_ckpt_result res;
+	Dcres__Stats st = DCRES__STATS__INIT;
+	Dcres__FileInfo mem = DCRES__FILE_INFO__INIT, present = DCRES__FILE_INFO__INIT;
+	Dcres__FileInfo *files[2] = { &mem, &present };
+	Dcres__Header r;
+	int ret = srv_ckpt_final(c->vm, &res, err, elen);
+
+	if (ret)
+		return ret;
+	r = dcres_reply_header(seq, 0);
+	st.has_ckpt_bytes_written = st.has_ckpt_pages_saved = 1;
+	st.ckpt_bytes_written = res.bytes_written;
+	st.ckpt_pages_saved = res.pages;
+	mem.name = res.mem_name;
+	present.name = res.present_name;
+	mem.has_size = mem.has_crc32c = present.has_size = present.has_crc32c = 1;
+	mem.size = res.mem_size;
+	mem.crc32c = res.mem_crc;
+	present.size = res.present_size;
+	present.crc32c = res.present_crc;
+	r.stats = &st;
+	r.n_files = 2;
+	r.files = files;
+	return dcres_frame_send(c->fd, &r, NULL, 0) ? -EPIPE : 1;
+}
+
+/* The whole-file requests (srv-files.h, srv-peer.h). Returns 1 once it has
+ * replied, -EPIPE when its reply could not be sent, otherwise 0 or a
+ * negative errno (err set) for dispatch to answer. */
+static int handle_file_request(struct conn *c, const struct dcres_frame *f, uint64_t seq,
+			       char *err, size_t elen)
+{
+	const Dcres__Header *h = f->hdr;
+	struct server *srv = c->srv;
+	Dcres__Header r = dcres_reply_header(seq, 0);
+	int ret;
+
+	if (h->n_files > MAX_FILES_PER_REQUEST) {
+		snprintf(err, elen, "%zu files in one request (limit %u)", h->n_files,
+			 MAX_FILES_PER_REQUEST);
+		return -EMSGSIZE;
+	}
+	switch (h->type) {
+	case DCRES__MSG_TYPE__MSG_FILE_SUMS: {
+		Dcres__FileInfo *out = calloc(h->n_files ? h->n_files : 1, sizeof(*out));
+		Dcres__FileInfo **ptrs = calloc(h->n_files ? h->n_files : 1, sizeof(*ptrs));
+		size_t n = 0;
+
+		ret = out && ptrs ? srv_file_sums(srv->dir_fd, h->path, h->files, h->n_files, out,
+						  &n, err, elen) : -ENOMEM;
+		for (size_t i = 0; i < n; i++)
+			ptrs[i] = &out[i];
+		r.n_files = n;
+		r.files = ptrs;
+		if (!ret)
+			ret = dcres_frame_send(c->fd, &r, NULL, 0) ? -EPIPE : 1;
+		free(out);
+		free(ptrs);
+		return ret;
+	}
+	case DCRES__MSG_TYPE__MSG_FILE_PUT_BEGIN: {
+		bool exists;
+
+		ret = srv_put_begin(&c->put, srv->dir_fd, h->path, h->n_files == 1 ? h->files[0]
+				    : NULL, &exists, err, elen);
+		if (ret)
+			return ret;
+		r.has_exists = 1;
+		r.exists = exists;
+		return dcres_frame_send(c->fd, &r, NULL, 0) ? -EPIPE : 1;
+	}
+	case DCRES__MSG_TYPE__MSG_FILE_PUT_DATA:
+		if (!h->has_offset || f->payload_len == 0) {
+			snprintf(err, elen, "FILE_PUT_DATA needs an offset and data");
+			srv_put_abort(&c->put);
+			return -EINVAL;
+		}
+		return srv_put_data(&c->put, h->offset, f->payload, f->payload_len, err, elen);
+	case DCRES__MSG_TYPE__MSG_FILE_PUT_END:
+		return srv_put_end(&c->put, err, elen);
+	case DCRES__MSG_TYPE__MSG_FILE_GET: {
+		Dcres__FileInfo fi = DCRES__FILE_INFO__INIT, *ptr = &fi;
+		uint64_t len = h->has_length && h->length < FILE_GET_MAX ? h->length : FILE_GET_MAX;
+		uint64_t data_off, data_len;
+
+		if (h->n_files != 1) {
+			snprintf(err, elen, "FILE_GET names one file");
+			return -EINVAL;
+		}
+		if ((ret = reserve_out(c, FILE_GET_MAX)) ||
+		    (ret = srv_file_get(srv->dir_fd, h->path, h->files[0]->name, h->offset, len,
+					c->out, &data_off, &data_len, &fi.size, err, elen)))
+			return ret;
+		fi.name = h->files[0]->name;
+		fi.has_size = 1;
+		r.has_offset = 1;
+		r.offset = data_off;
+		r.n_files = 1;
+		r.files = &ptr;
+		return dcres_frame_send(c->fd, &r, c->out, data_len) ? -EPIPE : 1;
+	}
+	case DCRES__MSG_TYPE__MSG_REPLICATE:
+		ret = srv_replicate(&srv->psk, c->vm, srv->dir_fd, h->path, h->files, h->n_files,
+				    h->peer_address, &r.bytes_sent, err, elen);
+		if (ret)
+			return ret;
+		r.has_bytes_sent = 1;
+		return dcres_frame_send(c->fd, &r, NULL, 0) ? -EPIPE : 1;
+	default:
+		return 0;
+	}
+}
+
 /* Handles one authenticated request and replies. Returns a negative errno
  * only for protocol violations, after which the connection is closed;
  * refused requests are answered and return 0. */
@@ -172,7 +295,7 @@ static int dispatch(struct conn *c, struct dcres_frame *f)
 		ret = handle_attach(c, h, err, sizeof(err));
 		goto answer;
 	}
-	if (h->type < DCRES__MSG_TYPE__MSG_PAGE_OUT || h->type > DCRES__MSG_TYPE__MSG_RELEASE) {
+	if (h->type < DCRES__MSG_TYPE__MSG_PAGE_OUT || h->type > DCRES__MSG_TYPE__MSG_REPLICATE) {
 		dcres_reply_error(c->fd, seq, -EPROTO, "unexpected message %s",
 				  dcres_msg_name(h->type));
 		pr_err("%s: unexpected message %s", c->peer, dcres_msg_name(h->type));
@@ -227,19 +350,21 @@ static int dispatch(struct conn *c, struct dcres_frame *f)
 	case DCRES__MSG_TYPE__MSG_CKPT_SYNC:
 		ret = srv_ckpt_sync(c->vm, err, sizeof(err));
 		break;
-	case DCRES__MSG_TYPE__MSG_CKPT_FINAL: {
-		Dcres__Stats st = DCRES__STATS__INIT;
-		ret = srv_ckpt_final(c->vm, &st.ckpt_bytes_written, err, sizeof(err));
-		if (!ret) {
-			st.has_ckpt_bytes_written = 1;
-			return reply_ok(c, seq, &st, NULL, 0);
-		}
+	case DCRES__MSG_TYPE__MSG_CKPT_FINAL:
+		ret = handle_final(c, seq, err, sizeof(err));
+		if (ret == 1 || ret == -EPIPE)
+			return ret == 1 ? 0 : ret;
 		break;
-	}
 	case DCRES__MSG_TYPE__MSG_CKPT_ABORT:
 		ret = srv_ckpt_abort(c->vm, err, sizeof(err));
 		break;
 	case DCRES__MSG_TYPE__MSG_RESTORE:
+		if (h->peer_address) {
+			ret = srv_restore_from_peer(&srv->store, c->vm, &srv->psk, h->path,
+						    h->host_id, h->pages, h->n_pages,
+						    h->peer_address, err, sizeof(err));
+			break;
+		}
 		ret = srv_restore(&srv->store, c->vm, srv->dir_fd, h->path, h->host_id, h->pages,
 				  h->n_pages, err, sizeof(err));
 		/* Pages retained for page-in retries give way to a restore. */
@@ -257,6 +382,9 @@ static int dispatch(struct conn *c, struct dcres_frame *f)
 		break;
 	}
 	default:
+		ret = handle_file_request(c, f, seq, err, sizeof(err));
+		if (ret == 1 || ret == -EPIPE)
+			return ret == 1 ? 0 : ret;
 		break;
 	}
 answer:
@@ -328,6 +456,7 @@ static void *conn_main(void *arg)
 	struct server *srv = c->srv;
 	struct dcres_frame f = DCRES_FRAME_INIT;
 
+	srv_put_init(&c->put);
 	if (authenticate(c) == 0) {
 		for (;;) {
 			int ret = dcres_frame_recv(c->fd, &f, c->peer);
@@ -344,6 +473,7 @@ static void *conn_main(void *arg)
 	}
 	dcres_frame_destroy(&f);
 	free(c->out);
+	srv_put_abort(&c->put);
 	if (c->vm) {
 		srv_ckpt_abort_owned(c->vm, c->id);
 		vm_detach(c->vm, c->id);

@@ -423,8 +423,9 @@ static int punch_absent(uint64_t first, uint64_t count, void *arg)
 }
 
 /* Makes c's files durable and publishes them: presence, then the memory
- * file renamed over its final name, then the directory fsynced. */
-static int publish(struct srv_ckpt *c)
+ * file renamed over its final name, then the directory fsynced; out gets
+ * their sums. */
+static int publish(struct srv_ckpt *c, struct srv_ckpt_result *out)
 {
 	int ret = c->error;
 
@@ -434,7 +435,9 @@ static int publish(struct srv_ckpt *c)
 		ret = dcres_memfile_sync(c->mf);
 	if (!ret)
 		ret = dcres_presence_write_at(c->dir_fd, c->present_name, c->present_display,
-					      &c->present);
+					      &c->present, &out->present_size, &out->present_crc);
+	if (!ret)
+		dcres_memfile_sum(c->mf, &c->present, &out->mem_size, &out->mem_crc);
 	if (!ret && renameat(c->dir_fd, c->partial_name, c->dir_fd, c->mem_name) < 0) {
 		ret = -errno;
 		pr_perror("rename %s to %s", c->partial_display, c->mem_display);
@@ -446,7 +449,7 @@ static int publish(struct srv_ckpt *c)
 	return ret;
 }
 
-int srv_ckpt_final(struct vm *vm, uint64_t *bytes_written, char *err, size_t err_len)
+int srv_ckpt_final(struct vm *vm, struct srv_ckpt_result *out, char *err, size_t err_len)
 {
 	struct srv_ckpt *c;
 	int ret;
@@ -459,14 +462,18 @@ int srv_ckpt_final(struct vm *vm, uint64_t *bytes_written, char *err, size_t err
 	pthread_cond_broadcast(&c->cond);
 	join_writers(vm, c);
 
-	ret = publish(c);
+	memset(out, 0, sizeof(*out));
+	ret = publish(c, out);
 	if (ret) {
 		snprintf(err, err_len, "checkpoint of VM %s into %s failed: %s", vm->name,
 			 c->mem_display, strerror(-ret));
 	} else {
 		dcres_memfile_close(c->mf);
 		c->mf = NULL; /* published: ckpt_end leaves it */
-		*bytes_written = c->bytes_written;
+		out->bytes_written = c->bytes_written;
+		out->pages = dcres_presence_count(&c->present);
+		snprintf(out->mem_name, sizeof(out->mem_name), "%s", c->mem_name);
+		snprintf(out->present_name, sizeof(out->present_name), "%s", c->present_name);
 		pr_info("VM %s: checkpoint %s complete, %llu pages", vm->name, c->mem_display,
 			(unsigned long long)dcres_presence_count(&c->present));
 	}

@@ -55,10 +55,20 @@ void srv_ckpt_wake(struct srv_ckpt *c);
 
 /* Returns once at most a small number of pages remain to be written. */
 int srv_ckpt_sync(struct vm *vm, char *err, size_t err_len);
+/* What a completed checkpoint published. */
+struct srv_ckpt_result {
+	uint64_t bytes_written;   /* in all (rewrites count) */
+	uint64_t pages;           /* pages in the files */
+	char mem_name[64], present_name[64];
+	uint64_t mem_size, present_size;
+	uint32_t mem_crc, present_crc; /* CRC-32C of each whole file */
+};
+
 /* Completes the checkpoint: every page written, fsynced and published;
- * *bytes_written gets what the checkpoint wrote in all (rewrites count).
- * A final already under way is -EBUSY. */
-int srv_ckpt_final(struct vm *vm, uint64_t *bytes_written, char *err, size_t err_len);
+ * *out describes the files (their sums computed while publishing, from the
+ * pages' CRCs: nothing is read back). A final already under way is
+ * -EBUSY. */
+int srv_ckpt_final(struct vm *vm, struct srv_ckpt_result *out, char *err, size_t err_len);
 /* Stops the checkpoint and deletes its partial file (-EBUSY during final). */
 int srv_ckpt_abort(struct vm *vm, char *err, size_t err_len);
 /* Aborts vm's checkpoint if connection owner started it. */

@@ -36,6 +36,7 @@ struct ckpt_server {
 	_Atomic bool lost;            /* the pager lost it during the step */
 	_Atomic bool done;
 	_Atomic uint64_t bytes;       /* written for this checkpoint */
+	struct dcres_ckpt_part part;  /* what its final published */
 	pthread_t thread;
 };
 
@@ -75,7 +76,6 @@ static void *step_main(void *arg)
 {
 	struct ckpt_server *s = arg;
 	struct dcres_mainckpt *c = s->c;
-	uint64_t written = 0;
 	int ret = -EINVAL;
 
 	switch (s->step) {
@@ -92,9 +92,9 @@ static void *step_main(void *arg)
 		ret = dcres_memclient_ckpt_sync(s->ctl);
 		break;
 	case STEP_FINAL:
-		ret = dcres_memclient_ckpt_final(s->ctl, &written);
+		ret = dcres_memclient_ckpt_final(s->ctl, &s->part);
 		if (!ret)
-			atomic_store(&s->bytes, written);
+			atomic_store(&s->bytes, s->part.bytes_written);
 		break;
 	}
 	if (ret && !s->msg[0] && s->ctl)
@@ -298,7 +298,8 @@ int dcres_mainckpt_probe(struct dcres_mainckpt *c, char *err, size_t err_len)
 	return 0;
 }
 
-/* Writes DIR/main.loc from the pager's table and history. */
+/* Writes DIR/main.loc from the pager's table and history, with the
+ * servers' parts as their finals described them. */
 static int write_loctable(struct dcres_mainckpt *c, const struct dcres_mapped_ram *main_file,
 			  char *err, size_t err_len)
 {
@@ -312,6 +313,18 @@ static int write_loctable(struct dcres_mainckpt *c, const struct dcres_mapped_ra
 		return ret;
 	}
 	t.main_file = *main_file;
+	snprintf(t.server_dir, sizeof(t.server_dir), "%s", c->server_dir);
+	for (unsigned i = 0; i < c->n && !ret; i++) {
+		const struct ckpt_server *s = &c->servers[i];
+		struct dcres_loc_part part = {
+			.host = s->k, .pages = s->part.pages,
+			.mem_size = s->part.mem.size, .mem_crc = s->part.mem.crc32c,
+			.present_size = s->part.present.size, .present_crc = s->part.present.crc32c,
+		};
+
+		snprintf(part.address, sizeof(part.address), "%s", s->addr);
+		ret = dcres_loctable_add_part(&t, &part);
+	}
 	for (uint64_t first = 0; first < npages && !ret; first += TABLE_CHUNK) {
 		uint64_t n = npages - first < TABLE_CHUNK ? npages - first : TABLE_CHUNK;
 		ret = dcres_pager_read_table(c->cfg.pager, first, n, t.host + first,

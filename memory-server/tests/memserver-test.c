@@ -25,6 +25,7 @@
 
 #include "dcres/crc32c.h"
 #include "dcres/log.h"
+#include "dcres/manifest.h"
 #include "dcres/memclient.h"
 #include "dcres/memfile.h"
 #include "dcres/presence.h"
@@ -503,6 +504,30 @@ static void check_checkpoint(const char *name)
 	free(buf);
 }
 
+/* Checks that a final's answer describes checkpoint name's files: their
+ * names, sizes and CRCs as read now, and the page count. */
+static void check_final_sums(const char *name, const struct dcres_ckpt_part *part,
+			     uint64_t pages)
+{
+	const struct dcres_file_sum *f[2] = { &part->mem, &part->present };
+
+	CHECK(part->pages == pages, "final reports %llu pages, %llu held",
+	      (unsigned long long)part->pages, (unsigned long long)pages);
+	for (int i = 0; i < 2; i++) {
+		char path[512];
+		uint64_t size;
+		uint32_t crc;
+
+		snprintf(path, sizeof(path), "%s/%s/%s", store, name, f[i]->name);
+		CHECK(strcmp(f[i]->name, i ? "host-1.present" : "host-1.mem") == 0,
+		      "final names %s", f[i]->name);
+		REQUIRE(dcres_file_checksum(path, &size, &crc) == 0, "checksum %s", path);
+		CHECK(size == f[i]->size && crc == f[i]->crc32c,
+		      "%s: final reports %llu bytes, CRC %08x; the file has %llu, %08x", path,
+		      (unsigned long long)f[i]->size, f[i]->crc32c, (unsigned long long)size, crc);
+	}
+}
+
 static uint32_t file_crc(const char *path)
 {
 	FILE *f = fopen(path, "rb");
@@ -586,9 +611,11 @@ static void test_checkpoint_restore(void)
 	page_out_versions(c, pages, 100, 4);
 	ret = dcres_memclient_ckpt_sync(c);
 	CHECK(ret == 0, "ckpt sync: %s", strerror(-ret));
-	uint64_t written = 0;
-	ret = dcres_memclient_ckpt_final(c, &written);
+	struct dcres_ckpt_part part;
+	ret = dcres_memclient_ckpt_final(c, &part);
 	REQUIRE(ret == 0, "ckpt final: %s", strerror(-ret));
+	uint64_t written = part.bytes_written;
+	check_final_sums("c1", &part, stats(c).vm_pages);
 	CHECK(stats(c).ckpt_state == 0, "checkpoint still running after final");
 	/* Every page held at final was written at least once. */
 	CHECK(written >= (uint64_t)stats(c).vm_pages * DCRES_PAGE_SIZE,
@@ -1361,6 +1388,158 @@ static void test_sigterm(void)
 	CHECK(0, "dcres-memserver did not stop within 5 s of SIGTERM");
 }
 
+/* Checksums file name of checkpoint dir below base into *f. */
+static void sum_of(const char *base, const char *dir, const char *name,
+		   struct dcres_file_sum *f)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s/%s", base, dir, name);
+	f->name = name;
+	f->held = dcres_file_checksum(path, &f->size, &f->crc32c) == 0;
+}
+
+/* Whether any file of base/dir starts with prefix. */
+static bool any_file(const char *base, const char *dir, const char *prefix)
+{
+	char path[512];
+	struct dirent *e;
+	bool found = false;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/%s", base, dir);
+	if (!(d = opendir(path)))
+		return false;
+	while ((e = readdir(d)))
+		found |= strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+	closedir(d);
+	return found;
+}
+
+/* Whole files between two servers: sums, a replica copied server to server
+ * (only data travels; a second copy sends nothing), pages restored from the
+ * replica's server, a copy fetched; a wrong CRC, other content under the
+ * name, bad names and a dead peer are refused and publish nothing. */
+static void test_replicas(const char *binary)
+{
+	enum { VM = 4096, N = 600 };
+	static const uint8_t id[16] = { 0xdc, 0x7e, 0x11 };
+	char peer_store[300], got_path[512];
+	struct test_memserver peer;
+	struct dcres_memclient *a, *b;
+	struct dcres_ckpt_part part;
+	struct dcres_file_sum files[3], f;
+	uint64_t pages[N], sent = 1, released;
+	uint8_t *buf = pages_buf(N);
+	struct stat sb;
+	int ret, fd;
+
+	snprintf(peer_store, sizeof(peer_store), "%s/peer-store", tmpdir);
+	REQUIRE(mkdir(peer_store, 0700) == 0, "mkdir %s", peer_store);
+	REQUIRE(test_memserver_start(&peer, binary, "8M", peer_store, keyfile, &psk) == 0,
+		"the peer dcres-memserver did not come up");
+	a = connect_vm(addr, id, VM);
+	for (uint64_t i = 0; i < N; i++) {
+		pages[i] = i * 5 + 1;
+		fill(buf + i * PAGE, pages[i], 41);
+	}
+	REQUIRE(dcres_memclient_page_out(a, pages, buf, N) == 0, "page-out");
+	REQUIRE(dcres_memclient_ckpt_begin(a, "rep/c", 3) == 0, "begin");
+	REQUIRE(dcres_memclient_ckpt_final(a, &part) == 0, "final");
+
+	/* Sums as the server reads them now: what final said; a file not
+	 * there is not held. */
+	files[0] = (struct dcres_file_sum){ .name = "host-3.mem" };
+	files[1] = (struct dcres_file_sum){ .name = "host-3.present" };
+	files[2] = (struct dcres_file_sum){ .name = "main.mem" };
+	ret = dcres_memclient_file_sums(a, "rep/c", files, 3);
+	CHECK(ret == 0, "file sums: %s", strerror(-ret));
+	CHECK(files[0].held && files[0].size == part.mem.size &&
+	      files[0].crc32c == part.mem.crc32c, "sum of host-3.mem differs from final's");
+	CHECK(files[1].held && files[1].size == part.present.size &&
+	      files[1].crc32c == part.present.crc32c, "sum of host-3.present differs");
+	CHECK(!files[2].held, "main.mem reported held");
+
+	/* Server to server: the peer gets both files, only the data sent. */
+	ret = dcres_memclient_replicate(a, "rep/c", files, 2, peer.addr, &sent);
+	REQUIRE(ret == 0, "replicate: %s (%s)", strerror(-ret), dcres_memclient_error(a));
+	CHECK(sent >= (uint64_t)N * PAGE && sent < files[0].size / 2,
+	      "replication sent %llu bytes for %u pages", (unsigned long long)sent, N);
+	for (int i = 0; i < 2; i++) {
+		sum_of(peer_store, "rep/c", files[i].name, &f);
+		CHECK(f.held && f.size == files[i].size && f.crc32c == files[i].crc32c,
+		      "the replica of %s differs", files[i].name);
+	}
+	snprintf(got_path, sizeof(got_path), "%s/rep/c/host-3.mem", peer_store);
+	CHECK(stat(got_path, &sb) == 0 && (sb.st_mode & 0777) == 0600, "replica mode");
+	CHECK(!any_file(peer_store, "rep/c", "host-3.mem.partial"), "partial file left");
+	ret = dcres_memclient_replicate(a, "rep/c", files, 2, peer.addr, &sent);
+	CHECK(ret == 0 && sent == 0, "second replication: %d, %llu bytes sent", ret,
+	      (unsigned long long)sent);
+
+	/* The pages come back from the peer's copy, server to server. */
+	CHECK(release_when_free(a, &released) == 0 && released == N, "release");
+	ret = dcres_memclient_restore_from(a, "rep/c", 3, pages, N, peer.addr);
+	CHECK(ret == 0, "restore from the peer: %s (%s)", strerror(-ret),
+	      dcres_memclient_error(a));
+	CHECK(stats(a).vm_pages == N, "restored %llu pages", (unsigned long long)stats(a).vm_pages);
+	memset(buf, 0, (size_t)N * PAGE);
+	CHECK(dcres_memclient_page_in(a, pages, buf, N) == 0, "page-in");
+	for (uint64_t i = 0; i < N; i++)
+		CHECK(same(buf + i * PAGE, pages[i], 41), "page %llu restored wrong",
+		      (unsigned long long)pages[i]);
+	CHECK(release_when_free(a, &released) == 0, "release");
+
+	/* A copy fetched from the peer: same sum, holes kept. */
+	b = connect_vm(peer.addr, id, VM);
+	snprintf(got_path, sizeof(got_path), "%s/fetched.mem", tmpdir);
+	fd = open(got_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ret = dcres_memclient_get_file(b, "rep/c", "host-3.mem", fd, got_path, &f);
+	CHECK(ret == 0 && f.size == files[0].size && f.crc32c == files[0].crc32c,
+	      "fetched copy: %s", strerror(-ret));
+	CHECK(fstat(fd, &sb) == 0 && (uint64_t)sb.st_blocks * 512 < files[0].size / 2,
+	      "the fetched copy is not sparse");
+	close(fd);
+	CHECK(dcres_memclient_get_file(b, "rep/c", "nothing", -1, "x", &f) == -ENOENT,
+	      "fetching a missing file");
+
+	/* Refused, nothing published: a wrong CRC, other content under an
+	 * existing name, a bad name. */
+	fd = open(got_path, O_RDONLY);
+	f = files[0];
+	f.name = "other.mem";
+	f.crc32c ^= 1;
+	ret = dcres_memclient_put_file(b, "rep/c", &f, fd, got_path, NULL);
+	CHECK(ret == -EBADMSG && strstr(dcres_memclient_error(b), "rep/c/other.mem"),
+	      "a copy with a wrong CRC: %d %s", ret, dcres_memclient_error(b));
+	CHECK(!any_file(peer_store, "rep/c", "other.mem"), "a bad copy was published or left");
+	f = files[0];
+	f.name = "host-3.present";
+	ret = dcres_memclient_put_file(b, "rep/c", &f, fd, got_path, NULL);
+	CHECK(ret == -EEXIST && strstr(dcres_memclient_error(b), "not replaced"),
+	      "other content over an existing file: %d %s", ret, dcres_memclient_error(b));
+	sum_of(peer_store, "rep/c", "host-3.present", &f);
+	CHECK(f.crc32c == files[1].crc32c, "an existing file was replaced");
+	f = files[0];
+	f.name = "../escape";
+	CHECK(dcres_memclient_put_file(b, "rep/c", &f, fd, got_path, NULL) == -EINVAL,
+	      "a name with a path accepted");
+	f.name = "host-3.mem";
+	CHECK(dcres_memclient_put_file(b, "../up", &f, fd, got_path, NULL) == -EINVAL,
+	      "a directory outside --dir accepted");
+	close(fd);
+	dcres_memclient_close(b);
+
+	/* A dead peer: refused naming it; this server still answers. */
+	test_memserver_kill(&peer);
+	ret = dcres_memclient_replicate(a, "rep/c", files, 2, peer.addr, &sent);
+	CHECK(ret < 0 && strstr(dcres_memclient_error(a), peer.addr),
+	      "replication to a dead peer: %d %s", ret, dcres_memclient_error(a));
+	CHECK(stats(a).capacity_pages > 0, "the server stopped answering");
+	dcres_memclient_close(a);
+	free(buf);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -1393,6 +1572,7 @@ int main(int argc, char **argv)
 	test_restore_duplicates();
 	test_error_replies();
 	test_page_size_refused();
+	test_replicas(argv[1]);
 	test_sigterm();
 	finish();
 }

@@ -12,6 +12,7 @@
 #ifndef DCRES_MEMCLIENT_H
 #define DCRES_MEMCLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +27,23 @@ struct dcres_memstats {
 	uint64_t page_ins, page_outs;
 	uint32_t vm_count, connections, ckpt_state;
 	uint64_t ckpt_pages_written, ckpt_bytes_written, ckpt_pages_pending;
+};
+
+/* A file of a checkpoint directory and, where known, its size and CRC-32C
+ * (holes read as zeros). */
+struct dcres_file_sum {
+	const char *name;
+	bool held;            /* file_sums: the server has it */
+	uint64_t size;
+	uint32_t crc32c;
+};
+
+/* What a memory server's checkpoint final published. */
+struct dcres_ckpt_part {
+	uint64_t bytes_written; /* in all (rewrites count) */
+	uint64_t pages;         /* pages in its files */
+	struct dcres_file_sum mem, present; /* host-K.mem, host-K.present */
+	char mem_name[32], present_name[32]; /* what their names point to */
 };
 
 /* Connects to "HOST:PORT" and authenticates with psk. */
@@ -68,9 +86,9 @@ int dcres_memclient_stats(struct dcres_memclient *c, struct dcres_memstats *st);
  * the checkpoint in dir (a path on the server). */
 int dcres_memclient_ckpt_begin(struct dcres_memclient *c, const char *dir, uint32_t host_id);
 int dcres_memclient_ckpt_sync(struct dcres_memclient *c);
-/* Final also reports the bytes the checkpoint wrote (bytes_written may
- * be NULL). */
-int dcres_memclient_ckpt_final(struct dcres_memclient *c, uint64_t *bytes_written);
+/* Final also reports what it published (out may be NULL; names point into
+ * out's own storage only until the next call on c). */
+int dcres_memclient_ckpt_final(struct dcres_memclient *c, struct dcres_ckpt_part *out);
 int dcres_memclient_ckpt_abort(struct dcres_memclient *c);
 
 /* Loads the attached VM's pages from host host_id's files of checkpoint
@@ -78,10 +96,42 @@ int dcres_memclient_ckpt_abort(struct dcres_memclient *c);
 int dcres_memclient_restore(struct dcres_memclient *c, const char *dir, uint32_t host_id,
 			    const uint64_t *pages, size_t n);
 
+/* Like dcres_memclient_restore of the n listed pages, which the server
+ * fetches itself from the server at peer ("HOST:PORT"), as that one serves
+ * them from its copy of host host_id's files (server to server). */
+int dcres_memclient_restore_from(struct dcres_memclient *c, const char *dir,
+				 uint32_t host_id, const uint64_t *pages, size_t n,
+				 const char *peer);
+
 /* Reads n pages from host host_id's files of checkpoint dir on the server
  * into data, without loading them (restore onto another host set). */
 int dcres_memclient_serve(struct dcres_memclient *c, const char *dir, uint32_t host_id,
 			  const uint64_t *pages, void *data, size_t n);
+
+/* Whole files of checkpoint dir on the server (client-files.c). */
+/* Fills held, size and crc32c (read and computed by the server now) of
+ * each of the n files named in files[]. */
+int dcres_memclient_file_sums(struct dcres_memclient *c, const char *dir,
+			      struct dcres_file_sum *files, size_t n);
+/* Sends file fd (display names it in messages), announced as f's name,
+ * size and CRC, to be stored as a copy in dir; only its data extents
+ * travel. The server checks the CRC and publishes the file atomically,
+ * never over another one. *sent (may be NULL) counts the bytes sent (0
+ * when the server held that file already). */
+int dcres_memclient_put_file(struct dcres_memclient *c, const char *dir,
+			     const struct dcres_file_sum *f, int fd, const char *display,
+			     uint64_t *sent);
+/* Downloads file name of dir into fd (an empty file opened for writing;
+ * holes stay holes); fills *got with its size and the CRC of what
+ * arrived. */
+int dcres_memclient_get_file(struct dcres_memclient *c, const char *dir, const char *name,
+			     int fd, const char *display, struct dcres_file_sum *got);
+/* Has the server copy the n files (names, sizes and CRCs given) of dir to
+ * the server at peer itself (server to server); *sent (may be NULL)
+ * counts the bytes it sent. */
+int dcres_memclient_replicate(struct dcres_memclient *c, const char *dir,
+			      const struct dcres_file_sum *files, size_t n, const char *peer,
+			      uint64_t *sent);
 
 /* Drops every page of the attached VM that this server holds (also its
  * pages retained for a page-in retry), before a restore loads the VM's

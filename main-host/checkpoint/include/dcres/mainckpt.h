@@ -53,7 +53,9 @@ int dcres_mainckpt_probe(struct dcres_mainckpt *c, char *err, size_t err_len);
 
 /* Completes the checkpoint: every server's files durable, then main.loc
  * written with the pager's table, history and main_file (where the RAM
- * block lies in main.mem). Call with nothing paging (VM stopped, eviction
+ * block lies in main.mem), and each server's part as its final reported it
+ * (address, pages, size and CRC-32C of its files): nothing on this host
+ * reads a server's file. Call with nothing paging (VM stopped, eviction
  * held). */
 int dcres_mainckpt_final(struct dcres_mainckpt *c, const struct dcres_mapped_ram *main_file,
 			 char *err, size_t err_len);
