@@ -28,8 +28,11 @@ int dcres_memclient_file_sums(struct dcres_memclient *c, const char *dir,
 	for (size_t i = 0; !ret && i < n; i++) {
 		dcres__file_info__init(&infos[i]);
 		infos[i].name = (char *)files[i].name;
+		infos[i].has_crc32c = files[i].crc32c != 0;
+		infos[i].crc32c = files[i].crc32c;
 		ptrs[i] = &infos[i];
 		files[i].held = false;
+		files[i].error[0] = '\0';
 	}
 	h.path = (char *)dir;
 	h.n_files = n;
@@ -57,6 +60,7 @@ int dcres_memclient_file_sums(struct dcres_memclient *c, const char *dir,
 		files[j].held = true;
 		files[j].size = fi->size;
 		files[j].crc32c = fi->crc32c;
+		snprintf(files[j].error, sizeof(files[j].error), "%s", fi->error ? fi->error : "");
 		j++;
 	}
 	dcres_frame_free(&c->rx);

@@ -157,6 +157,7 @@ static void fill_stats(struct conn *c, Dcres__Stats *st)
 
 #define MAX_FILES_PER_REQUEST 1024
 #define FILE_GET_MAX (4u << 20)
+#define FILE_ERROR_MAX 512
 
 /* CKPT_FINAL: replies with what was published (1), or returns the error
  * for dispatch to answer; -EPIPE when the reply could not be sent. */
@@ -208,10 +209,12 @@ static int handle_file_request(struct conn *c, const struct dcres_frame *f, uint
 	case DCRES__MSG_TYPE__MSG_FILE_SUMS: {
 		Dcres__FileInfo *out = calloc(h->n_files ? h->n_files : 1, sizeof(*out));
 		Dcres__FileInfo **ptrs = calloc(h->n_files ? h->n_files : 1, sizeof(*ptrs));
+		char *errs = calloc(h->n_files ? h->n_files : 1, FILE_ERROR_MAX);
 		size_t n = 0;
 
-		ret = out && ptrs ? srv_file_sums(srv->dir_fd, h->path, h->files, h->n_files, out,
-						  &n, err, elen) : -ENOMEM;
+		ret = out && ptrs && errs ? srv_file_sums(srv->dir_fd, h->path, h->files,
+							  h->n_files, out, &n, errs,
+							  FILE_ERROR_MAX, err, elen) : -ENOMEM;
 		for (size_t i = 0; i < n; i++)
 			ptrs[i] = &out[i];
 		r.n_files = n;
@@ -220,6 +223,7 @@ static int handle_file_request(struct conn *c, const struct dcres_frame *f, uint
 			ret = dcres_frame_send(c->fd, &r, NULL, 0) ? -EPIPE : 1;
 		free(out);
 		free(ptrs);
+		free(errs);
 		return ret;
 	}
 	case DCRES__MSG_TYPE__MSG_FILE_PUT_BEGIN: {
@@ -301,7 +305,10 @@ static int dispatch(struct conn *c, struct dcres_frame *f)
 		pr_err("%s: unexpected message %s", c->peer, dcres_msg_name(h->type));
 		return -EPROTO;
 	}
-	if (!c->vm) {
+	/* Whole files are not a VM's pages: they need no ATTACH (a restore
+	 * fetches the manifest before it knows the VM); the rest does. */
+	if (!c->vm && !(h->type >= DCRES__MSG_TYPE__MSG_FILE_SUMS &&
+			h->type <= DCRES__MSG_TYPE__MSG_FILE_GET)) {
 		snprintf(err, sizeof(err), "%s before ATTACH", dcres_msg_name(h->type));
 		ret = -EINVAL;
 		goto answer;

@@ -13,6 +13,8 @@
 #include "dcres/fileio.h"
 #include "dcres/log.h"
 #include "dcres/manifest.h"
+#include "dcres/memfile.h"
+#include "dcres/presence.h"
 #include "srv-ckpt.h"
 
 int srv_file_name_check(const char *name, char *err, size_t err_len)
@@ -50,8 +52,52 @@ static int open_file(int base_fd, const char *rel, const char *name, int *fd, ch
 	return 0;
 }
 
+/* Checks a memory or presence file (host-K.mem, host-K.present) of rel as
+ * its reader would; for a memory file whose CRC differs from the one
+ * expected (want), finds the damaged page with the presence file's
+ * per-page CRCs. Says what is wrong in why (empty when nothing is). */
+static void check_part_file(int base_fd, const char *rel, const Dcres__FileInfo *want,
+			    uint32_t crc, char *why, size_t why_len)
+{
+	char suffix[16], mem[PATH_MAX], present[PATH_MAX], mem_name[64], present_name[64];
+	struct dcres_memfile *mf = NULL;
+	struct dcres_presence p = { 0 };
+	uint64_t bad;
+	unsigned k;
+	int dir_fd, ret;
+
+	why[0] = '\0';
+	if (sscanf(want->name, "host-%u.%15s", &k, suffix) != 2 ||
+	    (strcmp(suffix, "mem") && strcmp(suffix, "present")) ||
+	    srv_host_file(mem_name, sizeof(mem_name), mem, sizeof(mem), rel, k, "mem") ||
+	    srv_host_file(present_name, sizeof(present_name), present, sizeof(present), rel, k,
+			  "present"))
+		return;
+	dir_fd = srv_ckpt_dir_open(base_fd, rel, false, why, why_len);
+	if (dir_fd < 0)
+		return;
+	why[0] = '\0';
+	if (!strcmp(suffix, "present")) {
+		if ((ret = dcres_presence_read_at(dir_fd, present_name, present, &p)))
+			snprintf(why, why_len, "%s: %s", present, ret == -ENOTSUP
+				 ? "the page size in its header is not supported" : "damaged");
+	} else if ((ret = dcres_memfile_open_at(dir_fd, mem_name, mem, &mf))) {
+		snprintf(why, why_len, "%s: %s", mem, ret == -ENOTSUP
+			 ? "the page size in its header is not supported" : "damaged header");
+	} else if (want->has_crc32c && want->crc32c != crc &&
+		   !dcres_presence_read_at(dir_fd, present_name, present, &p) &&
+		   dcres_presence_verify_pages(&p, mf, &bad) == -EBADMSG) {
+		snprintf(why, why_len, "%s: page %llu is corrupted (checksum mismatch)", mem,
+			 (unsigned long long)bad);
+	}
+	dcres_presence_free(&p);
+	dcres_memfile_close(mf);
+	close(dir_fd);
+}
+
 int srv_file_sums(int base_fd, const char *rel, Dcres__FileInfo *const *in, size_t n,
-		  Dcres__FileInfo *out, size_t *nout, char *err, size_t err_len)
+		  Dcres__FileInfo *out, size_t *nout, char *errs, size_t errs_len,
+		  char *err, size_t err_len)
 {
 	char display[PATH_MAX];
 
@@ -76,6 +122,9 @@ int srv_file_sums(int base_fd, const char *rel, Dcres__FileInfo *const *in, size
 		}
 		f->name = in[i]->name;
 		f->has_size = f->has_crc32c = 1;
+		check_part_file(base_fd, rel, in[i], f->crc32c, errs + *nout * errs_len, errs_len);
+		if (errs[*nout * errs_len])
+			f->error = errs + *nout * errs_len;
 		(*nout)++;
 	}
 	return 0;

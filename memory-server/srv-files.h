@@ -24,9 +24,13 @@ int srv_file_name_check(const char *name, char *err, size_t err_len);
 
 /* Fills out[0..*nout) with the size and CRC-32C, read now, of those of the
  * n files in[] held in rel (names point into in[]); files not held are
- * left out, other errors fail the request. */
+ * left out, other errors fail the request. A memory or presence file
+ * that its reader refuses, or a memory file whose CRC differs from the
+ * one in[] expects (its damaged page found), gets an error (in errs: n
+ * strings of errs_len bytes). */
 int srv_file_sums(int base_fd, const char *rel, Dcres__FileInfo *const *in, size_t n,
-		  Dcres__FileInfo *out, size_t *nout, char *err, size_t err_len);
+		  Dcres__FileInfo *out, size_t *nout, char *errs, size_t errs_len,
+		  char *err, size_t err_len);
 
 /* Reads up to len bytes of rel/name from off on into buf, skipping holes:
  * *data_off is where the bytes read start (>= off; the file's size when

@@ -1530,6 +1530,21 @@ static void test_replicas(const char *binary)
 	close(fd);
 	dcres_memclient_close(b);
 
+	/* A damaged copy: its sum differs, and the server names the page. */
+	snprintf(got_path, sizeof(got_path), "%s/rep/c/host-3.mem", peer_store);
+	fd = open(got_path, O_RDWR);
+	CHECK(fd >= 0 && pwrite(fd, "X", 1, DCRES_MEMFILE_DATA_START + pages[7] * PAGE + 9) == 1,
+	      "damage %s", got_path);
+	close(fd);
+	b = connect_vm(peer.addr, id, VM);
+	f = (struct dcres_file_sum){ .name = "host-3.mem", .crc32c = files[0].crc32c };
+	CHECK(dcres_memclient_file_sums(b, "rep/c", &f, 1) == 0 && f.held &&
+	      f.crc32c != files[0].crc32c, "sum of a damaged copy");
+	snprintf(got_path, sizeof(got_path), "rep/c/host-3.mem: page %llu is corrupted",
+		 (unsigned long long)pages[7]);
+	CHECK(strstr(f.error, got_path), "damaged copy reported as '%s'", f.error);
+	dcres_memclient_close(b);
+
 	/* A dead peer: refused naming it; this server still answers. */
 	test_memserver_kill(&peer);
 	ret = dcres_memclient_replicate(a, "rep/c", files, 2, peer.addr, &sent);

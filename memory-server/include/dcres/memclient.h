@@ -36,6 +36,7 @@ struct dcres_file_sum {
 	bool held;            /* file_sums: the server has it */
 	uint64_t size;
 	uint32_t crc32c;
+	char error[512];      /* file_sums: held but unusable, why ("" if not) */
 };
 
 /* What a memory server's checkpoint final published. */
@@ -110,7 +111,9 @@ int dcres_memclient_serve(struct dcres_memclient *c, const char *dir, uint32_t h
 
 /* Whole files of checkpoint dir on the server (client-files.c). */
 /* Fills held, size and crc32c (read and computed by the server now) of
- * each of the n files named in files[]. */
+ * each of the n files named in files[], and error for a memory or
+ * presence file the server's readers refuse, or a memory file whose CRC
+ * is not the crc32c given (non-zero) there, naming its damaged page. */
 int dcres_memclient_file_sums(struct dcres_memclient *c, const char *dir,
 			      struct dcres_file_sum *files, size_t n);
 /* Sends file fd (display names it in messages), announced as f's name,
