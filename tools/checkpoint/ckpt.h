@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "dcres/auth.h"
+#include "dcres/loctable.h"
 #include "dcres/qmp.h"
 
 #define CKPT_PAGE_SIZE 4096
@@ -30,6 +32,25 @@ struct ckpt_opts {
 	bool conventional;
 	bool json;
 	unsigned parallel;    /* migration channels; 1: no multifd */
+	unsigned replicas;    /* copies of every part on other hosts */
+	const char *psk_path; /* the memory servers' key (needed for replicas) */
+};
+
+/* A file of the checkpoint with its size and CRC-32C. */
+struct ckpt_file_sum {
+	char name[32];
+	uint64_t size;
+	uint32_t crc;
+};
+
+/* One copy of a part made after the checkpoint (replicate.c). */
+struct ckpt_replica {
+	unsigned part;        /* 0: the main host's files, K: memory server K's */
+	unsigned target;      /* the memory server receiving it (1..) */
+	int ret;              /* 0: published there */
+	char error[PATH_MAX + 512];
+	uint64_t bytes;       /* sent */
+	int64_t ms;           /* how long it took */
 };
 
 /* A memory server of a split VM, as query-dcres reports it. */
@@ -55,7 +76,7 @@ struct ckpt_dcres {
 /* One query-migrate answer. */
 struct ckpt_migration {
 	char status[32];      /* "" before any migration */
-	char error[512];      /* error-desc of a failed migration */
+	char error[PATH_MAX + 512];      /* error-desc of a failed migration */
 	bool has_times;       /* total-time and downtime (once completed) */
 	uint64_t total_time_ms;
 	uint64_t downtime_ms;
@@ -115,6 +136,15 @@ struct ckpt_run {
 	bool dcres_mode;           /* main.loc was written */
 	uint64_t main_pages;
 	uint64_t server_pages[CKPT_MAX_SERVERS];
+	struct dcres_loc_part *parts; /* each server's part, from main.loc (nparts) */
+	unsigned nparts;
+	char server_dir[DCRES_LOC_TEXT_MAX]; /* the servers' name of DIR */
+	struct ckpt_file_sum main_files[2];  /* main.mem, main.loc */
+	unsigned nmain_files;
+	struct dcres_psk psk;
+	struct ckpt_replica *replicas;
+	unsigned nreplicas;
+	int64_t replicated_ms;     /* replication's end (0: none) */
 	int64_t started_ms;        /* CLOCK_MONOTONIC */
 	int64_t durable_ms;        /* every file of the checkpoint fsynced */
 	int64_t finished_ms;
@@ -194,8 +224,9 @@ void disk_undo(struct ckpt_run *r);
  * it (mode 0700) and sets the file paths. */
 int files_prepare(struct ckpt_run *r);
 /* Counts the pages each host stored: with main.loc, punches stale copies
- * out of main.mem and counts its bitmap and every server's presence file;
- * without, main's pages are QEMU's normal pages. */
+ * out of main.mem, counts its bitmap and takes every server's part from
+ * main.loc (what its final reported: no server file is read); without,
+ * main's pages are QEMU's normal pages. */
 int files_count_pages(struct ckpt_run *r);
 /* fsyncs main.mem (QEMU does not; the memory servers fsynced theirs before
  * the migration completed) and notes the time: the checkpoint's data is
@@ -210,8 +241,25 @@ void files_remove(struct ckpt_run *r);
  * (logged) if it does not fit. */
 int files_host_path(const struct ckpt_run *r, unsigned k, const char *suffix, char *out);
 
-/* manifest-out.c: writes DIR/manifest for the run (atomically). */
+/* manifest-out.c: writes DIR/manifest for the run (atomically), the
+ * servers' files as their parts describe them, and the replicas made so
+ * far (r->replicas). */
 int manifest_out(struct ckpt_run *r);
+
+/* replicate.c: copies of the parts on other hosts, after the checkpoint. */
+/* Refuses --replicas N the VM's memory servers cannot hold with no two
+ * copies of a part on one host (before anything starts), and loads the
+ * key. */
+int replicate_check(struct ckpt_run *r);
+/* Copies every part to opts.replicas other hosts, in parallel, server to
+ * server (the main host's files from here), rewrites the manifest naming
+ * the copies made and sends it with the main host's files. A copy that
+ * fails is recorded in r->replicas (and logged); the checkpoint stays
+ * valid. Returns 0 when every copy was made, -EIO otherwise. */
+int replicate_run(struct ckpt_run *r);
+/* How many hosts the checkpoint may lose: the fewest copies of a part
+ * beyond the first. */
+unsigned replicate_survivable(const struct ckpt_run *r);
 
 /* summary.c: prints the run's summary to stdout (JSON with --json). */
 void summary_print(const struct ckpt_run *r);

@@ -14,7 +14,6 @@
 #include "dcres/loctable.h"
 #include "dcres/manifest.h"
 #include "dcres/mappedram.h"
-#include "dcres/presence.h"
 
 /* Creates path and its missing parents (the last one mode 0700). */
 static int mkdir_p(const char *path)
@@ -116,32 +115,19 @@ static int count_main(struct ckpt_run *r, const struct dcres_loctable *loc)
 	return err;
 }
 
-/* Counts the pages memory server k (1-based) stored, from host-K.present. */
-static int count_server(struct ckpt_run *r, unsigned k, uint64_t npages)
+/* Takes the pages memory server k (1-based) stored from its part in loc
+ * (what its final reported). */
+static int count_server(struct ckpt_run *r, unsigned k, const struct dcres_loctable *loc)
 {
-	char path[PATH_MAX];
-	struct dcres_presence p;
-	int err;
-
-	err = files_host_path(r, k, "present", path);
-	if (err)
-		return err;
-	err = dcres_presence_read(path, &p);
-	if (err) {
-		pr_err("memory server %u (%s): cannot read its presence file %s", k,
-		       r->after.servers[k - 1].address, path);
-		return err;
+	for (unsigned i = 0; i < loc->nparts; i++) {
+		if (loc->parts[i].host == k) {
+			r->server_pages[k - 1] = loc->parts[i].pages;
+			return 0;
+		}
 	}
-	if (p.npages != npages || p.page_size != CKPT_PAGE_SIZE) {
-		pr_err("%s covers %llu pages of %u bytes, main.loc %llu pages of %d", path,
-		       (unsigned long long)p.npages, p.page_size, (unsigned long long)npages,
-		       CKPT_PAGE_SIZE);
-		dcres_presence_free(&p);
-		return -EINVAL;
-	}
-	r->server_pages[k - 1] = dcres_presence_count(&p);
-	dcres_presence_free(&p);
-	return 0;
+	pr_err("%s records no part of memory server %u (%s)", r->loc_path, k,
+	       r->after.servers[k - 1].address);
+	return -EINVAL;
 }
 
 int files_count_pages(struct ckpt_run *r)
@@ -168,7 +154,23 @@ int files_count_pages(struct ckpt_run *r)
 	if (!err)
 		err = count_main(r, &loc);
 	for (unsigned k = 1; !err && k <= r->after.nservers; k++)
-		err = count_server(r, k, loc.npages);
+		err = count_server(r, k, &loc);
+	/* The parts are kept in host order, one per server (replicate.c). */
+	for (unsigned i = 0; !err && i < loc.nparts; i++) {
+		if (loc.nparts != r->after.nservers || loc.parts[i].host != i + 1) {
+			pr_err("%s records %u parts for %u memory servers, out of order",
+			       r->loc_path, loc.nparts, r->after.nservers);
+			err = -EINVAL;
+		}
+	}
+	if (!err) {
+		/* The parts move into r (freed with it). */
+		r->parts = loc.parts;
+		r->nparts = loc.nparts;
+		loc.parts = NULL;
+		loc.nparts = 0;
+		snprintf(r->server_dir, sizeof(r->server_dir), "%s", loc.server_dir);
+	}
 	dcres_loctable_free(&loc);
 	return err;
 }

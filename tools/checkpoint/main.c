@@ -21,6 +21,8 @@
 #define CONNECT_TIMEOUT_MS 5000
 #define REPLY_TIMEOUT_MS 120000
 
+#define REPLICA_MISSING 1000 /* run_steps: complete, a replica missing */
+
 volatile sig_atomic_t ckpt_interrupted;
 
 static void usage(FILE *out)
@@ -28,6 +30,7 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: dcres-checkpoint --qmp SOCKET --dir DIR [--live] [--parallel N]\n"
 		"                        [--direct-io] [--conventional] [--json]\n"
+		"                        [--replicas N --psk FILE]\n"
 		"                        [--log-level error|warn|info|debug]\n"
 		"\n"
 		"Checkpoints the VM whose QMP socket is SOCKET into DIR (created, mode 0700;\n"
@@ -44,11 +47,16 @@ static void usage(FILE *out)
 		"  --direct-io      write main.mem with O_DIRECT (needs --parallel N > 1)\n"
 		"  --conventional   save every page through the main host, as stock QEMU\n"
 		"                   does (paging in the ones on memory servers)\n"
+		"  --replicas N     once the VM runs again, copy every host's part to N other\n"
+		"                   hosts (memory servers), server to server, so that the\n"
+		"                   checkpoint survives the loss of any N hosts\n"
+		"  --psk FILE       the memory servers' pre-shared key (for --replicas)\n"
 		"  --json           print the summary as one JSON object\n"
 		"  --help, --version\n"
 		"\n"
 		"Exit status: 0 done, 1 failed (the VM is resumed if this tool stopped it),\n"
-		"2 usage error.\n");
+		"2 usage error, 3 the checkpoint is complete but a replica is missing (the\n"
+		"summary says which).\n");
 }
 
 /* Sets the interrupt flag; the steps check it. */
@@ -111,6 +119,8 @@ static int parse_options(int argc, char **argv, struct ckpt_opts *o)
 		{ "direct-io", no_argument, NULL, 'D' },
 		{ "conventional", no_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "replicas", required_argument, NULL, 'R' },
+		{ "psk", required_argument, NULL, 'k' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -130,6 +140,17 @@ static int parse_options(int argc, char **argv, struct ckpt_opts *o)
 		case 'D': o->direct_io = true; break;
 		case 'c': o->conventional = true; break;
 		case 'j': o->json = true; break;
+		case 'k': o->psk_path = optarg; break;
+		case 'R':
+			errno = 0;
+			n = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || n < 0 || n > 253) {
+				fprintf(stderr, "dcres-checkpoint: --replicas %s: expected 0 to 253\n",
+					optarg);
+				return 2;
+			}
+			o->replicas = (unsigned)n;
+			break;
 		case 'p':
 			errno = 0;
 			n = strtol(optarg, &end, 10);
@@ -201,6 +222,8 @@ static int run_steps(struct ckpt_run *r)
 		return e;
 	if (r->split && (e = vm_query_dcres(r, &r->before)))
 		return e;
+	if ((e = replicate_check(r)))
+		return e;
 	if ((e = check_interrupt()) || (e = migrate_start(r)) || (e = migrate_wait(r)))
 		return e;
 	/* The VM is stopped at the checkpoint's stop point: snapshot the
@@ -213,7 +236,8 @@ static int run_steps(struct ckpt_run *r)
 	    (e = check_interrupt()) || (e = manifest_out(r)))
 		return e;
 	r->finished_ms = ckpt_now_ms();
-	return 0;
+	/* The checkpoint is complete: a missing copy does not undo it. */
+	return replicate_run(r) == 0 ? 0 : REPLICA_MISSING;
 }
 
 /* Undoes what a failed run did: its files, its disk snapshots, its stop. */
@@ -238,7 +262,7 @@ int main(int argc, char **argv)
 	install_signals();
 	run.started_ms = ckpt_now_ms();
 	e = run_steps(&run);
-	if (e)
+	if (e && e != REPLICA_MISSING)
 		undo(&run);
 	else
 		summary_print(&run);
@@ -246,6 +270,14 @@ int main(int argc, char **argv)
 		migrate_restore_settings(&run);
 	dcres_qmp_close(run.qmp);
 	free(run.disks);
+	free(run.parts);
+	free(run.replicas);
+	if (e == REPLICA_MISSING) {
+		pr_err("checkpoint into %s is complete, but it survives the loss of %u hosts, "
+		       "not %u: a replica is missing", run.dir, replicate_survivable(&run),
+		       run.opts.replicas);
+		return 3;
+	}
 	if (e) {
 		pr_err("checkpoint into %s failed", run.dir[0] ? run.dir : run.opts.dir);
 		return 1;

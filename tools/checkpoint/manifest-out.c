@@ -17,6 +17,7 @@
 struct manifest_buf {
 	Dcres__HostPart hosts[1 + CKPT_MAX_SERVERS];
 	Dcres__HostPart *host_ptrs[1 + CKPT_MAX_SERVERS];
+	char *replicas[1 + CKPT_MAX_SERVERS][CKPT_MAX_SERVERS];
 	char mem_names[CKPT_MAX_SERVERS][32];
 	char present_names[CKPT_MAX_SERVERS][32];
 	Dcres__FileSum files[MAX_FILES];
@@ -24,33 +25,51 @@ struct manifest_buf {
 	char **disk_files;	/* r->ndisks entries */
 };
 
-/* Adds file name (relative to the directory) with its size and CRC. */
-static int add_file(const struct ckpt_run *r, Dcres__Manifest *m, struct manifest_buf *b,
-		    char *name)
+/* Adds file name with its size and CRC. */
+static void add_sum(Dcres__Manifest *m, struct manifest_buf *b, char *name, uint64_t size,
+		    uint32_t crc)
 {
 	Dcres__FileSum *f = &b->files[m->n_files];
+
+	dcres__file_sum__init(f);
+	f->name = name;
+	f->has_size = f->has_crc32c = true;
+	f->size = size;
+	f->crc32c = crc;
+	b->file_ptrs[m->n_files++] = f;
+}
+
+/* Checksums the main host's file name (relative to the directory) into
+ * r->main_files, once, and adds it. */
+static int add_main_file(struct ckpt_run *r, Dcres__Manifest *m, struct manifest_buf *b,
+			 unsigned i, const char *name)
+{
+	struct ckpt_file_sum *f = &r->main_files[i];
 	char path[PATH_MAX];
 	int err;
 
-	dcres__file_sum__init(f);
-	if (snprintf(path, sizeof(path), "%s/%s", r->dir, name) >= (int)sizeof(path)) {
-		pr_err("%s/%s: path too long", r->dir, name);
-		return -ENAMETOOLONG;
+	if (i >= r->nmain_files) {
+		snprintf(f->name, sizeof(f->name), "%s", name);
+		if (snprintf(path, sizeof(path), "%s/%s", r->dir, name) >= (int)sizeof(path)) {
+			pr_err("%s/%s: path too long", r->dir, name);
+			return -ENAMETOOLONG;
+		}
+		err = dcres_file_checksum(path, &f->size, &f->crc);
+		if (err) {
+			pr_err("%s: cannot checksum it for the manifest", path);
+			return err;
+		}
+		r->nmain_files = i + 1;
 	}
-	f->name = name;
-	f->has_size = f->has_crc32c = true;
-	err = dcres_file_checksum(path, &f->size, &f->crc32c);
-	if (err) {
-		pr_err("%s: cannot checksum it for the manifest", path);
-		return err;
-	}
-	b->file_ptrs[m->n_files++] = f;
+	add_sum(m, b, f->name, f->size, f->crc);
 	return 0;
 }
 
-/* Adds host id with its address, files and page count. */
-static void add_host(Dcres__Manifest *m, struct manifest_buf *b, uint32_t id,
-		     const char *address, char *mem_file, char *present_file, uint64_t pages)
+/* Adds host id with its address, files, page count and the copies of its
+ * part made so far. */
+static void add_host(const struct ckpt_run *r, Dcres__Manifest *m, struct manifest_buf *b,
+		     uint32_t id, const char *address, char *mem_file, char *present_file,
+		     uint64_t pages)
 {
 	Dcres__HostPart *h = &b->hosts[m->n_hosts];
 
@@ -61,6 +80,13 @@ static void add_host(Dcres__Manifest *m, struct manifest_buf *b, uint32_t id,
 	h->mem_file = mem_file;
 	h->present_file = present_file;
 	h->pages = pages;
+	h->replicas = b->replicas[m->n_hosts];
+	for (unsigned i = 0; i < r->nreplicas; i++) {
+		const struct ckpt_replica *c = &r->replicas[i];
+
+		if (c->part == id && c->ret == 0)
+			h->replicas[h->n_replicas++] = r->parts[c->target - 1].address;
+	}
 	b->host_ptrs[m->n_hosts++] = h;
 }
 
@@ -68,7 +94,7 @@ int manifest_out(struct ckpt_run *r)
 {
 	Dcres__Manifest m = DCRES__MANIFEST__INIT;
 	struct manifest_buf *b = calloc(1, sizeof(*b));
-	unsigned nservers = r->dcres_mode ? r->after.nservers : 0;
+	unsigned nservers = r->dcres_mode ? r->nparts : 0;
 	int err;
 
 	if (!b || !(b->disk_files = calloc(r->ndisks + 1, sizeof(char *)))) {
@@ -95,18 +121,21 @@ int manifest_out(struct ckpt_run *r)
 		if (r->disks[i].snapshotted && r->disks[i].file[0])
 			b->disk_files[m.n_disk_files++] = r->disks[i].file;
 
-	add_host(&m, b, 0, "main", "main.mem", NULL, r->main_pages);
-	err = add_file(r, &m, b, "main.mem");
+	add_host(r, &m, b, 0, "main", "main.mem", NULL, r->main_pages);
+	err = add_main_file(r, &m, b, 0, "main.mem");
 	if (!err && r->dcres_mode)
-		err = add_file(r, &m, b, "main.loc");
-	for (unsigned k = 1; !err && k <= nservers; k++) {
-		snprintf(b->mem_names[k - 1], sizeof(b->mem_names[0]), "host-%u.mem", k);
-		snprintf(b->present_names[k - 1], sizeof(b->present_names[0]), "host-%u.present", k);
-		add_host(&m, b, k, r->after.servers[k - 1].address, b->mem_names[k - 1],
-			 b->present_names[k - 1], r->server_pages[k - 1]);
-		err = add_file(r, &m, b, b->mem_names[k - 1]);
-		if (!err)
-			err = add_file(r, &m, b, b->present_names[k - 1]);
+		err = add_main_file(r, &m, b, 1, "main.loc");
+	/* The servers' files as their finals described them: never read here. */
+	for (unsigned i = 0; !err && i < nservers; i++) {
+		const struct dcres_loc_part *p = &r->parts[i];
+
+		snprintf(b->mem_names[i], sizeof(b->mem_names[0]), "host-%u.mem", p->host);
+		snprintf(b->present_names[i], sizeof(b->present_names[0]), "host-%u.present",
+			 p->host);
+		add_host(r, &m, b, p->host, p->address, b->mem_names[i], b->present_names[i],
+			 p->pages);
+		add_sum(&m, b, b->mem_names[i], p->mem_size, p->mem_crc);
+		add_sum(&m, b, b->present_names[i], p->present_size, p->present_crc);
 	}
 	if (!err)
 		err = dcres_manifest_write(r->dir, &m);
