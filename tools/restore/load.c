@@ -33,77 +33,36 @@ static bool should_stop(void)
 	return atomic_load(&load_failed) || rst_interrupted;
 }
 
-/* The address the manifest gives for the checkpoint's server src, or
- * NULL. */
-static const char *server_address(const struct rst_run *r, unsigned src)
+/* Has sub-host h (index k) load pages[0..n) of checkpoint server src's
+ * part: from its own copy when it holds one (the server reads its files),
+ * otherwise from another server's copy, server to server. */
+static int from_server(struct rst_run *r, unsigned k, unsigned src, const uint64_t *pages,
+		       uint64_t n)
 {
-	const Dcres__Manifest *m = r->cd.manifest;
+	struct rst_host *h = &r->hosts[k];
+	const struct rst_source *s = locate_holder(r, k, src);
+	bool own = s && s->host == k;
 
-	for (size_t i = 0; m && i < m->n_hosts; i++)
-		if (m->hosts[i]->id == src && m->hosts[i]->address && *m->hosts[i]->address)
-			return m->hosts[i]->address;
-	return NULL;
-}
-
-/* Has the checkpoint's server src read pages[0..n) from its own files
- * and stores them on sub-host h: for a checkpoint directory that h does
- * not see (no shared directory). */
-static int from_peer(struct rst_run *r, struct rst_host *h, unsigned src,
-		     const uint64_t *pages, uint64_t n)
-{
-	const char *addr = server_address(r, src);
-	struct dcres_memclient *c = NULL;
-	uint8_t *buf = aligned_alloc(RST_PAGE_SIZE, (size_t)PAGE_OUT_BATCH * RST_PAGE_SIZE);
-	int ret = buf ? 0 : -ENOMEM;
-
-	if (!ret && !addr) {
-		pr_err("memory server %s cannot read %s/host-%u.mem, and the manifest names no "
-		       "server that holds it", h->name, r->rel_dir, src);
-		ret = -ENOENT;
+	if (!s) {
+		pr_err("memory server %s: no server holds host %u's part to load it from",
+		       h->name, src);
+		return -ENOENT;
 	}
-	if (!ret && ((ret = dcres_memclient_connect(addr, &r->psk, RST_CONNECT_MS, &c)) ||
-		     (ret = dcres_memclient_attach(c, r->uuid, r->ram_size))))
-		pr_err("memory server %s cannot read %s/host-%u.mem, nor can its server %s be "
-		       "reached: %s", h->name, r->rel_dir, src, addr, strerror(-ret));
-	else if (!ret)
-		pr_info("memory server %s cannot read %s/host-%u.mem: %s serves its pages",
-			h->name, r->rel_dir, src, addr);
-	for (uint64_t done = 0; !ret && done < n && !should_stop();) {
-		uint64_t batch = n - done < PAGE_OUT_BATCH ? n - done : PAGE_OUT_BATCH;
-
-		if ((ret = dcres_memclient_serve(c, r->rel_dir, src, pages + done, buf, batch)))
-			pr_err("memory server %s: reading pages of %s/host-%u.mem: %s", addr,
-			       r->rel_dir, src, *dcres_memclient_error(c) ?
-			       dcres_memclient_error(c) : strerror(-ret));
-		else if ((ret = dcres_memclient_page_out(h->c, pages + done, buf, batch)))
-			pr_err("memory server %s: storing pages served by %s: %s", h->name, addr,
-			       *dcres_memclient_error(h->c) ? dcres_memclient_error(h->c)
-							    : strerror(-ret));
-		done += batch;
-		atomic_fetch_add(&h->loaded, batch);
-	}
-	dcres_memclient_close(c);
-	free(buf);
-	return ret;
-}
-
-/* Has sub-host h load pages[0..n) from checkpoint server src's files,
- * which the server reads itself (DIR relative to its --dir), or, if it
- * cannot open them, which server src serves. */
-static int from_server(struct rst_run *r, struct rst_host *h, unsigned src,
-		       const uint64_t *pages, uint64_t n)
-{
+	if (!own)
+		pr_info("memory server %s loads %llu pages of host %u's part from %s", h->name,
+			(unsigned long long)n, src, s->name);
 	for (uint64_t done = 0; done < n && !should_stop();) {
 		uint64_t chunk = n - done < DCRES_WIRE_MAX_PAGES ? n - done : DCRES_WIRE_MAX_PAGES;
-		int ret = dcres_memclient_restore(h->c, r->rel_dir, src, pages + done, chunk);
+		int ret = own ? dcres_memclient_restore(h->c, r->rel_dir, src, pages + done, chunk)
+			      : dcres_memclient_restore_from(h->c, r->rel_dir, src, pages + done,
+							     chunk, s->name);
 
-		if (ret == -ENOENT && !done && strstr(dcres_memclient_error(h->c), strerror(ENOENT)))
-			return from_peer(r, h, src, pages, n);
 		if (ret) {
 			const char *msg = dcres_memclient_error(h->c);
 
-			pr_err("memory server %s: loading pages of checkpoint host %u from %s: %s",
-			       h->name, src, r->rel_dir, *msg ? msg : strerror(-ret));
+			pr_err("memory server %s: loading pages of checkpoint host %u from %s%s%s: "
+			       "%s", h->name, src, own ? "" : s->name, own ? "" : ", ", r->rel_dir,
+			       *msg ? msg : strerror(-ret));
 			return ret;
 		}
 		done += chunk;
@@ -199,7 +158,7 @@ static int load_host(struct rst_run *r, unsigned k)
 		if (!count[s])
 			continue;
 		ret = s == DCRES_PLAN_MAIN ? from_main(r, h, sorted + off, count[s])
-					   : from_server(r, h, s, sorted + off, count[s]);
+					   : from_server(r, k, s, sorted + off, count[s]);
 	}
 	if (!ret && should_stop())
 		ret = -ECANCELED;

@@ -28,7 +28,8 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: dcres-restore --ckpt DIR --hosts MAIN[,SUB:PORT...]\n"
 		"                     [--capacity HOST=SIZE,...] [--lazy] [--wait-loaded]\n"
-		"                     [--json] [--psk FILE] [--ckpt-root PATH] [--qemu PATH]\n"
+		"                     [--json] [--psk FILE] [--replica-hosts LIST]\n"
+		"                     [--ckpt-root PATH] [--qemu PATH]\n"
 		"                     [--qmp PATH] [--run-dir DIR] [--timeout SEC]\n"
 		"                     [--log-level LEVEL] -- QEMU-ARGS...\n"
 		"\n"
@@ -40,6 +41,13 @@ static void usage(FILE *out)
 		"loads the rest from DIR/main.mem. The tool exits once the VM runs, leaving\n"
 		"QEMU running (its pid is in the summary).\n"
 		"\n"
+		"Every part is taken from its own host or a copy on another memory server\n"
+		"(the servers of --hosts and --replica-hosts and those the manifest names are\n"
+		"asked; the copy on the server that loads it is preferred), and pages move\n"
+		"server to server. When DIR is missing or has no manifest (the main host\n"
+		"that took the checkpoint is gone), the main host's files are fetched into it\n"
+		"from a copy.\n"
+		"\n"
 		"  --ckpt DIR          the checkpoint directory\n"
 		"  --hosts LIST        this host's name, then the memory servers as HOST:PORT\n"
 		"  --capacity LIST     pages each host may hold, as HOST=SIZE (K, M, G, T);\n"
@@ -49,6 +57,8 @@ static void usage(FILE *out)
 		"  --wait-loaded       with --lazy: wait until they are, and report when\n"
 		"  --json              print the summary as one JSON object\n"
 		"  --psk FILE          the memory servers' pre-shared key (needed with servers)\n"
+		"  --replica-hosts LIST  more memory servers (HOST:PORT,...) that may hold\n"
+		"                      copies of parts; they are not restored onto\n"
 		"  --ckpt-root PATH    what the servers' --dir is on this host (default /)\n"
 		"  --qemu PATH         the patched QEMU (default $DCRES_QEMU, else "
 		DEFAULT_QEMU ")\n"
@@ -119,6 +129,7 @@ static int parse_options(int argc, char **argv, struct rst_run *r)
 		{ "wait-loaded", no_argument, NULL, 'w' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "psk", required_argument, NULL, 'k' },
+		{ "replica-hosts", required_argument, NULL, 'P' },
 		{ "ckpt-root", required_argument, NULL, 'r' },
 		{ "qemu", required_argument, NULL, 'Q' },
 		{ "qmp", required_argument, NULL, 'q' },
@@ -148,6 +159,7 @@ static int parse_options(int argc, char **argv, struct rst_run *r)
 		case 'w': o->wait_loaded = true; break;
 		case 'j': o->json = true; break;
 		case 'k': o->psk_path = optarg; break;
+		case 'P': o->replica_hosts = optarg; break;
 		case 'r': o->ckpt_root = optarg; break;
 		case 'Q': o->qemu = optarg; break;
 		case 'q': o->qmp_path = optarg; break;
@@ -188,7 +200,8 @@ static int parse_options(int argc, char **argv, struct rst_run *r)
 		usage(stderr);
 		return 2;
 	}
-	if (hosts_parse(r, hosts) || (capacity && hosts_parse_capacity(r, capacity)))
+	if (hosts_parse(r, hosts) || (capacity && hosts_parse_capacity(r, capacity)) ||
+	    locate_parse(r, o->replica_hosts))
 		return 2;
 	if (o->wait_loaded && !o->lazy) {
 		fprintf(stderr, "dcres-restore: --wait-loaded goes with --lazy (without it the "
@@ -208,19 +221,20 @@ static int run_steps(struct rst_run *r)
 	int64_t t = rst_now_ms();
 	int e;
 
-	/* The checkpoint first: nothing is contacted or started before it
-	 * checks out. */
-	if ((e = verify_checkpoint(r)))
+	/* The checkpoint first: nothing is released or started before every
+	 * part of it is found and checks out. */
+	if ((e = setup_paths(r)) || (e = locate_main_files(r)) || (e = verify_checkpoint(r)) ||
+	    (e = locate_parts(r)))
 		return e;
 	r->verify_ms = rst_now_ms() - t;
-	if ((e = setup_paths(r)) || (e = setup_run_dir(r)) || (e = rst_check_interrupt()) ||
+	if ((e = setup_run_dir(r)) || (e = rst_check_interrupt()) ||
 	    (e = servers_prepare(r)) || (e = rst_check_interrupt()))
 		return e;
 	t = rst_now_ms();
 	if ((e = planning_make(r)))
 		return e;
 	r->plan_ms = rst_now_ms() - t;
-	if ((e = load_servers(r)))
+	if ((e = servers_drop_old(r)) || (e = load_servers(r)) || (e = locate_stage_main(r)))
 		return e;
 	/* The loaders start together: the slowest one's time is theirs. */
 	for (unsigned k = 1; k < r->nhosts; k++)
@@ -251,6 +265,7 @@ int main(int argc, char **argv)
 	static struct rst_run run;
 	int e;
 
+	run.cd.main.fd = -1; /* for verify_close, whatever happens */
 	run.started_ms = rst_now_ms();
 	e = parse_options(argc, argv, &run);
 	if (e)

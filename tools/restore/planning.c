@@ -9,16 +9,23 @@
 
 #define PLAN_ERR_MAX 4096
 
-/* The checkpoint's memory server whose address (in the manifest) is name,
- * or 0 when none is. */
-static unsigned same_as(const struct rst_run *r, const char *name)
+/* The checkpoint's memory server that sub k is: the one whose address (in
+ * the manifest) is its name, when it still holds its part; 0 when none
+ * is. */
+static unsigned same_as(const struct rst_run *r, unsigned k)
 {
 	const Dcres__Manifest *m = r->cd.manifest;
+	const char *name = r->hosts[k].name;
 
-	for (size_t i = 0; i < m->n_hosts; i++)
-		if (m->hosts[i]->id > 0 && m->hosts[i]->address &&
-		    !strcmp(m->hosts[i]->address, name))
-			return m->hosts[i]->id;
+	for (size_t i = 0; i < m->n_hosts; i++) {
+		unsigned id = m->hosts[i]->id;
+
+		if (id > 0 && m->hosts[i]->address && !strcmp(m->hosts[i]->address, name)) {
+			const struct rst_source *s = locate_holder(r, k, id);
+
+			return s && s->host == k ? id : 0;
+		}
+	}
 	return 0;
 }
 
@@ -76,14 +83,17 @@ int planning_make(struct rst_run *r)
 		m->capacity = r->nhosts == 1 ? r->cd.loc.npages : resident_pages(r);
 	targets[0] = (struct dcres_plan_target){ .capacity = m->capacity };
 	for (unsigned k = 1; k < r->nhosts; k++) {
-		r->hosts[k].same_as = same_as(r, r->hosts[k].name);
+		r->hosts[k].same_as = same_as(r, k);
 		targets[k] = (struct dcres_plan_target){ .capacity = r->hosts[k].capacity,
 							 .same_as = r->hosts[k].same_as };
 	}
-	ret = dcres_plan_make(&r->cd.loc, r->dir, targets, r->nhosts, &r->plan, err, sizeof(err));
+	/* QEMU reads its pages from the staged directory (stage.c). */
+	ret = dcres_plan_make(&r->cd.loc, r->stage_dir, targets, r->nhosts, &r->plan, err,
+			      sizeof(err));
 	if (ret) {
 		host_mapping(r, hosts, sizeof(hosts));
-		pr_err("cannot restore %s onto %s: %s", r->dir, hosts, err);
+		pr_err("cannot restore %s onto %s: %s (nothing released or started)", r->dir,
+		       hosts, err);
 		return ret;
 	}
 	r->planned = true;

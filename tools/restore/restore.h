@@ -24,6 +24,7 @@
 #define RST_MAX_HOSTS (1 + DCRES_PLAN_MAX_SUBS) /* the main host and its subs */
 #define RST_POLL_MS 200
 #define RST_CONNECT_MS 5000  /* to reach a memory server */
+#define RST_MAX_SOURCES (2 * RST_MAX_HOSTS) /* --hosts' subs and --replica-hosts */
 
 /* Set by the SIGINT/SIGTERM handler (main.c). */
 extern volatile sig_atomic_t rst_interrupted;
@@ -35,6 +36,7 @@ struct rst_opts {
 	bool wait_loaded;
 	bool json;
 	const char *psk_path;      /* NULL: none given */
+	const char *replica_hosts; /* more servers that may hold copies, or NULL */
 	const char *ckpt_root;
 	const char *qemu;          /* resolved: --qemu, $DCRES_QEMU or the default */
 	const char *qmp_path;      /* NULL: RUN/qmp.sock */
@@ -60,6 +62,17 @@ struct rst_host {
 	int64_t load_ms;
 };
 
+/* A memory server asked for copies of the checkpoint's parts (locate.c):
+ * the subs of --hosts, then those of --replica-hosts. */
+struct rst_source {
+	char name[256];            /* HOST:PORT */
+	unsigned host;             /* its index in hosts, 0 when not a target */
+	bool reachable;
+	bool holds[256];           /* [K]: a copy of host K's part that matches the
+				    * manifest ([0]: the main host's files) */
+	char trouble[256][160];    /* [K]: why its copy of part K is not used */
+};
+
 /* Everything one run learns and does. */
 struct rst_run {
 	struct rst_opts opts;
@@ -75,6 +88,12 @@ struct rst_run {
 	char root[PATH_MAX];       /* --ckpt-root, symlinks resolved */
 	char rel_dir[PATH_MAX];    /* dir relative to root: the servers' name for it */
 
+	/* Where the parts are (locate.c). */
+	struct rst_source sources[RST_MAX_SOURCES];
+	unsigned nsources;
+	char main_from[256];       /* the server the main host's files came from, "" */
+	bool local[256];           /* [K]: DIR itself has host K's files (shared) */
+
 	/* Set-up (setup.c). */
 	struct dcres_psk psk;
 	char psk_file[PATH_MAX];   /* what QEMU gets as psk-file */
@@ -82,6 +101,7 @@ struct rst_run {
 	char plan_path[PATH_MAX];
 	char log_path[PATH_MAX];
 	char qmp_path[PATH_MAX];
+	char stage_dir[PATH_MAX];  /* RUN/parts: what QEMU reads its pages from */
 
 	/* The plan (planning.c). */
 	struct dcres_plan plan;
@@ -121,27 +141,56 @@ int hosts_parse_capacity(struct rst_run *r, const char *arg);
 
 /* verify.c: the checkpoint, before anything else happens. */
 /* Opens DIR (its manifest required) and main.loc, checks they agree,
- * verifies the checksum of every file the manifest lists (a damaged page
- * of a server's file is named by its presence file's per-page CRCs) and
- * opens main.mem. */
+ * verifies the checksums of the main host's files the manifest lists and
+ * opens main.mem. The memory servers' files are not read here: their
+ * servers check them (locate.c). */
 int verify_checkpoint(struct rst_run *r);
 /* Releases what verify_checkpoint holds (safe after a failure). */
 void verify_close(struct rst_run *r);
 
 /* setup.c: paths and keys. */
-/* Resolves --ckpt-root and DIR relative to it, and loads --psk (required
- * with sub-hosts). Contacts nothing. */
+/* Resolves --ckpt-root and DIR (made, mode 0700, when missing: its files
+ * may come from a replica) relative to it, and loads --psk (required with
+ * sub-hosts). Contacts nothing. */
 int setup_paths(struct rst_run *r);
 /* Creates the run directory (0700) and sets the plan, log and QMP paths;
  * refuses a QMP socket a live process still answers on. Without --psk,
  * writes a throw-away key there for QEMU's psk-file. */
 int setup_run_dir(struct rst_run *r);
 
+/* locate.c: where each part of the checkpoint is. */
+/* Fills r->sources from --hosts' subs and --replica-hosts ("A,B,..."),
+ * each listed once; 0, or -EINVAL after a message on stderr. */
+int locate_parse(struct rst_run *r, const char *replica_hosts);
+/* When DIR has no manifest, fetches the main host's files (manifest,
+ * main.loc, main.mem) from the first source holding a copy that checks out
+ * against the manifest fetched with it; a damaged copy is named and the
+ * next one tried. Nothing when DIR has its manifest. */
+int locate_main_files(struct rst_run *r);
+/* Asks every source, in parallel, which copies of the servers' parts it
+ * holds (the server reads and checks them); the servers the manifest
+ * names (where parts were saved and copied) are asked too. A copy that
+ * does not match the manifest is named and not used. A part no source
+ * holds, and DIR does not have either (a shared directory), is refused,
+ * naming the part, the servers asked and the replicas the manifest
+ * records; nothing has been started then. */
+int locate_parts(struct rst_run *r);
+/* The source to take host src's part from for sub-host k: k itself when
+ * it holds a copy, otherwise a holder (spread over them by k). */
+const struct rst_source *locate_holder(const struct rst_run *r, unsigned k, unsigned src);
+/* Writes r->stage_dir: links to main.mem and main.loc, and for every
+ * server part the plan takes pages from for this host, a memory and
+ * presence file holding only those pages, served by a holder. */
+int locate_stage_main(struct rst_run *r);
+
 /* servers.c: the memory servers (sub-hosts). */
-/* Connects to every sub, attaches to the VM (not exclusively), releases
- * the VM's old pages there and sets each sub's capacity from its free
- * pages (lowered by --capacity). */
+/* Connects to every sub, attaches to the VM (not exclusively) and sets
+ * each sub's capacity from its free pages and the VM's old ones there,
+ * which servers_drop_old will release (lowered by --capacity). Nothing is
+ * released yet: an infeasible plan leaves every server as it was. */
 int servers_prepare(struct rst_run *r);
+/* Releases the VM's old pages on every sub (after planning). */
+int servers_drop_old(struct rst_run *r);
 /* Drops the VM's pages from every sub this run may have stored some on
  * (best effort: failures are logged), reconnecting when needed and
  * retrying a while when the QEMU this run ended is still attached there. */
@@ -156,9 +205,10 @@ void servers_close(struct rst_run *r);
 int planning_make(struct rst_run *r);
 
 /* load.c: the sub-hosts' share. */
-/* Loads every sub's planned pages, one thread per sub: from a
- * checkpoint server's files by the server itself, from main.mem through
- * this tool. Shows progress; on failure every thread stops early. */
+/* Loads every sub's planned pages, one thread per sub: from its own copy
+ * of a part by the server itself, from another server's copy server to
+ * server, from main.mem through this tool. Shows progress; on failure
+ * every thread stops early. */
 int load_servers(struct rst_run *r);
 
 /* qemu.c: the QEMU process. */

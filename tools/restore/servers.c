@@ -40,32 +40,45 @@ static int connect_attach(const struct rst_run *r, struct rst_host *h)
 	return ret;
 }
 
-/* Prepares sub h: connected, the VM's old pages released, capacity set to
- * its free pages (at most --capacity). */
+/* Prepares sub h: connected, capacity set to its free pages and the VM's
+ * old ones there (at most --capacity). */
 static int prepare_one(const struct rst_run *r, struct rst_host *h)
 {
 	struct dcres_memstats st;
-	uint64_t released = 0, free_pages;
+	uint64_t free_pages;
 	int ret;
 
 	if ((ret = connect_attach(r, h)))
 		return ret;
-	ret = dcres_memclient_release(h->c, &released);
-	if (ret) {
-		server_error(h, "cannot release the VM's pages", ret);
-		return ret;
-	}
 	ret = dcres_memclient_stats(h->c, &st);
 	if (ret) {
 		server_error(h, "cannot read its statistics", ret);
 		return ret;
 	}
 	free_pages = st.capacity_pages > st.used_pages ? st.capacity_pages - st.used_pages : 0;
+	free_pages += st.vm_pages;
 	if (!h->has_capacity || h->capacity > free_pages)
 		h->capacity = free_pages;
-	pr_debug("memory server %s: released %llu pages of VM %s; %llu pages free, "
-		 "capacity %llu", h->name, (unsigned long long)released, r->uuid_str,
-		 (unsigned long long)free_pages, (unsigned long long)h->capacity);
+	pr_debug("memory server %s: %llu pages free (with VM %s's %llu old ones), capacity "
+		 "%llu", h->name, (unsigned long long)free_pages, r->uuid_str,
+		 (unsigned long long)st.vm_pages, (unsigned long long)h->capacity);
+	return 0;
+}
+
+int servers_drop_old(struct rst_run *r)
+{
+	for (unsigned k = 1; k < r->nhosts; k++) {
+		struct rst_host *h = &r->hosts[k];
+		uint64_t released = 0;
+		int ret = dcres_memclient_release(h->c, &released);
+
+		if (ret) {
+			server_error(h, "cannot release the VM's pages", ret);
+			return ret;
+		}
+		pr_debug("memory server %s: released %llu old pages of VM %s", h->name,
+			 (unsigned long long)released, r->uuid_str);
+	}
 	return 0;
 }
 

@@ -21,6 +21,8 @@
 #define RUN_BASE "/run/dcres"
 #define THROWAWAY_KEY_BYTES 32
 
+static int make_dirs(const char *dir);
+
 int setup_paths(struct rst_run *r)
 {
 	const char *psk = r->opts.psk_path;
@@ -29,6 +31,16 @@ int setup_paths(struct rst_run *r)
 	if (!realpath(r->opts.ckpt_root, r->root)) {
 		ret = -errno;
 		pr_perror("--ckpt-root %s", r->opts.ckpt_root);
+		return ret;
+	}
+	/* A checkpoint whose main host is gone: its files come from a copy. */
+	if (access(r->opts.ckpt, F_OK) && errno == ENOENT && r->nhosts > 1 &&
+	    (ret = make_dirs(r->opts.ckpt)))
+		return ret;
+	if (!realpath(r->opts.ckpt, r->dir)) {
+		ret = -errno;
+		pr_perror("%s", r->opts.ckpt);
+		r->dir[0] = '\0';
 		return ret;
 	}
 	if (r->nhosts == 1 && !psk)
@@ -155,7 +167,8 @@ int setup_run_dir(struct rst_run *r)
 	}
 	snprintf(r->run_dir, sizeof(r->run_dir), "%s", path);
 	if ((ret = run_path(r, "plan", r->plan_path)) ||
-	    (ret = run_path(r, "qemu.log", r->log_path)))
+	    (ret = run_path(r, "qemu.log", r->log_path)) ||
+	    (ret = run_path(r, "parts", r->stage_dir)))
 		return ret;
 	if (r->opts.qmp_path)
 		snprintf(r->qmp_path, sizeof(r->qmp_path), "%s", r->opts.qmp_path);

@@ -1,5 +1,5 @@
-/* The checkpoint, opened (libdcres-ckptdir) and verified before anything
- * is contacted or started (restore.h). */
+/* The checkpoint, opened (libdcres-ckptdir) and its main host's files
+ * verified before anything is started (restore.h). */
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <errno.h>
@@ -9,31 +9,6 @@
 
 #include "dcres/log.h"
 #include "restore.h"
-
-#define CAPTURE_LINES 16
-
-/* Lines the format libraries log while the files are checked: shown as
- * they are when the damage cannot be pinned to a page, replaced by one
- * line naming the page when it can. */
-static char captured[CAPTURE_LINES][1024];
-static unsigned ncaptured;
-
-/* Log sink keeping the first CAPTURE_LINES lines. */
-static void capture(enum dcres_log_level level, const char *line)
-{
-	(void)level;
-	if (ncaptured < CAPTURE_LINES)
-		snprintf(captured[ncaptured++], sizeof(captured[0]), "%s", line);
-}
-
-/* Stops capturing; prints the captured lines when show is true. */
-static void capture_end(bool show)
-{
-	dcres_log_set_sink(NULL);
-	for (unsigned i = 0; show && i < ncaptured; i++)
-		fprintf(stderr, "%s\n", captured[i]);
-	ncaptured = 0;
-}
 
 /* Checks the manifest's fields this tool relies on and fills r->uuid and
  * r->ram_size. */
@@ -58,52 +33,43 @@ static int check_manifest(struct rst_run *r)
 	return 0;
 }
 
-/* Looks, with the presence files' per-page CRCs, for a damaged page in the
- * servers' files; when one is found, logs it ("FILE: page N is corrupted")
- * and returns true. */
-static bool find_bad_page(struct rst_run *r)
+/* Whether file name belongs to a memory server's part. */
+static bool server_file(const Dcres__Manifest *m, const char *name)
 {
-	for (unsigned i = 0; i < r->cd.nservers; i++) {
-		struct ckptdir_server *s = &r->cd.servers[i];
-		uint64_t bad = 0;
+	for (size_t i = 0; i < m->n_hosts; i++) {
+		const Dcres__HostPart *h = m->hosts[i];
 
-		if (ckptdir_open_server(&r->cd, s) ||
-		    dcres_presence_verify_pages(&s->pres, s->mf, &bad) != -EBADMSG)
-			continue;
-		capture_end(false);
-		pr_err("%s: page %llu is corrupted (checksum mismatch)", s->mem_path,
-		       (unsigned long long)bad);
-		return true;
+		if (h->id && ((h->mem_file && !strcmp(h->mem_file, name)) ||
+			      (h->present_file && !strcmp(h->present_file, name))))
+			return true;
 	}
 	return false;
 }
 
-/* Verifies the checksums of the files the manifest lists; a damaged
- * server file is searched for the page that is damaged. */
-static int verify_files(struct rst_run *r)
+/* Verifies the size and CRC of the main host's files the manifest lists
+ * (the servers' files are their servers' to check). */
+static int verify_main_files(struct rst_run *r)
 {
-	int ret;
+	const Dcres__Manifest *m = r->cd.manifest;
 
-	ncaptured = 0;
-	dcres_log_set_sink(capture);
-	ret = dcres_manifest_verify_files(r->dir, r->cd.manifest);
-	if (ret == -EBADMSG && find_bad_page(r))
-		return ret;
-	capture_end(ret != 0);
-	return ret;
-}
+	for (size_t i = 0; i < m->n_files; i++) {
+		const Dcres__FileSum *f = m->files[i];
+		char path[PATH_MAX + 256];
+		uint64_t size;
+		uint32_t crc;
+		int ret;
 
-/* Opens every server's files and checks their headers against main.loc
- * (page size, RAM size, host, VM): a file the manifest's checksum cannot
- * fault may still declare a geometry that no reader can use. */
-static int check_server_files(struct rst_run *r)
-{
-	for (unsigned i = 0; i < r->cd.nservers; i++) {
-		struct ckptdir_server *s = &r->cd.servers[i];
-		int ret = s->ok ? 0 : ckptdir_open_server(&r->cd, s);
-
-		if (ret)
+		if (!f->name || server_file(m, f->name))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", r->dir, f->name);
+		if ((ret = dcres_file_checksum(path, &size, &crc)))
 			return ret;
+		if (size != f->size || crc != f->crc32c) {
+			pr_err("%s: %llu bytes, CRC-32C %08x; the manifest says %llu bytes, %08x "
+			       "(the file is damaged)", path, (unsigned long long)size, crc,
+			       (unsigned long long)f->size, f->crc32c);
+			return -EBADMSG;
+		}
 	}
 	return 0;
 }
@@ -125,17 +91,9 @@ int verify_checkpoint(struct rst_run *r)
 {
 	int ret;
 
-	r->cd.main.fd = -1; /* for verify_close, whatever happens */
-	if (!realpath(r->opts.ckpt, r->dir)) {
-		ret = -errno;
-		pr_perror("%s", r->opts.ckpt);
-		r->dir[0] = '\0';
-		return ret;
-	}
 	if ((ret = ckptdir_init(&r->cd, r->dir)) || (ret = ckptdir_load_manifest(&r->cd)) ||
 	    (ret = check_manifest(r)) || (ret = ckptdir_open_loc(&r->cd)) ||
-	    (ret = ckptdir_find_servers(&r->cd)) || (ret = verify_files(r)) ||
-	    (ret = check_server_files(r)))
+	    (ret = ckptdir_find_servers(&r->cd)) || (ret = verify_main_files(r)))
 		return ret;
 	if (!qemu_id_ok(r->cd.loc.main_file.block_id)) {
 		pr_err("%s: the guest RAM block is '%s', which cannot be the id of the memory "
