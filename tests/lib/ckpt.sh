@@ -1,8 +1,9 @@
 # Checkpoints of test guests. Source after split.sh; needs DCRES_CHECKPOINT
 # and DCRES_MERGE (the tools).
 #   ckpt_take NAME DIR ARGS...     checkpoint guest NAME into DIR with
-#                                  dcres-checkpoint --json ARGS; its summary
-#                                  goes to $TEST_TMP/<basename DIR>.json
+#                                  dcres-checkpoint --json ARGS (run in test
+#                                  host $CKPT_HOST when that is set); its
+#                                  summary goes to $TEST_TMP/<basename DIR>.json
 #   ckpt_json FILE EXPR            a value of a JSON file: EXPR is Python on
 #                                  the parsed object j, e.g. 'j["downtime_ms"]'
 #   ckpt_merge DIR OUT             merge checkpoint DIR into OUT (dcres-merge
@@ -25,7 +26,9 @@
 ckpt_take() {
   local name=$1 dir=$2; shift 2
   [ -x "${DCRES_CHECKPOINT:-}" ] || fail "dcres-checkpoint not found (DCRES_CHECKPOINT=${DCRES_CHECKPOINT:-unset})"
-  "$DCRES_CHECKPOINT" --qmp "$TEST_TMP/$name.qmp" --dir "$dir" --json "$@" \
+  local -a run=("$DCRES_CHECKPOINT")
+  [ -z "${CKPT_HOST:-}" ] || run=(host_exec "$CKPT_HOST" "$DCRES_CHECKPOINT")
+  "${run[@]}" --qmp "$TEST_TMP/$name.qmp" --dir "$dir" --json "$@" \
     > "$TEST_TMP/$(basename "$dir").json" 2> "$TEST_TMP/$(basename "$dir").log" \
     || fail "checkpoint of $name into $dir failed: $(cat "$TEST_TMP/$(basename "$dir").log")"
   note "checkpoint $dir: $(cat "$TEST_TMP/$(basename "$dir").json")"

@@ -41,7 +41,10 @@ guest_start() {
   [ ${#base[@]} -gt 0 ] || exit 1
   local -a run=("$DCRES_QEMU")
   # GUEST_HOST=K runs QEMU inside test host K (tests/lib/hosts.sh).
-  [ -z "${GUEST_HOST:-}" ] || run=(ip netns exec "$(_hosts_ns "$GUEST_HOST")" "$DCRES_QEMU")
+  if [ -n "${GUEST_HOST:-}" ]; then
+    _hosts_cmd "$GUEST_HOST"
+    run=("${HOSTS_CMD[@]}" "$DCRES_QEMU")
+  fi
   "${run[@]}" "${base[@]}" -qmp "unix:$TEST_TMP/$name.qmp,server=on,wait=off" \
     "$@" 2> "$TEST_TMP/$name.stderr" &
   guest_track "$name" $!

@@ -5,6 +5,10 @@
 #   hosts_up N          create hosts 0..N-1 (0 is the main host by convention)
 #   host_addr K         print host K's address
 #   host_exec K CMD...  run CMD inside host K
+#   host_disks DIR      give each host K a private disk DIR/disk-K (made
+#                       here): inside host K every other host's disk is
+#                       hidden (an empty tmpfs over it), as on separate
+#                       machines; host_disk K prints its path
 #   host_cut K          cut host K's link (its packets are dropped)
 #   host_restore K      restore host K's link
 #   hosts_down          kill every process in the hosts, delete them; runs by
@@ -19,6 +23,7 @@
 HOSTS_PREFIX="dcres$$"
 HOSTS_N=0
 HOSTS_MODE=
+HOSTS_DISKS=
 
 _hosts_ns() { echo "$HOSTS_PREFIX-h$1"; }
 _hosts_sw() { echo "$HOSTS_PREFIX-sw"; }
@@ -77,10 +82,33 @@ host_addr() {
   fi
 }
 
+host_disks() {
+  local k
+  [ "$HOSTS_MODE" = netns ] || fail "private disks need network namespaces (HOSTS_MODE=$HOSTS_MODE)"
+  HOSTS_DISKS=$1
+  for ((k = 0; k < HOSTS_N; k++)); do mkdir -p "$HOSTS_DISKS/disk-$k"; done
+}
+
+host_disk() { echo "$HOSTS_DISKS/disk-$1"; }
+
+# The command prefix that runs a command inside host K: its namespace
+# (ip netns exec gives it a mount namespace of its own) with the other
+# hosts' disks hidden.
+_hosts_cmd() {
+  local k=$1 j hide=
+  HOSTS_CMD=(ip netns exec "$(_hosts_ns "$k")")
+  [ -n "$HOSTS_DISKS" ] || return 0
+  for ((j = 0; j < HOSTS_N; j++)); do
+    [ "$j" -eq "$k" ] || hide+=" $HOSTS_DISKS/disk-$j"
+  done
+  HOSTS_CMD+=(sh -c 'for d in '"$hide"'; do mount -t tmpfs -o size=1m hidden "$d" || exit 125; done; exec "$@"' sh)
+}
+
 host_exec() {
   local k=$1; shift
   if [ "$HOSTS_MODE" = netns ]; then
-    ip netns exec "$(_hosts_ns "$k")" "$@"
+    _hosts_cmd "$k"
+    "${HOSTS_CMD[@]}" "$@"
   else
     "$@"
   fi

@@ -3,7 +3,9 @@
 #   restore_guest NAME DIR HOSTS [TOOL_ARGS...] -- QEMU_ARGS...
 #                                  restore checkpoint DIR onto HOSTS
 #                                  (dcres-restore --hosts, run in test host
-#                                  0 with the split servers' key and root)
+#                                  $RESTORE_HOST, default 0, with the split
+#                                  servers' key, and as root SPLIT_CKPT_ROOT
+#                                  or $RESTORE_ROOT)
 #                                  as guest NAME, QMP on NAME.qmp; its JSON
 #                                  summary goes to $TEST_TMP/NAME.json,
 #                                  its messages to NAME.log; returns the
@@ -20,8 +22,8 @@ restore_guest() {
   [ $# -gt 0 ] && shift
   [ -x "${DCRES_RESTORE:-}" ] || fail "dcres-restore not found (DCRES_RESTORE=${DCRES_RESTORE:-unset})"
   mapfile -t base < <(guest_base_args "$name")
-  host_exec 0 "$DCRES_RESTORE" --ckpt "$dir" --hosts "$hosts" --psk "$SPLIT_KEY" \
-    --ckpt-root "$SPLIT_CKPT_ROOT" --qemu "$DCRES_QEMU" --qmp "$TEST_TMP/$name.qmp" \
+  host_exec "${RESTORE_HOST:-0}" "$DCRES_RESTORE" --ckpt "$dir" --hosts "$hosts" \
+    --psk "$SPLIT_KEY" --ckpt-root "${RESTORE_ROOT:-$SPLIT_CKPT_ROOT}" --qemu "$DCRES_QEMU" --qmp "$TEST_TMP/$name.qmp" \
     --run-dir "$TEST_TMP/$name.run" --json "${tool[@]}" -- "${base[@]}" "$@" \
     > "$TEST_TMP/$name.json" 2> "$TEST_TMP/$name.log" || return $?
   pid=$(ckpt_json "$TEST_TMP/$name.json" 'j["qemu_pid"]')

@@ -7,7 +7,12 @@
 #                                  exist); sets SPLIT_SERVERS and SPLIT_KEY;
 #                                  their --dir is SPLIT_CKPT_ROOT, which the
 #                                  guests' dcres-split names as ckpt-root
-#                                  (the shared checkpoint directory)
+#                                  (the shared checkpoint directory); with
+#                                  SPLIT_STORAGE=local each host has a
+#                                  private disk instead (host_disks): a
+#                                  server's --dir is its own, and
+#                                  SPLIT_CKPT_ROOT host 0's
+#   split_server_start K CAPACITY  (re)start the memory server of host K
 #   split_server_pid K             pid of the memory server in host K
 #   split_guest_start NAME MEM LOCAL QEMU_ARGS...
 #                                  start a guest of MEM RAM with LOCAL of it
@@ -47,11 +52,13 @@ split_servers_up() {
   SPLIT_SERVERS=
   SPLIT_NSERVERS=$n
   SPLIT_CKPT_ROOT=$TEST_TMP/ckpt
+  if [ "${SPLIT_STORAGE:-shared}" = local ]; then
+    host_disks "$TEST_TMP/disks"
+    SPLIT_CKPT_ROOT=$(host_disk 0)
+  fi
   mkdir -p "$SPLIT_CKPT_ROOT"
   for ((k = 1; k <= n; k++)); do
-    host_exec $k "$DCRES_MEMSERVER" --listen "$(host_addr $k):7700" --capacity "$cap" \
-      --dir "$SPLIT_CKPT_ROOT" --psk-file "$SPLIT_KEY" --no-populate \
-      2> "$TEST_TMP/memserver$k.log" &
+    split_server_start $k "$cap"
     SPLIT_SERVERS+="${SPLIT_SERVERS:+;}$(host_addr $k):7700"
   done
   for ((k = 1; k <= n; k++)); do
@@ -59,6 +66,15 @@ split_servers_up() {
     grep -q listening "$TEST_TMP/memserver$k.log" \
       || fail "memory server $k did not start: $(cat "$TEST_TMP/memserver$k.log")"
   done
+}
+
+# Starts the memory server of host K (its --dir as split_servers_up says)
+# in the background.
+split_server_start() {
+  local k=$1 cap=$2 dir=$SPLIT_CKPT_ROOT
+  [ "${SPLIT_STORAGE:-shared}" = local ] && dir=$(host_disk "$k")
+  host_exec "$k" "$DCRES_MEMSERVER" --listen "$(host_addr "$k"):7700" --capacity "$cap" \
+    --dir "$dir" --psk-file "$SPLIT_KEY" --no-populate 2> "$TEST_TMP/memserver$k.log" &
 }
 
 # The server is the only process of its host (ip netns exec execs it).

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Checkpoints that survive the loss of a host. Every test host has a
+# private disk: inside a host the other hosts' disks are hidden, as on
+# separate machines. The memtest guest (-m 256M, 64M resident on the main
+# host 0, the rest on the memory servers of hosts 1 and 2) is checkpointed
+# live with --replicas 1 by dcres-checkpoint running in host 0, which
+# cannot see a server's files: the manifest comes from the servers' own
+# sums. Each part must then be on two hosts, never twice on one. Restores,
+# each verified by the guest itself (errors=0, passes counting on):
+#  (a) onto hosts 0, 1 and a spare 3 with a flipped byte in host 1's copy
+#      of host 2's part: the damaged copy is named and host 2's own used;
+#  (b) host 2 destroyed (server killed, its disk wiped): onto 0, 1 and 3;
+#  (c) the old main host's directory gone too: restored by host 4, which
+#      fetches the main host's files from a copy and runs QEMU itself;
+#  (d) both copies of host 2's part gone: refused naming the part and the
+#      servers asked, no QEMU started.
+set -euo pipefail
+. "$(dirname "$0")/../lib/split.sh"
+. "$(dirname "$0")/../lib/ckpt.sh"
+. "$(dirname "$0")/../lib/restore.sh"
+
+MEM=256M
+mapfile -t memtest < <(guest_memtest_args $MEM "hot=2 hotat=60 rate=max")
+s() { echo "$(host_addr "$1"):7700"; }
+
+split_hosts_up 4
+SPLIT_STORAGE=local split_servers_up 3 $MEM
+export SPLIT_STORAGE=local
+disk() { host_disk "$1"; }
+ckpt=$(disk 0)/ckpt
+SPLIT_SERVERS="$(s 1);$(s 2)" SPLIT_NSERVERS=2 \
+  split_guest_start split $MEM 64M "${memtest[@]}"
+split_guest_passes split 1 400
+
+# The main host cannot see the servers' disks (the point of the test).
+[ -z "$(host_exec 0 ls -A "$(disk 1)")" ] || fail "host 0 sees host 1's disk"
+touch "$(disk 2)/visible"
+host_exec 0 test ! -e "$(disk 2)/visible" || fail "host 0 sees host 2's disk"
+rm "$(disk 2)/visible"
+
+CKPT_HOST=0 ckpt_take split "$ckpt" --live --replicas 1 --psk "$SPLIT_KEY"
+json=$TEST_TMP/ckpt.json
+before=$(ckpt_last_pass split)
+[ "$(ckpt_json "$json" 'j["replication"]["survives_host_losses"]')" -eq 1 ] \
+  || fail "the checkpoint does not survive the loss of a host: $(cat "$json")"
+[ "$(ckpt_json "$json" 'sum(c["ok"] for c in j["replication"]["copies"])')" -eq 3 ] \
+  || fail "not every part was copied: $(cat "$json")"
+for k in 0 1 2; do
+  [ "$(ckpt_json "$json" "j['hosts'][$k]['replica_bytes_sent']")" -gt 1000000 ] \
+    || fail "host $k sent too little of its part: $(cat "$json")"
+done
+# Every part on its own host and one other, never twice on one host.
+rel=ckpt
+for f in main.mem main.loc manifest; do
+  [ -f "$(disk 0)/$rel/$f" ] && [ -f "$(disk 1)/$rel/$f" ] && [ ! -e "$(disk 2)/$rel/$f" ] \
+    || fail "$f is not on hosts 0 and 1 only"
+done
+for f in host-1.mem host-1.present host-2.mem host-2.present; do
+  [ -f "$(disk 1)/$rel/$f" ] && [ -f "$(disk 2)/$rel/$f" ] && [ ! -e "$(disk 0)/$rel/$f" ] \
+    || fail "$f is not on hosts 1 and 2 only"
+  cmp -s "$(disk 1)/$rel/$f" "$(disk 2)/$rel/$f" || fail "the copies of $f differ"
+done
+ls "$(disk 1)/$rel" "$(disk 2)/$rel" | grep -q partial && fail "partial files left behind"
+grep -q "$(s 1)" "$ckpt/manifest" || fail "the manifest names no replica on host 1"
+kill "$(guest_pid split)"; sleep 1
+
+# (a) A flipped byte in host 1's copy of host 2's part: named, not used.
+flip() {
+  python3 - "$1" <<'EOF'
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+off = os.lseek(fd, 1 << 20, os.SEEK_DATA)
+os.pwrite(fd, bytes([os.pread(fd, 1, off + 100)[0] ^ 0x40]), off + 100)
+EOF
+}
+flip "$(disk 1)/$rel/host-2.mem"
+restore_guest a "$ckpt" "main,$(s 1),$(s 3)" -- "${memtest[@]}" \
+  || fail "restore (a) failed: $(cat "$TEST_TMP/a.log")"
+grep -q "memory server $(s 1): its copy of $rel/host-2.mem does not match.*page [0-9]* is corrupted" \
+  "$TEST_TMP/a.log" || fail "restore (a) does not name the damaged copy: $(cat "$TEST_TMP/a.log")"
+ckpt_verified a "$before" 300
+kill "$(guest_pid a)"; sleep 1
+flip "$(disk 1)/$rel/host-2.mem"
+
+# (b) Host 2 destroyed: its server killed, its disk wiped.
+kill -9 "$(split_server_pid 2)"
+rm -rf "$(disk 2)/$rel"
+restore_guest b "$ckpt" "main,$(s 1),$(s 3)" -- "${memtest[@]}" \
+  || fail "restore (b) after losing host 2 failed: $(cat "$TEST_TMP/b.log")"
+ckpt_verified b "$before" 300
+note "restore (b): $(grep -c "part from" "$TEST_TMP/b.log" || true) loads from another server's copy"
+kill "$(guest_pid b)"; sleep 1
+
+# (c) The main host's directory gone as well: host 4 restores, with the
+# main host's files fetched from host 1's copy.
+rm -rf "$ckpt"
+RESTORE_HOST=4 RESTORE_ROOT=$(disk 4) \
+  restore_guest c "$(disk 4)/$rel" "main,$(s 1),$(s 3)" -- "${memtest[@]}" \
+  || fail "restore (c) on host 4 failed: $(cat "$TEST_TMP/c.log")"
+grep -q "came from memory server $(s 1)" "$TEST_TMP/c.log" \
+  || fail "restore (c) does not say where the main host's files came from: $(cat "$TEST_TMP/c.log")"
+ckpt_verified c "$before" 300
+kill "$(guest_pid c)"; sleep 1
+
+# (d) Both copies of host 2's part gone: refused, nothing started.
+rm "$(disk 1)/$rel/host-2.mem"
+if RESTORE_HOST=4 RESTORE_ROOT=$(disk 4) \
+  restore_guest d "$(disk 4)/$rel" "main,$(s 1),$(s 3)" -- "${memtest[@]}"; then
+  fail "restore (d) went ahead without host 2's part"
+fi
+grep -q "the part of host 2 (host-2.mem, host-2.present, saved on $(s 2)) exists nowhere" \
+  "$TEST_TMP/d.log" || fail "restore (d) does not name the missing part: $(cat "$TEST_TMP/d.log")"
+[ ! -e "$TEST_TMP/d.run/qemu.log" ] || fail "a QEMU was started without host 2's part"
+note "refused: $(grep "exists nowhere" "$TEST_TMP/d.log")"
