@@ -5,7 +5,9 @@
 # host 0, the rest on the memory servers of hosts 1 and 2) is checkpointed
 # live with --replicas 1 by dcres-checkpoint running in host 0, which
 # cannot see a server's files: the manifest comes from the servers' own
-# sums. Each part must then be on two hosts, never twice on one. Restores,
+# sums. Each part must then be on two hosts, never twice on one.
+# dcres-inspect and dcres-merge in host 0 read the servers' parts through
+# the servers; the merged file restores in QEMU without dcres. Restores,
 # each verified by the guest itself (errors=0, passes counting on):
 #  (a) onto hosts 0, 1 and a spare 3 with a flipped byte in host 1's copy
 #      of host 2's part: the damaged copy is named and host 2's own used;
@@ -63,6 +65,20 @@ done
 ls "$(disk 1)/$rel" "$(disk 2)/$rel" | grep -q partial && fail "partial files left behind"
 grep -q "$(s 1)" "$ckpt/manifest" || fail "the manifest names no replica on host 1"
 kill "$(guest_pid split)"; sleep 1
+
+# dcres-inspect and dcres-merge on the main host read the servers' parts
+# through the servers; the merged file restores in a QEMU without dcres.
+host_exec 0 "$DCRES_INSPECT" --psk "$SPLIT_KEY" --ckpt-root "$(disk 0)" "$ckpt" \
+  > "$TEST_TMP/inspect.txt" 2>&1 || fail "dcres-inspect failed: $(cat "$TEST_TMP/inspect.txt")"
+grep -q "host 2's part: not in $ckpt, read through memory server" "$TEST_TMP/inspect.txt" \
+  || fail "dcres-inspect does not say where host 2's part is: $(cat "$TEST_TMP/inspect.txt")"
+host_exec 0 "$DCRES_MERGE" --psk "$SPLIT_KEY" --ckpt-root "$(disk 0)" "$ckpt" \
+  "$(disk 0)/merged.mem" > "$TEST_TMP/merge.txt" 2>&1 \
+  || fail "dcres-merge failed: $(cat "$TEST_TMP/merge.txt")"
+ckpt_restore_stock stock "$(disk 0)/merged.mem" "${memtest[@]}" \
+  -object "memory-backend-ram,id=ram0,size=$MEM" -machine memory-backend=ram0
+ckpt_verified stock "$before" 300
+kill "$(guest_pid stock)"; sleep 1
 
 # (a) A flipped byte in host 1's copy of host 2's part: named, not used.
 flip() {

@@ -29,13 +29,19 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: dcres-inspect [--json] [--no-verify] [--disk FILE]... DIR\n"
+		"usage: dcres-inspect [--json] [--no-verify] [--disk FILE]...\n"
+		"                     [--psk FILE [--ckpt-root PATH] [--servers LIST]] DIR\n"
 		"  Shows the D-CRES checkpoint in DIR and checks it: manifest, location\n"
 		"  table, memory files, page placement, checksums, qcow2 disk images.\n"
 		"  --json       print the report as one JSON object\n"
 		"  --no-verify  skip the file checksums and page CRCs (fast)\n"
 		"  --disk FILE  also check the qcow2 image FILE (repeatable); the images\n"
 		"               the manifest lists are always checked\n"
+		"  --psk FILE   read memory servers' parts that are not in DIR through the\n"
+		"               servers holding a copy (those of --servers, then those the\n"
+		"               manifest names), with their pre-shared key\n"
+		"  --ckpt-root PATH  what the servers' --dir is on this host (default /)\n"
+		"  --servers LIST    memory servers to ask first (HOST:PORT,...)\n"
 		"exit status: 0 all checks passed, 1 a check failed, 2 usage\n");
 }
 
@@ -58,6 +64,18 @@ static int parse_args(int argc, char **argv, struct inspect *in)
 			in->json = true;
 		} else if (options && !strcmp(a, "--no-verify")) {
 			in->verify = false;
+		} else if (options && (!strcmp(a, "--psk") || !strcmp(a, "--ckpt-root") ||
+				       !strcmp(a, "--servers"))) {
+			if (++i >= argc || !*argv[i]) {
+				fprintf(stderr, "dcres-inspect: %s needs a value\n", a);
+				return -1;
+			}
+			if (!strcmp(a, "--psk"))
+				in->remote.psk_path = argv[i];
+			else if (!strcmp(a, "--ckpt-root"))
+				in->remote.ckpt_root = argv[i];
+			else
+				in->remote.servers = argv[i];
 		} else if (options && !strcmp(a, "--disk")) {
 			if (++i >= argc || !*argv[i]) {
 				fprintf(stderr, "dcres-inspect: --disk needs a FILE\n");
@@ -115,6 +133,17 @@ int main(int argc, char **argv)
 		return ret > 0 ? 0 : 2;
 	}
 	insp_log_init();
+	in.given_dir = in.dir;
+	if (ckptview_needed(in.dir)) {
+		if (ckptview_open(in.dir, &in.remote, &in.view)) {
+			report_failures(&in);
+			fprintf(stderr, "dcres-inspect: %s: the memory servers' parts cannot be "
+				"read\n", in.dir);
+			free(in.disk_args);
+			return 1;
+		}
+		in.dir = in.view.dir;
+	}
 	insp_open_parts(&in);
 	insp_facts(&in);
 	insp_check_consistency(&in);
@@ -132,6 +161,7 @@ int main(int argc, char **argv)
 	report_failures(&in);
 	ret = insp_failures(&in) ? 1 : 0;
 	insp_free(&in);
+	ckptview_close(&in.view);
 	free(in.disk_args);
 	return ret;
 }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "dcres/ckptdir.h"
+#include "dcres/ckptview.h"
 
 /* History buckets: 0, 1-15, 16-63, 64-127, 128-255 (the top bit: hot). */
 #define INSP_BUCKETS 5
@@ -76,8 +77,11 @@ struct insp_disk {
 
 /* One run. */
 struct inspect {
-	const char *dir;
+	const char *dir;         /* what is read: DIR, or the view of it */
+	const char *given_dir;   /* DIR as given */
 	bool json, verify;
+	struct ckptview_opts remote; /* --psk, --ckpt-root, --servers */
+	struct ckptview view;    /* the servers' parts fetched through them */
 	const char **disk_args;  /* the --disk files */
 	size_t ndisk_args;
 

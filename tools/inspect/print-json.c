@@ -192,11 +192,29 @@ static struct json_object *checks(const struct inspect *in)
 	return a;
 }
 
+/* The servers' parts read through a server: where from, where copies are. */
+static struct json_object *remote_parts(const struct inspect *in)
+{
+	struct json_object *a = json_object_new_array();
+
+	for (unsigned i = 0; i < in->view.nparts; i++) {
+		const struct ckptview_part *p = &in->view.parts[i];
+		struct json_object *j = json_object_new_object();
+
+		put(j, "id", json_object_new_int64(p->id));
+		put(j, "read_from", json_object_new_string(p->from));
+		put(j, "copies_on", json_object_new_string(p->holders));
+		json_object_array_add(a, j);
+	}
+	return a;
+}
+
 void insp_print_json(const struct inspect *in)
 {
 	struct json_object *o = json_object_new_object();
 
-	put(o, "dir", json_object_new_string(in->dir));
+	put(o, "dir", json_object_new_string(in->given_dir));
+	put(o, "remote_parts", remote_parts(in));
 	put_manifest(in, o);
 	put(o, "hosts", hosts(in));
 	put(o, "zero_pages", u64_or_null(in->have_loc_facts, in->zero_pages));

@@ -108,6 +108,10 @@ void insp_print_text(const struct inspect *in)
 	unsigned failed = insp_failures(in);
 
 	print_manifest(in);
+	for (unsigned i = 0; i < in->view.nparts; i++)
+		printf("host %u's part: not in %s, read through memory server %s (copies on %s)\n",
+		       in->view.parts[i].id, in->given_dir, in->view.parts[i].from,
+		       in->view.parts[i].holders);
 	print_hosts(in);
 	print_history(in);
 	printf("\nchecks\n");

@@ -19,17 +19,24 @@
 #include <string.h>
 
 #include "dcres/log.h"
+#include "dcres/ckptview.h"
 #include "merge.h"
 
 /* Prints the usage text to f. */
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: dcres-merge [--check] [--json] DIR [OUT]\n"
+		"usage: dcres-merge [--check] [--json] [--psk FILE [--ckpt-root PATH]\n"
+		"                   [--servers LIST]] DIR [OUT]\n"
 		"  Merges the D-CRES checkpoint in DIR into OUT, a mapped-ram migration\n"
 		"  file that stock QEMU restores (migrate-incoming file:OUT).\n"
 		"  --check  only verify DIR (placement, checksums); OUT is not written\n"
 		"  --json   print the summary as one JSON object\n"
+		"  --psk FILE  read memory servers' parts that are not in DIR through the\n"
+		"           servers holding a copy (those of --servers, then those the\n"
+		"           manifest names)\n"
+		"  --ckpt-root PATH  what the servers' --dir is on this host (default /)\n"
+		"  --servers LIST    memory servers to ask first (HOST:PORT,...)\n"
 		"exit status: 0 ok, 1 error, 2 usage\n");
 }
 
@@ -94,7 +101,9 @@ static void summary(const struct ckptdir *c, const char *out, bool json,
 int main(int argc, char **argv)
 {
 	bool check = false, json = false, options = true;
-	const char *dir = NULL, *out = NULL;
+	const char *dir = NULL, *out = NULL, *given;
+	struct ckptview_opts remote = { 0 };
+	struct ckptview view = { 0 };
 	struct ckptdir c;
 	uint64_t duplicates = 0;
 	int ret;
@@ -108,6 +117,18 @@ int main(int argc, char **argv)
 			check = true;
 		} else if (options && !strcmp(a, "--json")) {
 			json = true;
+		} else if (options && (!strcmp(a, "--psk") || !strcmp(a, "--ckpt-root") ||
+				       !strcmp(a, "--servers"))) {
+			if (++i >= argc || !*argv[i]) {
+				fprintf(stderr, "dcres-merge: %s needs a value\n", a);
+				return 2;
+			}
+			if (!strcmp(a, "--psk"))
+				remote.psk_path = argv[i];
+			else if (!strcmp(a, "--ckpt-root"))
+				remote.ckpt_root = argv[i];
+			else
+				remote.servers = argv[i];
 		} else if (options && (!strcmp(a, "-h") || !strcmp(a, "--help"))) {
 			usage(stdout);
 			return 0;
@@ -133,6 +154,17 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	given = dir;
+	if (ckptview_needed(dir)) {
+		ret = ckptview_open(dir, &remote, &view);
+		if (ret)
+			goto fail;
+		for (unsigned i = 0; i < view.nparts; i++)
+			fprintf(stderr, "dcres-merge: host %u's part read through memory server %s "
+				"(copies on %s)\n", view.parts[i].id, view.parts[i].from,
+				view.parts[i].holders);
+		dir = view.dir;
+	}
 	ret = merge_open(dir, &c);
 	if (ret)
 		goto fail;
@@ -142,10 +174,11 @@ int main(int argc, char **argv)
 	if (!ret)
 		summary(&c, out, json, duplicates);
 	ckptdir_close(&c);
+fail:
+	ckptview_close(&view);
 	if (!ret)
 		return 0;
-fail:
-	fprintf(stderr, "dcres-merge: %s: %s (%s)%s\n", dir,
+	fprintf(stderr, "dcres-merge: %s: %s (%s)%s\n", given,
 		check ? "check failed" : "merge failed", strerror(-ret),
 		check || !out ? "" : "; nothing written");
 	return 1;
