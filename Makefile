@@ -34,6 +34,7 @@ bench: build
 	experiments/split-vs-local.sh $(BUILD)
 	experiments/ckpt-bench.sh $(BUILD)
 	experiments/restore-bench.sh $(BUILD)
+	experiments/replica-bench.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

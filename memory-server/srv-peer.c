@@ -15,7 +15,7 @@
 #include "srv-ckpt.h"
 #include "srv-files.h"
 
-#define PEER_BATCH 256 /* pages per SERVE from the peer: 1 MiB */
+#define PEER_BATCH 4096 /* pages per SERVE from the peer: 16 MiB */
 
 /* Connects to peer and attaches to vm. */
 static int peer_connect(const struct dcres_psk *psk, const struct vm *vm, const char *peer,

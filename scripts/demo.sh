@@ -3,17 +3,21 @@
 #  1. the memtest guest (1 GiB) under the patched QEMU, all RAM local;
 #  2. the same guest as a split-memory VM: QEMU in test host 0 keeps 256 MiB
 #     of its RAM, the rest lives on memory servers in test hosts 1 and 2
-#     (network namespaces), paged in and out on demand; the verifier must
-#     keep passing, and QEMU's "info dcres" shows the paging;
+#     (network namespaces, each with a private disk the others cannot see),
+#     paged in and out on demand; the verifier must keep passing, and
+#     QEMU's "info dcres" shows the paging;
 #  3. a live D-CRES checkpoint of the split VM while it runs: every host
-#     saves its own pages in parallel (dcres-checkpoint prints the summary);
-#     dcres-inspect shows it and verifies every checksum; dcres-merge --check
-#     finds every page in exactly one file;
-#  4. everything stopped, then dcres-restore brings the VM back onto a
-#     different host set: the main host with less room (128 MiB) and the
-#     memory server in test host 3, which took no part before, lazily (the
-#     VM runs before its main-host pages are in); the restored guest's
-#     verifier goes on from where it was, errors=0.
+#     saves its own pages in parallel to its own disk, and then copies its
+#     part to one other host (--replicas 1), so that the checkpoint survives
+#     the loss of any one host; dcres-inspect shows it and verifies every
+#     checksum, reading the servers' parts through the servers;
+#  4. the fault it exists for: the VM stopped and test host 2 destroyed
+#     (its server killed, its disk wiped); dcres-restore brings the VM back
+#     onto the survivors plus a spare, the main host with less room (128
+#     MiB), host 1 and the memory server in test host 3, which took no part
+#     before, lazily (the VM runs before its main-host pages are in); host
+#     2's pages come from host 1's copy; the restored guest's verifier goes
+#     on from where it was, errors=0.
 # usage: demo.sh BUILD_DIR   (parts 2 to 4 need root)
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -57,6 +61,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "== 2. split-memory VM: -m 1G, local-size=256M, two memory servers in other test hosts"
 hosts_up 4
+export SPLIT_STORAGE=local
 split_servers_up 3 1G
 s3="$(host_addr 3):7700"
 SPLIT_SERVERS=${SPLIT_SERVERS%;*}   # the VM uses servers 1 and 2; 3 waits
@@ -77,19 +82,26 @@ for k in 1 2; do
   echo "   memory server $k ($(host_addr $k)) resident: $(split_rss_mib "$(split_server_pid $k)") MiB"
 done
 echo
-echo "== 3. live D-CRES checkpoint of the running split VM into $SPLIT_CKPT_ROOT/demo"
+ckpt=$SPLIT_CKPT_ROOT/demo
+echo "== 3. live D-CRES checkpoint of the running split VM, one replica of every part"
 pass=$(ckpt_last_pass split)
-"$DCRES_CHECKPOINT" --qmp "$TEST_TMP/split.qmp" --dir "$SPLIT_CKPT_ROOT/demo" --live --parallel 2
-ls -ls "$SPLIT_CKPT_ROOT/demo"
-echo "== dcres-inspect: what the checkpoint holds, every checksum verified"
-"$DCRES_INSPECT" "$SPLIT_CKPT_ROOT/demo"
-echo "== dcres-merge --check: every page in exactly one file, where main.loc says"
-"$DCRES_MERGE" --check "$SPLIT_CKPT_ROOT/demo"
+host_exec 0 "$DCRES_CHECKPOINT" --qmp "$TEST_TMP/split.qmp" --dir "$ckpt" --live --parallel 2 \
+  --replicas 1 --psk "$SPLIT_KEY"
+for k in 0 1 2; do
+  echo "   host $k's disk ($(host_disk $k)/demo):"
+  ls -ls "$(host_disk $k)/demo" | sed 's/^/     /'
+done
+echo "== dcres-inspect on the main host: the servers' parts read through the servers"
+host_exec 0 "$DCRES_INSPECT" --psk "$SPLIT_KEY" --ckpt-root "$SPLIT_CKPT_ROOT" "$ckpt"
 echo
-echo "== 4. stop the VM; restore it onto the main host (128 MiB) + $s3, lazily"
+s1="$(host_addr 1):7700"
+echo "== 4. stop the VM; destroy test host 2 (server killed, disk wiped); restore onto"
+echo "   the main host (128 MiB) + $s1 + the spare $s3, lazily"
 kill "$(guest_pid split)"
+kill -9 "$(split_server_pid 2)"
+rm -rf "$(host_disk 2)/demo"
 mapfile -t base < <(guest_base_args restored)
-host_exec 0 "$DCRES_RESTORE" --ckpt "$SPLIT_CKPT_ROOT/demo" --hosts "main,$s3" \
+host_exec 0 "$DCRES_RESTORE" --ckpt "$ckpt" --hosts "main,$s1,$s3" \
   --capacity main=128M --lazy --psk "$SPLIT_KEY" --ckpt-root "$SPLIT_CKPT_ROOT" \
   --qemu "$DCRES_QEMU" --qmp "$TEST_TMP/restored.qmp" --run-dir "$TEST_TMP/restore" \
   -- "${base[@]}" "${args[@]}" | tee "$TEST_TMP/restore.txt"
@@ -99,4 +111,5 @@ echo "== (qemu) info dcres, right after the restore"
 watch_passes restored $((pass + 2)) 600
 echo "== (qemu) info dcres"
 "$QMP" "$TEST_TMP/restored.qmp" --hmp "info dcres"
-echo "== OK: restored onto a different host set, the guest went on from pass $pass and verified all its RAM, errors=0"
+echo "== OK: host 2 was lost and the VM is back on the survivors and a spare; the guest"
+echo "   went on from pass $pass and verified all its RAM, errors=0"

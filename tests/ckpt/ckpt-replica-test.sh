@@ -5,7 +5,8 @@
 # host 0, the rest on the memory servers of hosts 1 and 2) is checkpointed
 # live with --replicas 1 by dcres-checkpoint running in host 0, which
 # cannot see a server's files: the manifest comes from the servers' own
-# sums. Each part must then be on two hosts, never twice on one.
+# sums. Each part must then be on two hosts, never twice on one. A second
+# checkpoint whose copy cannot be made stays valid and says so (exit 3).
 # dcres-inspect and dcres-merge in host 0 read the servers' parts through
 # the servers; the merged file restores in QEMU without dcres. Restores,
 # each verified by the guest itself (errors=0, passes counting on):
@@ -64,6 +65,22 @@ for f in host-1.mem host-1.present host-2.mem host-2.present; do
 done
 ls "$(disk 1)/$rel" "$(disk 2)/$rel" | grep -q partial && fail "partial files left behind"
 grep -q "$(s 1)" "$ckpt/manifest" || fail "the manifest names no replica on host 1"
+
+# A copy that cannot be made (other content under its name on host 2):
+# the checkpoint is complete and valid, the summary names the missing copy,
+# the exit status is 3.
+mkdir -p "$(disk 2)/second" && echo other > "$(disk 2)/second/host-1.mem"
+status=0
+host_exec 0 "$DCRES_CHECKPOINT" --qmp "$TEST_TMP/split.qmp" --dir "$(disk 0)/second" --live \
+  --replicas 1 --psk "$SPLIT_KEY" --json > "$TEST_TMP/second.json" 2> "$TEST_TMP/second.log" \
+  || status=$?
+[ "$status" -eq 3 ] || fail "a missing replica: exit $status: $(cat "$TEST_TMP/second.log")"
+[ "$(ckpt_json "$TEST_TMP/second.json" 'j["replication"]["survives_host_losses"]')" -eq 0 ] \
+  || fail "the summary claims the checkpoint survives a loss: $(cat "$TEST_TMP/second.json")"
+grep -q "replica of $(s 1)'s part on memory server 2 ($(s 2)) is missing:.*not replaced" \
+  "$TEST_TMP/second.log" || fail "the missing replica is not named: $(cat "$TEST_TMP/second.log")"
+[ "$(cat "$(disk 2)/second/host-1.mem")" = other ] || fail "the file in the way was replaced"
+[ -f "$(disk 0)/second/manifest" ] || fail "the checkpoint without its replica lost its manifest"
 kill "$(guest_pid split)"; sleep 1
 
 # dcres-inspect and dcres-merge on the main host read the servers' parts

@@ -269,15 +269,15 @@ int main(int argc, char **argv)
 	if (run.qmp)
 		migrate_restore_settings(&run);
 	dcres_qmp_close(run.qmp);
-	free(run.disks);
-	free(run.parts);
-	free(run.replicas);
-	if (e == REPLICA_MISSING) {
+	if (e == REPLICA_MISSING)
 		pr_err("checkpoint into %s is complete, but it survives the loss of %u hosts, "
 		       "not %u: a replica is missing", run.dir, replicate_survivable(&run),
 		       run.opts.replicas);
+	free(run.disks);
+	free(run.parts);
+	free(run.replicas);
+	if (e == REPLICA_MISSING)
 		return 3;
-	}
 	if (e) {
 		pr_err("checkpoint into %s failed", run.dir[0] ? run.dir : run.opts.dir);
 		return 1;

@@ -11,7 +11,7 @@ static void print_manifest(const struct inspect *in)
 	const Dcres__Manifest *m = in->c.manifest;
 	char uuid[DCRES_UUID_STR_LEN] = "unknown", when[64] = "unknown";
 
-	printf("checkpoint %s\n", in->dir);
+	printf("checkpoint %s\n", in->given_dir);
 	if (!m) {
 		printf("  (no manifest)\n");
 		return;

@@ -17,7 +17,7 @@
 #include "dcres/presence.h"
 #include "restore.h"
 
-#define SERVE_BATCH 256 /* pages per SERVE: 1 MiB */
+#define SERVE_BATCH 4096 /* pages per SERVE: 16 MiB */
 
 /* Links stage/name to DIR/name (replacing an old link). */
 static int link_file(const struct rst_run *r, const char *name)
