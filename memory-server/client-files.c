@@ -16,33 +16,49 @@
 
 #define FILE_CHUNK (4u << 20) /* bytes per FILE_PUT_DATA and FILE_GET */
 
-int dcres_memclient_file_sums(struct dcres_memclient *c, const char *dir,
-			      struct dcres_file_sum *files, size_t n)
+/* Sends request h about the n files of dir (each named, with its CRC when
+ * not 0, and its size too when sizes is set) and receives the reply into
+ * c->rx; the answer may take up to DCRES_MEMCLIENT_LONG_TIMEOUT_MS (the
+ * server reads whole files). */
+static int call_with_files(struct dcres_memclient *c, Dcres__Header *h, const char *dir,
+			   const struct dcres_file_sum *files, size_t n, bool sizes)
 {
-	Dcres__Header h = memclient_request(DCRES__MSG_TYPE__MSG_FILE_SUMS);
 	Dcres__FileInfo *infos = calloc(n ? n : 1, sizeof(*infos));
 	Dcres__FileInfo **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
-	const Dcres__Header *r;
 	int ret = infos && ptrs ? 0 : -ENOMEM;
 
 	for (size_t i = 0; !ret && i < n; i++) {
 		dcres__file_info__init(&infos[i]);
 		infos[i].name = (char *)files[i].name;
-		infos[i].has_crc32c = files[i].crc32c != 0;
+		infos[i].has_crc32c = sizes || files[i].crc32c != 0;
 		infos[i].crc32c = files[i].crc32c;
+		infos[i].has_size = sizes;
+		infos[i].size = files[i].size;
 		ptrs[i] = &infos[i];
-		files[i].held = false;
-		files[i].error[0] = '\0';
 	}
-	h.path = (char *)dir;
-	h.n_files = n;
-	h.files = ptrs;
+	h->path = (char *)dir;
+	h->n_files = n;
+	h->files = ptrs;
 	memclient_set_reply_timeout(c, DCRES_MEMCLIENT_LONG_TIMEOUT_MS);
 	if (!ret)
-		ret = memclient_call(c, &h, NULL, 0);
+		ret = memclient_call(c, h, NULL, 0);
 	memclient_set_reply_timeout(c, c->timeout_ms);
 	free(infos);
 	free(ptrs);
+	return ret;
+}
+
+int dcres_memclient_file_sums(struct dcres_memclient *c, const char *dir,
+			      struct dcres_file_sum *files, size_t n)
+{
+	Dcres__Header h = memclient_request(DCRES__MSG_TYPE__MSG_FILE_SUMS);
+	const Dcres__Header *r;
+	int ret = call_with_files(c, &h, dir, files, n, false);
+
+	for (size_t i = 0; i < n; i++) {
+		files[i].held = false;
+		files[i].error[0] = '\0';
+	}
 	if (ret)
 		return ret;
 	r = c->rx.hdr;
@@ -204,29 +220,10 @@ int dcres_memclient_replicate(struct dcres_memclient *c, const char *dir,
 			      uint64_t *sent)
 {
 	Dcres__Header h = memclient_request(DCRES__MSG_TYPE__MSG_REPLICATE);
-	Dcres__FileInfo *infos = calloc(n ? n : 1, sizeof(*infos));
-	Dcres__FileInfo **ptrs = calloc(n ? n : 1, sizeof(*ptrs));
-	int ret = infos && ptrs ? 0 : -ENOMEM;
+	int ret;
 
-	for (size_t i = 0; !ret && i < n; i++) {
-		dcres__file_info__init(&infos[i]);
-		infos[i].name = (char *)files[i].name;
-		infos[i].has_size = infos[i].has_crc32c = 1;
-		infos[i].size = files[i].size;
-		infos[i].crc32c = files[i].crc32c;
-		ptrs[i] = &infos[i];
-	}
-	h.path = (char *)dir;
-	h.n_files = n;
-	h.files = ptrs;
 	h.peer_address = (char *)peer;
-	memclient_set_reply_timeout(c, DCRES_MEMCLIENT_LONG_TIMEOUT_MS);
-	if (!ret)
-		ret = memclient_call(c, &h, NULL, 0);
-	memclient_set_reply_timeout(c, c->timeout_ms);
-	free(infos);
-	free(ptrs);
-	if (ret)
+	if ((ret = call_with_files(c, &h, dir, files, n, true)))
 		return ret;
 	if (sent)
 		*sent = c->rx.hdr->bytes_sent;
