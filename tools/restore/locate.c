@@ -305,7 +305,7 @@ int locate_parts(struct rst_run *r)
 
 	/* Where the manifest says the parts were saved and copied: asked too,
 	 * after the servers given. */
-	for (size_t i = 0; r->psk_file[0] && i < m->n_hosts; i++) {
+	for (size_t i = 0; r->psk_file[0] && r->rel_dir[0] && i < m->n_hosts; i++) {
 		const Dcres__HostPart *h = m->hosts[i];
 
 		if (h->id && h->address && strchr(h->address, ':'))

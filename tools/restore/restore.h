@@ -149,9 +149,10 @@ int verify_checkpoint(struct rst_run *r);
 void verify_close(struct rst_run *r);
 
 /* setup.c: paths and keys. */
-/* Resolves --ckpt-root and DIR (made, mode 0700, when missing: its files
- * may come from a replica) relative to it, and loads --psk (required with
- * sub-hosts). Contacts nothing. */
+/* Resolves --ckpt-root and DIR (made, mode 0700, when missing and servers
+ * are named: its files may come from a copy) relative to it, and loads
+ * --psk (required when servers are named; DIR must then be below the
+ * root). Contacts nothing. */
 int setup_paths(struct rst_run *r);
 /* Creates the run directory (0700) and sets the plan, log and QMP paths;
  * refuses a QMP socket a live process still answers on. Without --psk,

@@ -34,7 +34,7 @@ int setup_paths(struct rst_run *r)
 		return ret;
 	}
 	/* A checkpoint whose main host is gone: its files come from a copy. */
-	if (access(r->opts.ckpt, F_OK) && errno == ENOENT && r->nhosts > 1 &&
+	if (access(r->opts.ckpt, F_OK) && errno == ENOENT && r->nsources > 0 &&
 	    (ret = make_dirs(r->opts.ckpt)))
 		return ret;
 	if (!realpath(r->opts.ckpt, r->dir)) {
@@ -43,7 +43,7 @@ int setup_paths(struct rst_run *r)
 		r->dir[0] = '\0';
 		return ret;
 	}
-	if (r->nhosts == 1 && !psk)
+	if (r->nsources == 0 && !psk)
 		return 0;
 	if (!psk) {
 		pr_err("--psk is required with memory servers (their pre-shared key)");
@@ -56,9 +56,12 @@ int setup_paths(struct rst_run *r)
 	}
 	if ((ret = dcres_psk_load(r->psk_file, &r->psk)))
 		return ret;
-	if (r->nhosts == 1)
-		return 0;
 	ret = dcres_path_relative(r->root, r->dir, r->rel_dir, sizeof(r->rel_dir));
+	if (ret && r->nsources == 0) {
+		/* Onto this host alone: DIR's own files, no server asked. */
+		r->rel_dir[0] = '\0';
+		return 0;
+	}
 	if (ret)
 		pr_err("checkpoint directory %s is not below %s, the memory servers' directory "
 		       "(--ckpt-root)", r->dir, r->root);
