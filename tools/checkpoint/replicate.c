@@ -192,6 +192,11 @@ int replicate_run(struct ckpt_run *r)
 
 	if (!copies)
 		return 0;
+	if (!r->dcres_mode || n < copies + 1) {
+		pr_err("--replicas %u: main.loc records %u memory servers' parts; the copies "
+		       "need %u", copies, n, copies + 1);
+		return -EINVAL;
+	}
 	r->nreplicas = (n + 1) * copies;
 	r->replicas = calloc(r->nreplicas, sizeof(*r->replicas));
 	jobs = calloc(r->nreplicas, sizeof(*jobs));
