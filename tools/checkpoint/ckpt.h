@@ -123,6 +123,7 @@ struct ckpt_run {
 
 	/* What this run did (for the cleanup on failure). */
 	bool created_dir;          /* DIR did not exist before */
+	int dir_lock_fd;           /* DIR, locked for this run (-1: not yet) */
 	bool stopped;              /* it issued stop */
 	bool migrate_started;      /* main.mem (and main.loc) are this run's */
 	bool completed;            /* the migration completed */
@@ -221,7 +222,10 @@ void disk_undo(struct ckpt_run *r);
 
 /* files.c: the checkpoint directory. */
 /* Makes r->dir absolute, refuses a directory holding a manifest, creates
- * it (mode 0700) and sets the file paths. */
+ * it (mode 0700), sets the file paths, and takes it: an exclusive lock
+ * (another dcres-checkpoint into it is -EBUSY) and no file of an earlier
+ * checkpoint there (main.*, host-K.*, partial files: -EEXIST, left
+ * intact). */
 int files_prepare(struct ckpt_run *r);
 /* Counts the pages each host stored: with main.loc, punches stale copies
  * out of main.mem, counts its bitmap and takes every server's part from

@@ -5,7 +5,9 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -53,6 +55,56 @@ static int join(char *out, const char *dir, const char *name)
 	return 0;
 }
 
+/* Whether name is a file a checkpoint writes (a finished or partial one). */
+static bool ckpt_file(const char *name)
+{
+	unsigned k;
+	char rest[16];
+
+	return !strcmp(name, "main.mem") || !strcmp(name, "main.loc") ||
+	       strstr(name, ".partial") ||
+	       (sscanf(name, "host-%u.%15s", &k, rest) == 2 &&
+		(!strncmp(rest, "mem", 3) || !strncmp(rest, "present", 7)));
+}
+
+/* Takes the directory for this run: an exclusive lock held until the
+ * process ends (a second dcres-checkpoint into it is refused), and no
+ * checkpoint file left there by an earlier run. */
+static int take_dir(struct ckpt_run *r)
+{
+	int fd = open(r->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), err = 0;
+	struct dirent *e;
+	DIR *d;
+
+	if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		err = -errno;
+		if (err == -EWOULDBLOCK)
+			pr_err("%s is in use by another dcres-checkpoint: choose another "
+			       "directory", r->dir);
+		else
+			pr_perror("lock %s", r->dir);
+		if (fd >= 0)
+			close(fd);
+		return err == -EWOULDBLOCK ? -EBUSY : err;
+	}
+	r->dir_lock_fd = fd;
+	if (!(d = opendir(r->dir))) {
+		err = -errno;
+		pr_perror("read %s", r->dir);
+		return err;
+	}
+	while (!err && (e = readdir(d))) {
+		if (ckpt_file(e->d_name)) {
+			pr_err("%s holds %s, a file of an earlier checkpoint that did not "
+			       "complete; it is left intact: remove it or choose another "
+			       "directory", r->dir, e->d_name);
+			err = -EEXIST;
+		}
+	}
+	closedir(d);
+	return err;
+}
+
 int files_prepare(struct ckpt_run *r)
 {
 	char manifest[PATH_MAX];
@@ -81,7 +133,7 @@ int files_prepare(struct ckpt_run *r)
 	}
 	if (join(r->mem_path, r->dir, "main.mem") || join(r->loc_path, r->dir, "main.loc"))
 		return -ENAMETOOLONG;
-	return 0;
+	return take_dir(r);
 }
 
 int files_host_path(const struct ckpt_run *r, unsigned k, const char *suffix, char *out)

@@ -253,7 +253,7 @@ static void undo(struct ckpt_run *r)
 
 int main(int argc, char **argv)
 {
-	static struct ckpt_run run;
+	static struct ckpt_run run = { .dir_lock_fd = -1 };
 	int e;
 
 	e = parse_options(argc, argv, &run.opts);
@@ -276,6 +276,8 @@ int main(int argc, char **argv)
 	free(run.disks);
 	free(run.parts);
 	free(run.replicas);
+	if (run.dir_lock_fd >= 0)
+		close(run.dir_lock_fd);
 	if (e == REPLICA_MISSING)
 		return 3;
 	if (e) {
