@@ -133,6 +133,14 @@ int dcres_manifest_read(const char *dir, Dcres__Manifest **m)
 	return ret;
 }
 
+const Dcres__FileSum *dcres_manifest_file(const Dcres__Manifest *m, const char *name)
+{
+	for (size_t i = 0; name && i < m->n_files; i++)
+		if (m->files[i]->name && !strcmp(m->files[i]->name, name))
+			return m->files[i];
+	return NULL;
+}
+
 void dcres_manifest_free(Dcres__Manifest *m)
 {
 	if (m)

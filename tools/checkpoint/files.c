@@ -167,21 +167,6 @@ static int count_main(struct ckpt_run *r, const struct dcres_loctable *loc)
 	return err;
 }
 
-/* Takes the pages memory server k (1-based) stored from its part in loc
- * (what its final reported). */
-static int count_server(struct ckpt_run *r, unsigned k, const struct dcres_loctable *loc)
-{
-	for (unsigned i = 0; i < loc->nparts; i++) {
-		if (loc->parts[i].host == k) {
-			r->server_pages[k - 1] = loc->parts[i].pages;
-			return 0;
-		}
-	}
-	pr_err("%s records no part of memory server %u (%s)", r->loc_path, k,
-	       r->after.servers[k - 1].address);
-	return -EINVAL;
-}
-
 int files_count_pages(struct ckpt_run *r)
 {
 	struct dcres_loctable loc;
@@ -205,15 +190,20 @@ int files_count_pages(struct ckpt_run *r)
 	}
 	if (!err)
 		err = count_main(r, &loc);
-	for (unsigned k = 1; !err && k <= r->after.nservers; k++)
-		err = count_server(r, k, &loc);
-	/* The parts are kept in host order, one per server (replicate.c). */
+	/* One part per server, in host order (replicate.c relies on it), as
+	 * each final reported it. */
+	if (!err && loc.nparts != r->after.nservers) {
+		pr_err("%s records %u memory servers' parts; the VM has %u servers", r->loc_path,
+		       loc.nparts, r->after.nservers);
+		err = -EINVAL;
+	}
 	for (unsigned i = 0; !err && i < loc.nparts; i++) {
-		if (loc.nparts != r->after.nservers || loc.parts[i].host != i + 1) {
-			pr_err("%s records %u parts for %u memory servers, out of order",
-			       r->loc_path, loc.nparts, r->after.nservers);
+		if (loc.parts[i].host != i + 1) {
+			pr_err("%s records no part of memory server %u (%s)", r->loc_path, i + 1,
+			       r->after.servers[i].address);
 			err = -EINVAL;
 		}
+		r->server_pages[i] = loc.parts[i].pages;
 	}
 	if (!err) {
 		/* The parts move into r (freed with it). */

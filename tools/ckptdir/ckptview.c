@@ -19,15 +19,6 @@
 
 #define VIEW_CONNECT_MS 5000
 
-/* The manifest's entry for file name, or NULL. */
-static const Dcres__FileSum *file_sum(const Dcres__Manifest *m, const char *name)
-{
-	for (size_t i = 0; name && i < m->n_files; i++)
-		if (m->files[i]->name && !strcmp(m->files[i]->name, name))
-			return m->files[i];
-	return NULL;
-}
-
 /* Whether dir/name exists. */
 static bool here(const char *dir, const char *name)
 {
@@ -112,7 +103,7 @@ static int fetch_part(struct dcres_memclient *c, const char *server, const char 
 	const char *names[2] = { h->mem_file, h->present_file };
 
 	for (unsigned j = 0; j < 2; j++) {
-		const Dcres__FileSum *want = file_sum(m, names[j]);
+		const Dcres__FileSum *want = dcres_manifest_file(m, names[j]);
 		char path[PATH_MAX + 256];
 		struct dcres_file_sum got;
 		int fd, ret;
@@ -154,14 +145,17 @@ static int get_part(struct ckptview *v, const char *rel, const Dcres__Manifest *
 		struct dcres_memclient *c = NULL;
 		bool good = true;
 
-		for (unsigned j = 0; j < 2; j++)
-			f[j].crc32c = file_sum(m, f[j].name) ? file_sum(m, f[j].name)->crc32c : 0;
+		for (unsigned j = 0; j < 2; j++) {
+			const Dcres__FileSum *want = dcres_manifest_file(m, f[j].name);
+
+			f[j].crc32c = want ? want->crc32c : 0;
+		}
 		if (dcres_memclient_connect(servers[i], psk, VIEW_CONNECT_MS, &c))
 			continue;
 		if (dcres_memclient_file_sums(c, rel, f, 2))
 			good = false;
 		for (unsigned j = 0; good && j < 2; j++) {
-			const Dcres__FileSum *want = file_sum(m, f[j].name);
+			const Dcres__FileSum *want = dcres_manifest_file(m, f[j].name);
 
 			good = f[j].held && !f[j].error[0] && want && f[j].size == want->size &&
 			       f[j].crc32c == want->crc32c;

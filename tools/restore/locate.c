@@ -109,15 +109,6 @@ static int fetch_file(struct rst_run *r, struct dcres_memclient *c, const char *
 	return ret;
 }
 
-/* The manifest's entry for file name, or NULL. */
-static const Dcres__FileSum *manifest_file(const Dcres__Manifest *m, const char *name)
-{
-	for (size_t i = 0; i < m->n_files; i++)
-		if (m->files[i]->name && !strcmp(m->files[i]->name, name))
-			return m->files[i];
-	return NULL;
-}
-
 /* Fetches the main host's files from source s: the manifest first (read
  * and checked), then the files it lists for the main host. */
 static int fetch_main_from(struct rst_run *r, const struct rst_source *s)
@@ -133,7 +124,7 @@ static int fetch_main_from(struct rst_run *r, const struct rst_source *s)
 		pr_err("%s/manifest from memory server %s does not read: not used", r->dir,
 		       s->name);
 	for (unsigned i = 0; !ret && i < 2; i++) {
-		const Dcres__FileSum *want = manifest_file(m, names[i]);
+		const Dcres__FileSum *want = dcres_manifest_file(m, names[i]);
 
 		if (!want) {
 			pr_err("the manifest from memory server %s lists no %s", s->name, names[i]);
@@ -226,7 +217,7 @@ static void *ask_main(void *arg)
 			continue;
 		a->s->holds[h->id] = true;
 		for (unsigned j = 0; j < 2; j++) {
-			want[n] = names[j] ? manifest_file(m, names[j]) : NULL;
+			want[n] = dcres_manifest_file(m, names[j]);
 			if (!want[n])
 				continue;
 			files[n].name = want[n]->name;
@@ -284,8 +275,7 @@ static bool local_part(const struct rst_run *r, const Dcres__HostPart *h)
 	const char *names[2] = { h->mem_file, h->present_file };
 
 	for (unsigned j = 0; j < 2; j++) {
-		const Dcres__FileSum *want = names[j] ? manifest_file(r->cd.manifest, names[j])
-						      : NULL;
+		const Dcres__FileSum *want = dcres_manifest_file(r->cd.manifest, names[j]);
 		char path[PATH_MAX + 32];
 		struct stat sb;
 

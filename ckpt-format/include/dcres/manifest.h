@@ -19,6 +19,9 @@ int dcres_manifest_write(const char *dir, const Dcres__Manifest *m);
 int dcres_manifest_read(const char *dir, Dcres__Manifest **m);
 void dcres_manifest_free(Dcres__Manifest *m);
 
+/* m's entry for the file name, or NULL (name NULL: NULL). */
+const Dcres__FileSum *dcres_manifest_file(const Dcres__Manifest *m, const char *name);
+
 /* Size and CRC-32C of a whole file (holes read as zeros). */
 int dcres_file_checksum(const char *path, uint64_t *size, uint32_t *crc);
 /* The same for the open file fd (its offset untouched); display names it
