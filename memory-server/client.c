@@ -375,9 +375,15 @@ static void file_sum_from(struct dcres_file_sum *f, const Dcres__FileInfo *fi)
 	f->crc32c = fi->crc32c;
 }
 
-int dcres_memclient_ckpt_final(struct dcres_memclient *c, struct dcres_ckpt_part *out)
+int dcres_memclient_ckpt_final(struct dcres_memclient *c)
 {
 	Dcres__Header h = memclient_request(DCRES__MSG_TYPE__MSG_CKPT_FINAL);
+	return memclient_long_call(c, &h);
+}
+
+int dcres_memclient_ckpt_commit(struct dcres_memclient *c, struct dcres_ckpt_part *out)
+{
+	Dcres__Header h = memclient_request(DCRES__MSG_TYPE__MSG_CKPT_COMMIT);
 	const Dcres__Header *r;
 	int ret;
 
@@ -394,7 +400,7 @@ int dcres_memclient_ckpt_final(struct dcres_memclient *c, struct dcres_ckpt_part
 			out->pages = r->stats->ckpt_pages_saved;
 		}
 		if (r->n_files != 2 || !r->files[0]->name || !r->files[1]->name) {
-			pr_err("%s: CKPT_FINAL answer does not name its two files", c->peer);
+			pr_err("%s: CKPT_COMMIT answer does not name its two files", c->peer);
 			dcres_frame_free(&c->rx);
 			return -EPROTO;
 		}

@@ -159,16 +159,16 @@ static void fill_stats(struct conn *c, Dcres__Stats *st)
 #define FILE_GET_MAX (4u << 20)
 #define FILE_ERROR_MAX 512
 
-/* CKPT_FINAL: replies with what was published (1), or returns the error
+/* CKPT_COMMIT: replies with what was published (1), or returns the error
  * for dispatch to answer; -EPIPE when the reply could not be sent. */
-static int handle_final(struct conn *c, uint64_t seq, char *err, size_t elen)
+static int handle_commit(struct conn *c, uint64_t seq, char *err, size_t elen)
 {
 	struct srv_ckpt_result res;
 	Dcres__Stats st = DCRES__STATS__INIT;
 	Dcres__FileInfo mem = DCRES__FILE_INFO__INIT, present = DCRES__FILE_INFO__INIT;
 	Dcres__FileInfo *files[2] = { &mem, &present };
 	Dcres__Header r;
-	int ret = srv_ckpt_final(c->vm, &res, err, elen);
+	int ret = srv_ckpt_commit(c->vm, &res, err, elen);
 
 	if (ret)
 		return ret;
@@ -299,7 +299,7 @@ static int dispatch(struct conn *c, struct dcres_frame *f)
 		ret = handle_attach(c, h, err, sizeof(err));
 		goto answer;
 	}
-	if (h->type < DCRES__MSG_TYPE__MSG_PAGE_OUT || h->type > DCRES__MSG_TYPE__MSG_REPLICATE) {
+	if (h->type < DCRES__MSG_TYPE__MSG_PAGE_OUT || h->type > DCRES__MSG_TYPE__MSG_CKPT_COMMIT) {
 		dcres_reply_error(c->fd, seq, -EPROTO, "unexpected message %s",
 				  dcres_msg_name(h->type));
 		pr_err("%s: unexpected message %s", c->peer, dcres_msg_name(h->type));
@@ -358,7 +358,10 @@ static int dispatch(struct conn *c, struct dcres_frame *f)
 		ret = srv_ckpt_sync(c->vm, err, sizeof(err));
 		break;
 	case DCRES__MSG_TYPE__MSG_CKPT_FINAL:
-		ret = handle_final(c, seq, err, sizeof(err));
+		ret = srv_ckpt_final(c->vm, err, sizeof(err));
+		break;
+	case DCRES__MSG_TYPE__MSG_CKPT_COMMIT:
+		ret = handle_commit(c, seq, err, sizeof(err));
 		if (ret == 1 || ret == -EPIPE)
 			return ret == 1 ? 0 : ret;
 		break;

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 #include "srv-ckpt.h"
 
 #include <errno.h>
@@ -20,12 +21,14 @@
 #define WRITERS 3          /* batches in flight: copying overlaps writing */
 #define SYNC_REMAINING 256 /* sync answers when at most this many are left */
 #define FLUSH_EVERY (256ull << 20) /* bytes between fdatasyncs while writing */
+#define TAIL_MAX 4096      /* final copies at most this many pages (16 MiB) */
 
 /* What a checkpoint is doing; vm->ckpt points at it in every phase. */
 enum ckpt_phase {
 	CKPT_STARTING, /* slot taken, files being created: paging not tracked */
 	CKPT_RUNNING,  /* writers saving; paging tracked */
-	CKPT_ENDING,   /* final or abort under way: refused to anyone else */
+	CKPT_FROZEN,   /* after final: its pages fixed, paging no longer tracked */
+	CKPT_ENDING,   /* commit or abort under way: refused to anyone else */
 };
 
 struct srv_ckpt {
@@ -41,6 +44,9 @@ struct srv_ckpt {
 	uint64_t *dirty;          /* pages still to write */
 	uint64_t *inflight;       /* pages in a batch being written */
 	uint64_t ndirty, cursor;
+	uint64_t *tail;           /* after final: pages still dirty then, */
+	void *tail_buf;           /* their content then, */
+	uint64_t ntail;           /* how many; written by commit */
 	enum ckpt_phase phase;
 	bool tracking;            /* page moves update dirty and present */
 	bool final_requested, stop;
@@ -188,6 +194,8 @@ static void ckpt_free(struct srv_ckpt *c)
 		close(c->dir_fd);
 	free(c->dirty);
 	free(c->inflight);
+	free(c->tail);
+	free(c->tail_buf);
 	pthread_cond_destroy(&c->cond);
 	free(c);
 }
@@ -253,6 +261,14 @@ static int ckpt_create_files(struct srv_ckpt *c, int base_fd, const char *rel, c
 	c->dir_fd = srv_ckpt_dir_open(base_fd, rel, true, err, err_len);
 	if (c->dir_fd < 0)
 		return c->dir_fd;
+	/* Another checkpoint's files are never replaced: refused now, before
+	 * anything is written, rather than at commit. */
+	if (!faccessat(c->dir_fd, c->mem_name, F_OK, AT_SYMLINK_NOFOLLOW) ||
+	    !faccessat(c->dir_fd, c->present_name, F_OK, AT_SYMLINK_NOFOLLOW)) {
+		snprintf(err, err_len, "%s already holds a checkpoint's %s or %s: nothing is "
+			 "replaced", rel, c->mem_name, c->present_name);
+		return -EEXIST;
+	}
 	memcpy(info.vm_uuid, c->vm->uuid, 16);
 	snprintf(prefix, sizeof(prefix), "host-%u.mem.partial", c->host_id);
 	/* A new file every time (O_EXCL), so nothing there is ever truncated. */
@@ -366,21 +382,34 @@ void srv_ckpt_page_left(struct srv_ckpt *c, uint64_t page)
 	dcres_memfile_punch(c->mf, page, 1);
 }
 
-/* Locks vm and returns its checkpoint if it is running (not starting, not
- * ending); otherwise unlocks and returns NULL with *ret and err explaining. */
-static struct srv_ckpt *lock_running(struct vm *vm, int *ret, char *err, size_t err_len)
+static const char *phase_name(enum ckpt_phase phase)
+{
+	static const char *const names[] = { "starting", "running", "past its final",
+					     "ending" };
+	return names[phase];
+}
+
+/* Locks vm and returns its checkpoint if it is in phase want; otherwise
+ * unlocks and returns NULL with *ret and err explaining. */
+static struct srv_ckpt *lock_phase(struct vm *vm, enum ckpt_phase want, int *ret, char *err,
+				   size_t err_len)
 {
 	pthread_mutex_lock(&vm->lock);
-	if (vm->ckpt && vm->ckpt->phase == CKPT_RUNNING)
+	if (vm->ckpt && vm->ckpt->phase == want)
 		return vm->ckpt;
 	*ret = vm->ckpt ? -EBUSY : -ENOENT;
 	if (vm->ckpt)
 		snprintf(err, err_len, "the checkpoint of VM %s is %s", vm->name,
-			 vm->ckpt->phase == CKPT_STARTING ? "starting" : "ending");
+			 phase_name(vm->ckpt->phase));
 	else
 		snprintf(err, err_len, "no checkpoint of VM %s is running", vm->name);
 	pthread_mutex_unlock(&vm->lock);
 	return NULL;
+}
+
+static struct srv_ckpt *lock_running(struct vm *vm, int *ret, char *err, size_t err_len)
+{
+	return lock_phase(vm, CKPT_RUNNING, ret, err, err_len);
 }
 
 int srv_ckpt_sync(struct vm *vm, char *err, size_t err_len)
@@ -438,7 +467,9 @@ static int publish(struct srv_ckpt *c, struct srv_ckpt_result *out)
 					      &c->present, &out->present_size, &out->present_crc);
 	if (!ret)
 		dcres_memfile_sum(c->mf, &c->present, &out->mem_size, &out->mem_crc);
-	if (!ret && renameat(c->dir_fd, c->partial_name, c->dir_fd, c->mem_name) < 0) {
+	/* Never over a file already there (another checkpoint's). */
+	if (!ret && renameat2(c->dir_fd, c->partial_name, c->dir_fd, c->mem_name,
+			      RENAME_NOREPLACE) < 0) {
 		ret = -errno;
 		pr_perror("rename %s to %s", c->partial_display, c->mem_display);
 	}
@@ -449,7 +480,41 @@ static int publish(struct srv_ckpt *c, struct srv_ckpt_result *out)
 	return ret;
 }
 
-int srv_ckpt_final(struct vm *vm, struct srv_ckpt_result *out, char *err, size_t err_len)
+/* Copies c's dirty pages, as they are now, into its tail, clearing them
+ * (vm->lock held); -ENOMEM leaves c as it was. */
+static int take_tail(struct srv_ckpt *c)
+{
+	struct vm *vm = c->vm;
+	uint64_t n = 0;
+
+	c->tail = malloc((c->ndirty ? c->ndirty : 1) * sizeof(*c->tail));
+	if (!c->tail || posix_memalign(&c->tail_buf, DCRES_PAGE_SIZE,
+				       (c->ndirty ? c->ndirty : 1) * DCRES_PAGE_SIZE)) {
+		free(c->tail);
+		c->tail = NULL;
+		c->tail_buf = NULL;
+		return -ENOMEM;
+	}
+	for (uint64_t w = 0; w < (vm->npages + 63) / 64; w++) {
+		for (uint64_t bits = c->dirty[w]; bits; bits &= bits - 1) {
+			uint64_t page = w * 64 + (uint64_t)__builtin_ctzll(bits);
+			uint32_t slot = vm->slot[page];
+			if (slot == ARENA_NO_SLOT) {
+				dcres_presence_clear(&c->present, page);
+				continue;
+			}
+			memcpy((char *)c->tail_buf + n * DCRES_PAGE_SIZE,
+			       arena_page(c->store->arena, slot), DCRES_PAGE_SIZE);
+			c->tail[n++] = page;
+		}
+		c->dirty[w] = 0;
+	}
+	c->ntail = n;
+	c->ndirty = 0;
+	return 0;
+}
+
+int srv_ckpt_final(struct vm *vm, char *err, size_t err_len)
 {
 	struct srv_ckpt *c;
 	int ret;
@@ -457,13 +522,60 @@ int srv_ckpt_final(struct vm *vm, struct srv_ckpt_result *out, char *err, size_t
 	c = lock_running(vm, &ret, err, err_len);
 	if (!c)
 		return ret;
+	/* A long tail would stretch the caller's stop window: wait for the
+	 * writers to bring it down first. */
+	while (c->ndirty > TAIL_MAX && !c->error && c->writers_running)
+		pthread_cond_wait(&c->cond, &vm->lock);
+	ret = c->error ? c->error : take_tail(c);
+	if (ret) {
+		snprintf(err, err_len, "checkpoint of VM %s into %s failed: %s", vm->name,
+			 c->partial_display, strerror(-ret));
+	} else {
+		c->tracking = false;
+		c->phase = CKPT_FROZEN;
+		c->final_requested = true;
+		pthread_cond_broadcast(&c->cond);
+	}
+	pthread_mutex_unlock(&vm->lock);
+	return ret;
+}
+
+/* Writes c's tail (no writer running any more), with the pages' CRCs. */
+static int write_tail(struct srv_ckpt *c)
+{
+	for (uint64_t i = 0; i < c->ntail; i += WRITE_BATCH) {
+		uint64_t n = c->ntail - i < WRITE_BATCH ? c->ntail - i : WRITE_BATCH;
+		char *buf = (char *)c->tail_buf + i * DCRES_PAGE_SIZE;
+		int ret;
+
+		for (uint64_t j = 0; j < n; j++)
+			dcres_presence_set(&c->present, c->tail[i + j],
+					   dcres_crc32c(0, buf + j * DCRES_PAGE_SIZE,
+							DCRES_PAGE_SIZE));
+		ret = dcres_memfile_write_pages(c->mf, c->tail + i, buf, n);
+		if (ret)
+			return ret;
+		c->pages_written += n;
+		c->bytes_written += n * DCRES_PAGE_SIZE;
+	}
+	return 0;
+}
+
+int srv_ckpt_commit(struct vm *vm, struct srv_ckpt_result *out, char *err, size_t err_len)
+{
+	struct srv_ckpt *c;
+	int ret;
+
+	c = lock_phase(vm, CKPT_FROZEN, &ret, err, err_len);
+	if (!c)
+		return ret;
 	c->phase = CKPT_ENDING;
-	c->final_requested = true;
-	pthread_cond_broadcast(&c->cond);
 	join_writers(vm, c);
 
 	memset(out, 0, sizeof(*out));
-	ret = publish(c, out);
+	ret = c->error ? c->error : write_tail(c);
+	if (!ret)
+		ret = publish(c, out);
 	if (ret) {
 		snprintf(err, err_len, "checkpoint of VM %s into %s failed: %s", vm->name,
 			 c->mem_display, strerror(-ret));
@@ -486,7 +598,10 @@ int srv_ckpt_abort(struct vm *vm, char *err, size_t err_len)
 	struct srv_ckpt *c;
 	int ret;
 
-	c = lock_running(vm, &ret, err, err_len);
+	/* Before its final or after it, not while it starts or ends. */
+	c = lock_phase(vm, CKPT_FROZEN, &ret, err, err_len);
+	if (!c && ret == -EBUSY && !(c = lock_running(vm, &ret, err, err_len)))
+		return ret;
 	if (!c)
 		return ret;
 	c->phase = CKPT_ENDING;

@@ -1,7 +1,7 @@
 /* The memory server's side of checkpoint and restore.
  *
  * A checkpoint of one VM on this server writes DIR/host-K.mem.partial.XXXXXXXX
- * (a new file of its own, O_EXCL) while running and, at final, publishes
+ * (a new file of its own, O_EXCL) while running and, at commit, publishes
  * DIR/host-K.mem and DIR/host-K.present (DIR relative to the server's
  * --dir). Every file and directory is reached from the --dir descriptor
  * without following symlinks or leaving it, and messages for the peer name
@@ -9,13 +9,14 @@
  * touching any file, then marks every held page dirty; writer threads save
  * dirty pages in batches. While it runs, a page arriving (page-out) is
  * marked dirty and present; a page leaving (page-in) is marked absent and
- * its hole punched. Final drains the dirty set, punches any stale data of
- * absent pages, fsyncs and publishes (the directory fsynced too), so the
- * files hold exactly the pages held when the writers drained, with their
- * content then. The slot stays taken until final or abort has finished:
- * meanwhile another begin, final, abort, RELEASE or RESTORE of the VM is
+ * its hole punched. Final (the stop point) copies what is still dirty and
+ * stops tracking; commit writes it, punches any stale data of absent
+ * pages, fsyncs and publishes (the directory fsynced too), so the files
+ * hold exactly the pages held at final, with their content then. The slot
+ * stays taken until commit or abort has finished: meanwhile another
+ * begin, final, abort, RELEASE or RESTORE of the VM is
  * refused. Abort removes the partial file; published files of an earlier
- * checkpoint are never touched before final. */
+ * checkpoint are never touched before commit. */
 #ifndef DCRES_MEMSERVER_SRV_CKPT_H
 #define DCRES_MEMSERVER_SRV_CKPT_H
 
@@ -64,12 +65,18 @@ struct srv_ckpt_result {
 	uint32_t mem_crc, present_crc; /* CRC-32C of each whole file */
 };
 
-/* Completes the checkpoint: every page written, fsynced and published;
- * *out describes the files (their sums computed while publishing, from the
- * pages' CRCs: nothing is read back). A final already under way is
- * -EBUSY. */
-int srv_ckpt_final(struct vm *vm, struct srv_ckpt_result *out, char *err, size_t err_len);
-/* Stops the checkpoint and deletes its partial file (-EBUSY during final). */
+/* The stop point (the VM stopped, its pages here fixed): the pages still
+ * to write are copied as they are now (once at most TAIL_MAX are left,
+ * which it waits for) and page moves stop changing the checkpoint, whose
+ * pages are now those held. Nothing is made durable: commit does that. */
+int srv_ckpt_final(struct vm *vm, char *err, size_t err_len);
+/* After final: writes the rest, fsyncs, and publishes the files (never
+ * over existing ones), the directory fsynced, before it returns; *out
+ * describes them (their sums computed from the pages' CRCs: nothing is
+ * read back). */
+int srv_ckpt_commit(struct vm *vm, struct srv_ckpt_result *out, char *err, size_t err_len);
+/* Stops the checkpoint, before or after its final, and deletes its
+ * partial file (-EBUSY while it starts or commits). */
 int srv_ckpt_abort(struct vm *vm, char *err, size_t err_len);
 /* Aborts vm's checkpoint if connection owner started it. */
 void srv_ckpt_abort_owned(struct vm *vm, uint64_t owner);

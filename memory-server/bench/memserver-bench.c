@@ -216,8 +216,8 @@ int main(int argc, char **argv)
 		    (ret = dcres_memclient_ckpt_sync(c)))
 			die("checkpoint begin/sync", ret);
 		t_sync[r] = now_s() - t0;
-		if ((ret = dcres_memclient_ckpt_final(c, NULL)))
-			die("checkpoint final", ret);
+		if ((ret = dcres_memclient_ckpt_final(c)) || (ret = dcres_memclient_ckpt_commit(c, NULL)))
+			die("checkpoint final and commit", ret);
 		t_ckpt[r] = now_s() - t0;
 		char files[800];
 		snprintf(files, sizeof(files), "rm -rf '%s/%s'", store, name);

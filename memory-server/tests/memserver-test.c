@@ -423,6 +423,14 @@ static void test_page_in_retry(void)
 	free(buf);
 }
 
+/* Final then commit, as a caller that needs no sums does. */
+static int ckpt_final_commit(struct dcres_memclient *c)
+{
+	int ret = dcres_memclient_ckpt_final(c);
+
+	return ret ? ret : dcres_memclient_ckpt_commit(c, NULL);
+}
+
 /* Expected content of the pages held: version per page, 0 = not held. */
 static uint32_t held_version[VM_PAGES];
 
@@ -611,28 +619,64 @@ static void test_checkpoint_restore(void)
 	page_out_versions(c, pages, 100, 4);
 	ret = dcres_memclient_ckpt_sync(c);
 	CHECK(ret == 0, "ckpt sync: %s", strerror(-ret));
-	struct dcres_ckpt_part part;
-	ret = dcres_memclient_ckpt_final(c, &part);
+	ret = dcres_memclient_ckpt_final(c);
 	REQUIRE(ret == 0, "ckpt final: %s", strerror(-ret));
+	CHECK(stats(c).ckpt_state == 2, "checkpoint not past its final");
+	/* After final, pages moving (the VM runs again) change nothing in it. */
+	static uint32_t at_final[VM_PAGES], now[VM_PAGES];
+	uint64_t final_pages = 0;
+	memcpy(at_final, held_version, sizeof(at_final));
+	for (uint64_t pg = 0; pg < VM_PAGES; pg++)
+		final_pages += at_final[pg] != 0;
+	for (uint64_t i = 0; i < 100; i++)
+		pages[i] = (300 + i) * 3;             /* pages leave */
+	page_in_all(c, pages, 100);
+	for (uint64_t i = 0; i < 50; i++)
+		pages[i] = (900 + i) * 3;             /* rewritten in place */
+	page_out_versions(c, pages, 50, 5);
+	for (uint64_t i = 0; i < 20; i++)
+		pages[i] = 2 + i * 3;                 /* new pages arrive */
+	page_out_versions(c, pages, 20, 6);
+	struct dcres_ckpt_part part;
+	ret = dcres_memclient_ckpt_commit(c, &part);
+	REQUIRE(ret == 0, "ckpt commit: %s", strerror(-ret));
 	uint64_t written = part.bytes_written;
-	check_final_sums("c1", &part, stats(c).vm_pages);
-	CHECK(stats(c).ckpt_state == 0, "checkpoint still running after final");
+	check_final_sums("c1", &part, final_pages);
+	CHECK(stats(c).ckpt_state == 0, "checkpoint still running after commit");
 	/* Every page held at final was written at least once. */
-	CHECK(written >= (uint64_t)stats(c).vm_pages * DCRES_PAGE_SIZE,
-	      "final reports %llu bytes written", (unsigned long long)written);
+	CHECK(written >= final_pages * DCRES_PAGE_SIZE,
+	      "commit reports %llu bytes written", (unsigned long long)written);
+	memcpy(now, held_version, sizeof(now));
+	memcpy(held_version, at_final, sizeof(at_final));
 	check_checkpoint("c1");
+	/* Back to what the server held at final, which the rest expects. */
+	memcpy(held_version, now, sizeof(now));
+	for (uint64_t i = 0; i < 20; i++)
+		pages[i] = 2 + i * 3;
+	page_in_all(c, pages, 20);
+	for (uint64_t i = 0; i < 100; i++)
+		pages[i] = (300 + i) * 3;
+	page_out_versions(c, pages, 100, 1);
+	for (uint64_t i = 0; i < 50; i++)
+		pages[i] = (900 + i) * 3;
+	page_out_versions(c, pages, 50, 4);
+	CHECK(!memcmp(held_version, at_final, sizeof(at_final)), "test: not back at final");
 
-	/* Abort: a second checkpoint into the same directory leaves c1 intact. */
+	/* A second checkpoint into the same directory is refused, and one
+	 * aborted after its final (into c1b) leaves c1 intact too. */
 	char mem[512], pres[512];
 	snprintf(mem, sizeof(mem), "%s/c1/host-1.mem", store);
 	snprintf(pres, sizeof(pres), "%s/c1/host-1.present", store);
 	uint32_t mem_crc = file_crc(mem), pres_crc = file_crc(pres);
 	static uint32_t saved[VM_PAGES];
 	memcpy(saved, held_version, sizeof(saved));
-	CHECK(dcres_memclient_ckpt_begin(c, "c1", 1) == 0, "second begin");
+	CHECK(dcres_memclient_ckpt_begin(c, "c1", 1) == -EEXIST, "second begin into c1");
+	CHECK(dcres_memclient_ckpt_begin(c, "c1b", 1) == 0, "begin into c1b");
 	pages[0] = 5;
 	page_out_versions(c, pages, 1, 9);
-	CHECK(dcres_memclient_ckpt_abort(c) == 0, "abort");
+	CHECK(dcres_memclient_ckpt_final(c) == 0, "final of c1b");
+	CHECK(dcres_memclient_ckpt_abort(c) == 0, "abort after final");
+	CHECK(count_partials("c1b", 1) == 0, "abort left c1b's partial file");
 	CHECK(file_crc(mem) == mem_crc && file_crc(pres) == pres_crc,
 	      "abort changed the previous checkpoint's files");
 	CHECK(dcres_memclient_ckpt_sync(c) == -ENOENT, "sync after abort should find nothing");
@@ -778,7 +822,7 @@ static void test_release(void)
 	REQUIRE(dcres_memclient_page_out(c, pages, buf, N) == 0, "page-out before release");
 	before = stats(c);
 	REQUIRE(dcres_memclient_ckpt_begin(c, "rel", 4) == 0 &&
-		dcres_memclient_ckpt_final(c, NULL) == 0, "checkpoint rel");
+		ckpt_final_commit(c) == 0, "checkpoint rel");
 	CHECK(page_in_one(c, pages[0], 21) == 0, "page-in of page %llu",
 	      (unsigned long long)pages[0]);
 	ret = dcres_memclient_restore(c, "rel", 4, NULL, 0);
@@ -895,7 +939,7 @@ static void test_full_disk(void)
 	if (ret == 0) {
 		ret = dcres_memclient_ckpt_sync(c);
 		if (ret == 0)
-			ret = dcres_memclient_ckpt_final(c, NULL);
+			ret = ckpt_final_commit(c);
 		snprintf(why, sizeof(why), "%s", dcres_memclient_error(c));
 		if (stats(c).ckpt_state != 0)
 			CHECK(dcres_memclient_ckpt_abort(c) == 0, "abort after a failed sync");
@@ -942,7 +986,7 @@ static void *final_main(void *arg)
 {
 	struct final_call *f = arg;
 
-	f->ret = dcres_memclient_ckpt_final(f->c, NULL);
+	f->ret = ckpt_final_commit(f->c);
 	atomic_store(&f->done, true);
 	return NULL;
 }
@@ -988,7 +1032,9 @@ static void test_release_during_final(const char *binary)
 		pthread_t t;
 
 		REQUIRE(dcres_memclient_page_out(a, pages, buf, N) == 0, "page-out round %d", round);
-		REQUIRE(dcres_memclient_ckpt_begin(a, "fin", 8) == 0, "begin round %d", round);
+		char fin[16];
+		snprintf(fin, sizeof(fin), "fin%d", round);
+		REQUIRE(dcres_memclient_ckpt_begin(a, fin, 8) == 0, "begin round %d", round);
 		REQUIRE(pthread_create(&t, NULL, final_main, &f) == 0, "final thread");
 		usleep(2000);
 		/* One page leaves while final drains (round 0 only): it is then
@@ -1008,11 +1054,11 @@ static void test_release_during_final(const char *binary)
 		if (f.ret == 0) {
 			char pres[512];
 			struct dcres_presence p;
-			snprintf(pres, sizeof(pres), "%s/fin/host-8.present", store);
+			snprintf(pres, sizeof(pres), "%s/%s/host-8.present", store, fin);
 			REQUIRE(dcres_presence_read(pres, &p) == 0, "read %s", pres);
 			uint64_t want = N - (moved && !dcres_presence_test(&p, page));
 			dcres_presence_free(&p);
-			check_published("fin", 8, want);
+			check_published(fin, 8, want);
 		}
 		dcres_memclient_close(a);
 		dcres_memclient_close(b);
@@ -1046,7 +1092,7 @@ static void test_second_begin(void)
 	      "second begin returned %d: %s", ret, dcres_memclient_error(b));
 	CHECK(count_partials("twice", 9) == 1, "the refused begin touched the partial file "
 	      "(%d partial files)", count_partials("twice", 9));
-	ret = dcres_memclient_ckpt_final(a, NULL);
+	ret = ckpt_final_commit(a);
 	CHECK(ret == 0, "final after a refused second begin: %s (%s)", strerror(-ret),
 	      dcres_memclient_error(a));
 	if (ret == 0)
@@ -1109,10 +1155,20 @@ static void test_symlinks(const char *binary)
 		snprintf(path, sizeof(path), "%s/sy/%s", store, names[i]);
 		REQUIRE(symlink(victim, path) == 0, "symlink %s", path);
 	}
+	/* A published name taken (here by a symlink) refuses the begin. */
+	ret = dcres_memclient_ckpt_begin(c, "sy", 10);
+	CHECK(ret == -EEXIST && strstr(dcres_memclient_error(c), "nothing is replaced"),
+	      "begin into a directory holding host-10.mem returned %d: %s", ret,
+	      dcres_memclient_error(c));
+	for (int i = 1; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/sy/%s", store, names[i]);
+		CHECK(lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode), "%s was replaced", path);
+		unlink(path);
+	}
 	ret = dcres_memclient_ckpt_begin(c, "sy", 10);
 	CHECK(ret == 0, "begin sy: %s", dcres_memclient_error(c));
 	if (ret == 0) {
-		ret = dcres_memclient_ckpt_final(c, NULL);
+		ret = ckpt_final_commit(c);
 		CHECK(ret == 0, "final sy: %s", dcres_memclient_error(c));
 	}
 	CHECK(file_crc(victim) == crc && stat(victim, &sb) == 0 && sb.st_size == 35,
@@ -1170,7 +1226,7 @@ static void test_restore_duplicates(void)
 	fill(buf, page, 61);
 	REQUIRE(dcres_memclient_page_out(c, &page, buf, 1) == 0 &&
 		dcres_memclient_ckpt_begin(c, "dup", 11) == 0 &&
-		dcres_memclient_ckpt_final(c, NULL) == 0, "checkpoint dup");
+		ckpt_final_commit(c) == 0, "checkpoint dup");
 	REQUIRE(dcres_memclient_release(c, &released) == 0 && released == 1, "release");
 	before = stats(c);
 	for (int i = 0; i < DUP; i++)
@@ -1445,7 +1501,8 @@ static void test_replicas(const char *binary)
 	}
 	REQUIRE(dcres_memclient_page_out(a, pages, buf, N) == 0, "page-out");
 	REQUIRE(dcres_memclient_ckpt_begin(a, "rep/c", 3) == 0, "begin");
-	REQUIRE(dcres_memclient_ckpt_final(a, &part) == 0, "final");
+	REQUIRE(dcres_memclient_ckpt_final(a) == 0 && dcres_memclient_ckpt_commit(a, &part) == 0,
+		"final and commit");
 
 	/* Sums as the server reads them now: what final said; a file not
 	 * there is not held. */

@@ -6,7 +6,7 @@
  * split into batches. Every call returns 0 or a negative errno; the
  * server's own explanation of a refused request is in
  * dcres_memclient_error(). Network waits are bounded by the timeout given
- * at connect (-ETIMEDOUT), except the answers to checkpoint sync and final
+ * at connect (-ETIMEDOUT), except the answers to checkpoint sync, final and commit
  * and to restore, which wait for disk work and get
  * DCRES_MEMCLIENT_LONG_TIMEOUT_MS. */
 #ifndef DCRES_MEMCLIENT_H
@@ -39,7 +39,7 @@ struct dcres_file_sum {
 	char error[512];      /* file_sums: held but unusable, why ("" if not) */
 };
 
-/* What a memory server's checkpoint final published. */
+/* What a memory server's checkpoint commit published. */
 struct dcres_ckpt_part {
 	uint64_t bytes_written; /* in all (rewrites count) */
 	uint64_t pages;         /* pages in its files */
@@ -87,9 +87,12 @@ int dcres_memclient_stats(struct dcres_memclient *c, struct dcres_memstats *st);
  * the checkpoint in dir (a path on the server). */
 int dcres_memclient_ckpt_begin(struct dcres_memclient *c, const char *dir, uint32_t host_id);
 int dcres_memclient_ckpt_sync(struct dcres_memclient *c);
-/* Final also reports what it published (out may be NULL; names point into
- * out's own storage only until the next call on c). */
-int dcres_memclient_ckpt_final(struct dcres_memclient *c, struct dcres_ckpt_part *out);
+/* Final is the stop point (call it with the VM stopped): the pages the
+ * server holds now are the checkpoint's; nothing is durable yet. Commit
+ * (any time after, e.g. once the VM runs again) makes the server's files
+ * durable and reports what it published (out may be NULL). */
+int dcres_memclient_ckpt_final(struct dcres_memclient *c);
+int dcres_memclient_ckpt_commit(struct dcres_memclient *c, struct dcres_ckpt_part *out);
 int dcres_memclient_ckpt_abort(struct dcres_memclient *c);
 
 /* Loads the attached VM's pages from host host_id's files of checkpoint
