@@ -217,8 +217,7 @@ static int evict_batch(struct dcres_pager *p, size_t want)
 	atomic_fetch_add(&p->servers[server].pages, k);
 	/* Under the lock, so a batch has been reported when a holder of
 	 * eviction (dcres_pager_hold_eviction) goes on. */
-	for (size_t i = 0; p->on_move && i < k; i++)
-		p->on_move(p->opaque, moved[i], DCRES_PAGER_LOCAL, (uint8_t)(server + 1));
+	pager_report_moves(p, moved, k, DCRES_PAGER_LOCAL, (uint8_t)(server + 1));
 	pthread_mutex_unlock(&p->evict_lock);
 	pthread_mutex_lock(&p->stats_lock);
 	p->page_outs += k;

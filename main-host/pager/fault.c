@@ -123,8 +123,7 @@ int pager_serve_fault(struct dcres_pager *p, uint64_t idx)
 	if (ret < 0)
 		return ret;
 	atomic_fetch_sub(&srv->pages, 1);
-	if (p->on_move)
-		p->on_move(p->opaque, idx, host, DCRES_PAGER_LOCAL);
+	pager_report_moves(p, &idx, 1, host, DCRES_PAGER_LOCAL);
 	pthread_mutex_lock(&p->stats_lock);
 	p->page_ins++;
 	p->lat_us[p->nlat++ % PAGER_LAT_SAMPLES] = (uint32_t)(pager_now_us() - t0);

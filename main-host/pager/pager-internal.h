@@ -40,8 +40,10 @@ struct dcres_pager {
 	struct dcres_psk psk;
 	int timeout_ms;
 	void (*on_server)(void *opaque, unsigned server, bool up);
-	void (*on_move)(void *opaque, uint64_t page, uint8_t from, uint8_t to);
 	void *opaque;
+	pthread_mutex_t watch_lock;     /* with watch_fn: dcres_pager_watch_moves */
+	dcres_pager_move_fn watch_fn;
+	void *watch_opaque;
 
 	_Atomic uint8_t *loc;           /* network page table */
 	_Atomic uint8_t *history;       /* aged access history per page */
@@ -121,5 +123,10 @@ void pager_server_lost(struct dcres_pager *p, unsigned s);
  * again; a server back gets the faults that waited for it served and the
  * doubtful pages released. */
 void pager_reconnect_lost(struct dcres_pager *p);
+
+/* Reports n pages moved from host to host to the watcher, if any (fault
+ * thread). */
+void pager_report_moves(struct dcres_pager *p, const uint64_t *pages, size_t n,
+			uint8_t from, uint8_t to);
 
 #endif

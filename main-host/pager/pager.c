@@ -159,7 +159,6 @@ int dcres_pager_start(const struct dcres_pager_config *cfg, struct dcres_pager *
 	p->psk = *cfg->psk;
 	p->timeout_ms = cfg->timeout_ms;
 	p->on_server = cfg->on_server;
-	p->on_move = cfg->on_move;
 	p->opaque = cfg->opaque;
 	p->nservers = cfg->nservers;
 	p->uffd = p->stop_fd = p->kick_fd = -1;
@@ -167,6 +166,7 @@ int dcres_pager_start(const struct dcres_pager_config *cfg, struct dcres_pager *
 	pthread_mutex_init(&p->fill_lock, NULL);
 	pthread_cond_init(&p->fill_done, NULL);
 	pthread_mutex_init(&p->evict_lock, NULL);
+	pthread_mutex_init(&p->watch_lock, NULL);
 	p->local_limit = cfg->local_limit_pages;
 	p->staging = MAP_FAILED;
 	p->loc = malloc(p->npages);
@@ -251,6 +251,7 @@ void dcres_pager_stop(struct dcres_pager *p)
 	pthread_cond_destroy(&p->fill_done);
 	pthread_mutex_destroy(&p->fill_lock);
 	pthread_mutex_destroy(&p->evict_lock);
+	pthread_mutex_destroy(&p->watch_lock);
 	pthread_mutex_destroy(&p->stats_lock);
 	free(p);
 }
@@ -311,6 +312,30 @@ void dcres_pager_note_access(struct dcres_pager *p, uint64_t page)
 	if (page < p->npages)
 		atomic_fetch_or_explicit(&p->history[page], PAGER_HISTORY_SEEN,
 					 memory_order_relaxed);
+}
+
+int dcres_pager_watch_moves(struct dcres_pager *p, dcres_pager_move_fn fn, void *opaque)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&p->watch_lock);
+	if (fn && p->watch_fn) {
+		ret = -EBUSY;
+	} else {
+		p->watch_fn = fn;
+		p->watch_opaque = opaque;
+	}
+	pthread_mutex_unlock(&p->watch_lock);
+	return ret;
+}
+
+void pager_report_moves(struct dcres_pager *p, const uint64_t *pages, size_t n,
+			uint8_t from, uint8_t to)
+{
+	pthread_mutex_lock(&p->watch_lock);
+	for (size_t i = 0; p->watch_fn && i < n; i++)
+		p->watch_fn(p->watch_opaque, pages[i], from, to);
+	pthread_mutex_unlock(&p->watch_lock);
 }
 
 void dcres_pager_hold_eviction(struct dcres_pager *p, bool hold)

@@ -217,7 +217,7 @@ static void test_eviction(bool by_write_protect)
 	const char *addrs[2] = { servers[0].addr, servers[1].addr };
 	struct dcres_pager_config cfg = {
 		.size = (size_t)EV_PAGES * PAGE, .servers = addrs, .nservers = 2, .psk = &psk,
-		.timeout_ms = 2000, .local_limit_pages = EV_LIMIT, .on_move = ev_on_move,
+		.timeout_ms = 2000, .local_limit_pages = EV_LIMIT,
 		.evict_by_write_protect = by_write_protect,
 	};
 	const char *mode = by_write_protect ? "write-protect" : "UFFDIO_MOVE";
@@ -242,6 +242,9 @@ static void test_eviction(bool by_write_protect)
 	CHECK(ret == 0, "pager with a local limit: %s", strerror(-ret));
 	if (ret)
 		return;
+	CHECK(dcres_pager_watch_moves(pager, ev_on_move, NULL) == 0 &&
+	      dcres_pager_watch_moves(pager, ev_on_move, NULL) == -EBUSY,
+	      "a second move watcher was not refused");
 	CHECK(dcres_pager_location(pager, 16) == DCRES_PAGER_LOCAL &&
 	      dcres_pager_location(pager, 17) == DCRES_PAGER_ZERO,
 	      "pages present at start not taken as local");

@@ -43,6 +43,9 @@
 
 struct dcres_pager;
 
+/* A page moved from host to host (DCRES_PAGER_LOCAL or 1..nservers). */
+typedef void (*dcres_pager_move_fn)(void *opaque, uint64_t page, uint8_t from, uint8_t to);
+
 struct dcres_pager_config {
 	void *base;                /* page-aligned region, private anonymous */
 	size_t size;               /* bytes, a multiple of 4096 */
@@ -52,12 +55,9 @@ struct dcres_pager_config {
 	const struct dcres_psk *psk;
 	int timeout_ms;            /* per request to a server */
 	uint64_t local_limit_pages;/* resident pages allowed here; 0: no limit */
-	/* Optional, called from the fault thread (keep them short): server
-	 * (1..nservers) lost (up false) or back (up true); page moved from
-	 * host to host (DCRES_PAGER_LOCAL or 1..nservers) by a page-in or a
-	 * page-out, after the table says so (on_move must not pin pages). */
+	/* Optional, called from the fault thread (keep it short): server
+	 * (1..nservers) lost (up false) or back (up true). */
 	void (*on_server)(void *opaque, unsigned server, bool up);
-	void (*on_move)(void *opaque, uint64_t page, uint8_t from, uint8_t to);
 	void *opaque;
 	bool evict_by_write_protect; /* even where UFFDIO_MOVE exists (tests) */
 };
@@ -151,6 +151,14 @@ void dcres_pager_unpin(struct dcres_pager *p, uint64_t page);
  * VM); the resident set may exceed the limit meanwhile. hold false lets
  * eviction go on at the next fault. Any thread. */
 void dcres_pager_hold_eviction(struct dcres_pager *p, bool hold);
+
+/* Has fn called for every page a page-in or a page-out moves from now on,
+ * after the table says so, on the fault thread (keep it short; it must
+ * not call the pager). One watcher at a time: -EBUSY if another is set.
+ * fn NULL removes the watcher and returns once no call to it runs. An
+ * eviction batch is reported before it settles, so once
+ * dcres_pager_hold_eviction(p, true) returns no page-out is unreported. */
+int dcres_pager_watch_moves(struct dcres_pager *p, dcres_pager_move_fn fn, void *opaque);
 
 /* Copies the table entries (location, as dcres_pager_location) and access
  * history of pages first..first+n-1 into loc and history (either may be
