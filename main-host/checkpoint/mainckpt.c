@@ -1,257 +1,37 @@
-/* Checkpoint of the memory servers from the main host (mainckpt.h). */
+/* The D-CRES live checkpoint from the main host (mainckpt.h): its states,
+ * the stop point and the commit. */
 #include "dcres/mainckpt.h"
 
 #include <errno.h>
-#include <limits.h>
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "dcres/loctable.h"
 #include "dcres/log.h"
-#include "dcres/memclient.h"
 #include "dcres/path.h"
+#include "mainckpt-internal.h"
 
-#define POLL_MS 250       /* between progress polls of a server */
-#define WATCH_MS 100      /* between looks at the pager while a step runs */
+#define PAGE_SIZE 4096
 #define TABLE_CHUNK 65536 /* pages copied from the pager at a time */
 
-enum step { STEP_BEGIN, STEP_SYNC, STEP_FINAL };
-
-/* One memory server: a control connection that runs the steps (one at a
- * time, each in a thread of its own) and a second one for progress. */
-struct ckpt_server {
-	struct dcres_mainckpt *c;
-	unsigned k;                   /* 1..n, the pager's numbering */
-	char addr[256];
-	struct dcres_memclient *ctl, *poll;
-	bool begun;
-	enum step step;
-	int ret;                      /* of the last step */
-	char msg[256];                /* the server's explanation of a refusal */
-	_Atomic bool lost;            /* the pager lost it during the step */
-	_Atomic bool done;
-	_Atomic uint64_t bytes;       /* written for this checkpoint */
-	struct dcres_ckpt_part part;  /* what its final published */
-	pthread_t thread;
-};
-
-struct dcres_mainckpt {
-	struct dcres_mainckpt_config cfg;
-	char dir[PATH_MAX], server_dir[PATH_MAX];
-	unsigned n;
-	struct ckpt_server *servers;
-	bool finished;                /* final succeeded */
-	pthread_mutex_t lock;         /* with cond: step threads report */
-	pthread_cond_t cond;
-	bool stop_poll;
-	pthread_t poller;
-	bool poller_running;
-};
-
-/* Connects one client to s, attached to the VM (not exclusively: the
- * pager's connection stays valid). */
-static int connect_attached(struct ckpt_server *s, struct dcres_memclient **out)
-{
-	const struct dcres_mainckpt_config *cfg = &s->c->cfg;
-	int ret = dcres_memclient_connect(s->addr, cfg->psk, cfg->timeout_ms, out);
-
-	if (ret)
-		return ret;
-	ret = dcres_memclient_attach(*out, cfg->vm_uuid, cfg->ram_size);
-	if (ret) {
-		snprintf(s->msg, sizeof(s->msg), "%s", dcres_memclient_error(*out));
-		dcres_memclient_close(*out);
-		*out = NULL;
-	}
-	return ret;
-}
-
-/* Runs s->step on s's control connection (a thread per server). */
-static void *step_main(void *arg)
-{
-	struct ckpt_server *s = arg;
-	struct dcres_mainckpt *c = s->c;
-	int ret = -EINVAL;
-
-	switch (s->step) {
-	case STEP_BEGIN:
-		ret = connect_attached(s, &s->ctl);
-		if (!ret)
-			ret = connect_attached(s, &s->poll);
-		if (!ret) {
-			ret = dcres_memclient_ckpt_begin(s->ctl, c->server_dir, s->k);
-			s->begun = ret == 0;
-		}
-		break;
-	case STEP_SYNC:
-		ret = dcres_memclient_ckpt_sync(s->ctl);
-		break;
-	case STEP_FINAL:
-		ret = dcres_memclient_ckpt_final(s->ctl, &s->part);
-		if (!ret)
-			atomic_store(&s->bytes, s->part.bytes_written);
-		break;
-	}
-	if (ret && !s->msg[0] && s->ctl)
-		snprintf(s->msg, sizeof(s->msg), "%s", dcres_memclient_error(s->ctl));
-	s->ret = ret;
-	pthread_mutex_lock(&c->lock);
-	atomic_store(&s->done, true);
-	pthread_cond_broadcast(&c->cond);
-	pthread_mutex_unlock(&c->lock);
-	return NULL;
-}
-
-/* Waits on c->cond (c->lock held) for at most ms milliseconds. */
-static void wait_ms(struct dcres_mainckpt *c, long ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_nsec += ms * 1000000L;
-	ts.tv_sec += ts.tv_nsec / 1000000000L;
-	ts.tv_nsec %= 1000000000L;
-	pthread_cond_timedwait(&c->cond, &c->lock, &ts);
-}
-
-static bool server_up(const struct dcres_mainckpt *c, unsigned k)
-{
-	struct dcres_pager_server_info si;
-
-	return dcres_pager_server_info(c->cfg.pager, k, &si) == 0 && si.up;
-}
-
-/* Runs step on every server in parallel and waits for all. A server the
- * pager reports lost meanwhile has its request cut short. The first
- * failure is described in err, naming the server. */
-static int run_step(struct dcres_mainckpt *c, enum step step, char *err, size_t err_len)
-{
-	static const char *const names[] = { "begin", "sync", "final" };
-	unsigned started = 0;
-	int ret = 0;
-
-	for (unsigned i = 0; i < c->n; i++) {
-		struct ckpt_server *s = &c->servers[i];
-		s->step = step;
-		s->ret = 0;
-		s->msg[0] = '\0';
-		atomic_store(&s->lost, false);
-		atomic_store(&s->done, false);
-		if (pthread_create(&s->thread, NULL, step_main, s)) {
-			s->ret = -EAGAIN;
-			atomic_store(&s->done, true);
-			snprintf(s->msg, sizeof(s->msg), "cannot start a thread");
-			break;
-		}
-		started++;
-	}
-	pthread_mutex_lock(&c->lock);
-	for (;;) {
-		bool all = true;
-		for (unsigned i = 0; i < started; i++) {
-			struct ckpt_server *s = &c->servers[i];
-			if (atomic_load(&s->done))
-				continue;
-			all = false;
-			if (!server_up(c, s->k) && s->ctl && !atomic_exchange(&s->lost, true))
-				dcres_memclient_shutdown(s->ctl);
-		}
-		if (all)
-			break;
-		wait_ms(c, WATCH_MS);
-	}
-	pthread_mutex_unlock(&c->lock);
-	for (unsigned i = 0; i < started; i++)
-		pthread_join(c->servers[i].thread, NULL);
-	for (unsigned i = 0; i < c->n && !ret; i++) {
-		struct ckpt_server *s = &c->servers[i];
-		if (!s->ret && i < started)
-			continue;
-		ret = s->ret ? s->ret : -EAGAIN;
-		snprintf(err, err_len, "checkpoint %s on memory server %u (%s) failed: %s",
-			 names[step], s->k, s->addr,
-			 atomic_load(&s->lost) ? "lost (it stopped answering the VM)" :
-			 s->msg[0] ? s->msg : strerror(-ret));
-	}
-	return ret;
-}
-
-/* Polls every server's progress until told to stop. */
-static void *poll_main(void *arg)
-{
-	struct dcres_mainckpt *c = arg;
-
-	pthread_mutex_lock(&c->lock);
-	while (!c->stop_poll) {
-		pthread_mutex_unlock(&c->lock);
-		for (unsigned i = 0; i < c->n; i++) {
-			struct ckpt_server *s = &c->servers[i];
-			struct dcres_memstats st;
-			if (s->poll && dcres_memclient_stats(s->poll, &st) == 0 && st.ckpt_state)
-				atomic_store(&s->bytes, st.ckpt_bytes_written);
-		}
-		pthread_mutex_lock(&c->lock);
-		if (!c->stop_poll)
-			wait_ms(c, POLL_MS);
-	}
-	pthread_mutex_unlock(&c->lock);
-	return NULL;
-}
-
-static void stop_poller(struct dcres_mainckpt *c)
-{
-	if (!c->poller_running)
-		return;
-	pthread_mutex_lock(&c->lock);
-	c->stop_poll = true;
-	pthread_cond_broadcast(&c->cond);
-	pthread_mutex_unlock(&c->lock);
-	pthread_join(c->poller, NULL);
-	c->poller_running = false;
-}
-
-/* Names the checkpoint directory relative to the servers' --dir (root). */
-static int relative_to_root(struct dcres_mainckpt *c, const char *root, char *err,
-			    size_t err_len)
-{
-	int ret = dcres_path_relative(root, c->dir, c->server_dir, sizeof(c->server_dir));
-
-	if (ret == -EINVAL)
-		snprintf(err, err_len, "checkpoint directory %s is not below %s, the memory "
-			 "servers' directory", c->dir, root);
-	else if (ret)
-		snprintf(err, err_len, "checkpoint directory %s: %s", c->dir, strerror(-ret));
-	return ret;
-}
-
-int dcres_mainckpt_begin(const struct dcres_mainckpt_config *cfg,
-			 struct dcres_mainckpt **out, char *err, size_t err_len)
+int dcres_mainckpt_new(const struct dcres_mainckpt_config *cfg, struct dcres_mainckpt **out)
 {
 	struct dcres_mainckpt *c = calloc(1, sizeof(*c));
-	int ret;
 
 	*out = NULL;
 	if (!c)
 		return -ENOMEM;
 	c->cfg = *cfg;
-	snprintf(c->dir, sizeof(c->dir), "%s", cfg->dir);
-	c->cfg.dir = c->dir;
-	c->cfg.root = NULL;
-	pthread_mutex_init(&c->lock, NULL);
-	pthread_cond_init(&c->cond, NULL);
-	if ((ret = relative_to_root(c, cfg->root, err, err_len))) {
-		dcres_mainckpt_end(c);
-		return ret;
-	}
+	snprintf(c->root, sizeof(c->root), "%s", cfg->root);
+	c->cfg.root = c->root;
+	c->npages = cfg->ram_size / PAGE_SIZE;
 	c->n = dcres_pager_server_count(cfg->pager);
 	c->servers = calloc(c->n ? c->n : 1, sizeof(*c->servers));
-	if (!c->servers) {
-		dcres_mainckpt_end(c);
+	c->paged_in = calloc((c->npages + 63) / 64, sizeof(*c->paged_in));
+	if (!c->servers || !c->paged_in) {
+		free(c->servers);
+		free(c->paged_in);
+		free(c);
 		return -ENOMEM;
 	}
 	for (unsigned i = 0; i < c->n; i++) {
@@ -262,34 +42,122 @@ int dcres_mainckpt_begin(const struct dcres_mainckpt_config *cfg,
 		dcres_pager_server_info(cfg->pager, s->k, &si);
 		snprintf(s->addr, sizeof(s->addr), "%s", si.addr);
 	}
-	ret = run_step(c, STEP_BEGIN, err, err_len);
-	if (!ret) {
-		ret = -pthread_create(&c->poller, NULL, poll_main, c);
-		c->poller_running = ret == 0;
-		if (ret)
-			snprintf(err, err_len, "cannot start the progress thread");
-	}
-	if (ret) {
-		dcres_mainckpt_end(c);
-		return ret;
-	}
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
 	*out = c;
 	return 0;
 }
 
-int dcres_mainckpt_sync(struct dcres_mainckpt *c, char *err, size_t err_len)
+/* Sets c's state (and, for FAILED, its error). */
+static void set_state(struct dcres_mainckpt *c, enum dcres_mainckpt_state state,
+		      const char *error)
 {
-	return run_step(c, STEP_SYNC, err, err_len);
+	pthread_mutex_lock(&c->lock);
+	c->status.state = state;
+	if (error)
+		snprintf(c->status.error, sizeof(c->status.error), "%s", error);
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
 }
 
-int dcres_mainckpt_probe(struct dcres_mainckpt *c, char *err, size_t err_len)
+static enum dcres_mainckpt_state get_state(struct dcres_mainckpt *c)
 {
+	pthread_mutex_lock(&c->lock);
+	enum dcres_mainckpt_state state = c->status.state;
+	pthread_mutex_unlock(&c->lock);
+	return state;
+}
+
+/* Lets eviction go on again if the stop point held it. */
+static void release_eviction(struct dcres_mainckpt *c)
+{
+	if (c->holding)
+		dcres_pager_hold_eviction(c->cfg.pager, false);
+	c->holding = false;
+}
+
+int dcres_mainckpt_begin(struct dcres_mainckpt *c, const char *dir, char *err, size_t err_len)
+{
+	enum dcres_mainckpt_state state = get_state(c);
+	int ret;
+
+	if (state == DCRES_MAINCKPT_RUNNING || state == DCRES_MAINCKPT_STOPPED ||
+	    state == DCRES_MAINCKPT_COMMITTING) {
+		snprintf(err, err_len, "the checkpoint into %s is still %s", c->status.dir,
+			 state == DCRES_MAINCKPT_COMMITTING ? "being made durable" : "running");
+		return -EBUSY;
+	}
+	if (c->committer_running) {
+		pthread_join(c->committer, NULL);
+		c->committer_running = false;
+	}
+	ret = dcres_path_relative(c->root, dir, c->server_dir, sizeof(c->server_dir));
+	if (ret) {
+		if (ret == -EINVAL)
+			snprintf(err, err_len, "checkpoint directory %s is not below %s, the "
+				 "memory servers' directory", dir, c->root);
+		else
+			snprintf(err, err_len, "checkpoint directory %s: %s", dir, strerror(-ret));
+		return ret;
+	}
+	pthread_mutex_lock(&c->lock);
+	memset(&c->status, 0, sizeof(c->status));
+	snprintf(c->status.dir, sizeof(c->status.dir), "%s", dir);
+	c->status.state = DCRES_MAINCKPT_RUNNING;
+	pthread_mutex_unlock(&c->lock);
+	for (unsigned i = 0; i < c->n; i++) {
+		atomic_store(&c->servers[i].bytes, 0);
+		atomic_store(&c->servers[i].pending, 0);
+	}
+	/* Watch first: a page moving before a server begins is still seen. */
+	ret = mainckpt_watch(c);
+	if (ret)
+		snprintf(err, err_len, "the pager's page moves are watched by someone else");
+	if (!ret)
+		ret = mainckpt_run_step(c, STEP_BEGIN, err, err_len);
+	if (!ret && (ret = mainckpt_start_poller(c)))
+		snprintf(err, err_len, "cannot start the progress thread");
+	if (ret)
+		dcres_mainckpt_abort(c, err);
+	return ret;
+}
+
+uint64_t dcres_mainckpt_pending(struct dcres_mainckpt *c, bool exact)
+{
+	uint64_t pages = 0;
+	bool not_yet = false;
+
+	if (get_state(c) != DCRES_MAINCKPT_RUNNING)
+		return 0;
 	for (unsigned i = 0; i < c->n; i++) {
 		struct ckpt_server *s = &c->servers[i];
 		struct dcres_memstats st;
-		int ret = s->ctl ? dcres_memclient_stats(s->ctl, &st) : 0;
+		if (exact && s->ctl && dcres_memclient_stats(s->ctl, &st) == 0) {
+			atomic_store(&s->pending, st.ckpt_pages_pending);
+			atomic_store(&s->bytes, st.ckpt_bytes_written);
+		}
+		uint64_t left = atomic_load(&s->pending);
+		pages += left;
+		not_yet |= left > DCRES_MAINCKPT_TAIL_PAGES;
+	}
+	return pages * PAGE_SIZE + (not_yet ? DCRES_MAINCKPT_NOT_YET : 0);
+}
 
-		if (ret) {
+int dcres_mainckpt_check(struct dcres_mainckpt *c, bool probe, char *err, size_t err_len)
+{
+	if (get_state(c) != DCRES_MAINCKPT_RUNNING)
+		return 0;
+	for (unsigned i = 0; i < c->n; i++) {
+		struct ckpt_server *s = &c->servers[i];
+		struct dcres_pager_server_info si;
+		struct dcres_memstats st;
+		int ret;
+
+		if (dcres_pager_server_info(c->cfg.pager, s->k, &si) == 0 && !si.up) {
+			snprintf(err, err_len, "memory server %u (%s) is lost", s->k, s->addr);
+			return -EIO;
+		}
+		if (probe && s->ctl && (ret = dcres_memclient_stats(s->ctl, &st))) {
 			snprintf(err, err_len, "memory server %u (%s) does not answer: %s", s->k,
 				 s->addr, strerror(-ret));
 			return -EIO;
@@ -298,22 +166,76 @@ int dcres_mainckpt_probe(struct dcres_mainckpt *c, char *err, size_t err_len)
 	return 0;
 }
 
-/* Writes DIR/main.loc from the pager's table and history, with the
- * servers' parts as their finals described them. */
-static int write_loctable(struct dcres_mainckpt *c, const struct dcres_mapped_ram *main_file,
-			  char *err, size_t err_len)
-{
-	uint64_t npages = c->cfg.ram_size / 4096;
-	struct dcres_loctable t;
-	char path[PATH_MAX + 16];
-	int ret = dcres_loctable_init(&t, npages, 4096);
+struct stop_args {
+	struct dcres_mainckpt *c;
+	const struct dcres_mapped_ram *main_file;
+	char *err;
+	size_t err_len;
+};
 
-	if (ret) {
-		snprintf(err, err_len, "cannot make the location table: %s", strerror(-ret));
-		return ret;
+/* The stop point proper, with no page-in under way or starting: a page
+ * paged in since the caller last took them fails it; every server fixes
+ * its pages; the table is captured, agreeing with them. */
+static int stop_settled(void *arg)
+{
+	struct stop_args *a = arg;
+	struct dcres_mainckpt *c = a->c;
+	int ret;
+
+	for (uint64_t w = 0; w < (c->npages + 63) / 64; w++) {
+		uint64_t bits = atomic_load(&c->paged_in[w]);
+		if (bits) {
+			snprintf(a->err, a->err_len, "guest page %llu was paged in after the last "
+				 "pass over dirty pages; the checkpoint would miss it",
+				 (unsigned long long)(w * 64 + (uint64_t)__builtin_ctzll(bits)));
+			return -EAGAIN;
+		}
 	}
-	t.main_file = *main_file;
-	snprintf(t.server_dir, sizeof(t.server_dir), "%s", c->server_dir);
+	ret = mainckpt_run_step(c, STEP_FINAL, a->err, a->err_len);
+	if (!ret && (ret = dcres_loctable_init(&c->table, c->npages, PAGE_SIZE)))
+		snprintf(a->err, a->err_len, "cannot make the location table: %s",
+			 strerror(-ret));
+	if (ret)
+		return ret;
+	c->table.main_file = *a->main_file;
+	snprintf(c->table.server_dir, sizeof(c->table.server_dir), "%s", c->server_dir);
+	for (uint64_t first = 0; first < c->npages && !ret; first += TABLE_CHUNK) {
+		uint64_t n = c->npages - first < TABLE_CHUNK ? c->npages - first : TABLE_CHUNK;
+		ret = dcres_pager_read_table(c->cfg.pager, first, n, c->table.host + first,
+					     c->table.history + first);
+	}
+	if (ret) {
+		snprintf(a->err, a->err_len, "cannot read the page table: %s", strerror(-ret));
+		dcres_loctable_free(&c->table);
+	}
+	return ret;
+}
+
+int dcres_mainckpt_stop_point(struct dcres_mainckpt *c, const struct dcres_mapped_ram *main_file,
+			      char *err, size_t err_len)
+{
+	struct stop_args a = { c, main_file, err, err_len };
+	int ret;
+
+	if (get_state(c) != DCRES_MAINCKPT_RUNNING) {
+		snprintf(err, err_len, "no checkpoint is running");
+		return -EINVAL;
+	}
+	dcres_pager_hold_eviction(c->cfg.pager, true);
+	c->holding = true;
+	ret = dcres_pager_run_settled(c->cfg.pager, stop_settled, &a);
+	mainckpt_unwatch(c);
+	set_state(c, ret ? DCRES_MAINCKPT_FAILED : DCRES_MAINCKPT_STOPPED, ret ? err : NULL);
+	return ret;
+}
+
+/* Publishes main.loc: the captured table, with the servers' parts as
+ * their commits described them. */
+static int write_loctable(struct dcres_mainckpt *c, char *err, size_t err_len)
+{
+	char path[PATH_MAX + 16];
+	int ret = 0;
+
 	for (unsigned i = 0; i < c->n && !ret; i++) {
 		const struct ckpt_server *s = &c->servers[i];
 		struct dcres_loc_part part = {
@@ -323,58 +245,105 @@ static int write_loctable(struct dcres_mainckpt *c, const struct dcres_mapped_ra
 		};
 
 		snprintf(part.address, sizeof(part.address), "%s", s->addr);
-		ret = dcres_loctable_add_part(&t, &part);
+		ret = dcres_loctable_add_part(&c->table, &part);
 	}
-	for (uint64_t first = 0; first < npages && !ret; first += TABLE_CHUNK) {
-		uint64_t n = npages - first < TABLE_CHUNK ? npages - first : TABLE_CHUNK;
-		ret = dcres_pager_read_table(c->cfg.pager, first, n, t.host + first,
-					     t.history + first);
-	}
-	snprintf(path, sizeof(path), "%s/main.loc", c->dir);
+	snprintf(path, sizeof(path), "%s/main.loc", c->status.dir);
 	if (!ret)
-		ret = dcres_loctable_write(path, &t);
+		ret = dcres_loctable_write(path, &c->table);
 	if (ret)
-		snprintf(err, err_len, "cannot write %s: %s", path, strerror(-ret));
-	dcres_loctable_free(&t);
+		snprintf(err, err_len, "cannot write %.400s: %s", path, strerror(-ret));
 	return ret;
 }
 
-int dcres_mainckpt_final(struct dcres_mainckpt *c, const struct dcres_mapped_ram *main_file,
-			 char *err, size_t err_len)
+/* The committer thread: every server's files durable, then main.loc. */
+static void *commit_main(void *arg)
+{
+	struct dcres_mainckpt *c = arg;
+	char err[512];
+	int ret;
+
+	mainckpt_stop_poller(c); /* each commit's own count replaces the polled one */
+	ret = mainckpt_run_step(c, STEP_COMMIT, err, sizeof(err));
+	if (!ret)
+		ret = write_loctable(c, err, sizeof(err));
+	mainckpt_end_servers(c);
+	dcres_loctable_free(&c->table);
+	if (ret)
+		pr_err("checkpoint into %s failed: %s", c->status.dir, err);
+	set_state(c, ret ? DCRES_MAINCKPT_FAILED : DCRES_MAINCKPT_DURABLE, ret ? err : NULL);
+	return NULL;
+}
+
+int dcres_mainckpt_commit(struct dcres_mainckpt *c)
 {
 	int ret;
 
-	stop_poller(c); /* final's own count replaces the polled one */
-	ret = run_step(c, STEP_FINAL, err, err_len);
-	if (!ret)
-		ret = write_loctable(c, main_file, err, err_len);
-	c->finished = ret == 0;
+	if (get_state(c) != DCRES_MAINCKPT_STOPPED)
+		return -EINVAL;
+	release_eviction(c);
+	set_state(c, DCRES_MAINCKPT_COMMITTING, NULL);
+	ret = -pthread_create(&c->committer, NULL, commit_main, c);
+	c->committer_running = ret == 0;
+	if (ret) {
+		set_state(c, DCRES_MAINCKPT_STOPPED, NULL);
+		dcres_mainckpt_abort(c, "cannot start the commit thread");
+	}
 	return ret;
 }
 
-uint64_t dcres_mainckpt_server_bytes(const struct dcres_mainckpt *c, unsigned k)
+int dcres_mainckpt_wait(struct dcres_mainckpt *c, char *err, size_t err_len)
+{
+	int ret;
+
+	pthread_mutex_lock(&c->lock);
+	while (c->status.state == DCRES_MAINCKPT_COMMITTING)
+		pthread_cond_wait(&c->cond, &c->lock);
+	ret = c->status.state == DCRES_MAINCKPT_DURABLE ? 0 : -EIO;
+	if (ret)
+		snprintf(err, err_len, "%s", c->status.state == DCRES_MAINCKPT_FAILED ?
+			 c->status.error : "the checkpoint was not committed");
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+void dcres_mainckpt_abort(struct dcres_mainckpt *c, const char *why)
+{
+	enum dcres_mainckpt_state state = get_state(c);
+
+	if (state != DCRES_MAINCKPT_RUNNING && state != DCRES_MAINCKPT_STOPPED &&
+	    state != DCRES_MAINCKPT_FAILED)
+		return;
+	if (c->committer_running)
+		return; /* a failed commit ended its servers itself */
+	mainckpt_unwatch(c);
+	mainckpt_end_servers(c);
+	release_eviction(c);
+	dcres_loctable_free(&c->table);
+	if (state != DCRES_MAINCKPT_FAILED)
+		set_state(c, DCRES_MAINCKPT_FAILED, why);
+}
+
+void dcres_mainckpt_status(struct dcres_mainckpt *c, struct dcres_mainckpt_status *st)
+{
+	pthread_mutex_lock(&c->lock);
+	*st = c->status;
+	pthread_mutex_unlock(&c->lock);
+}
+
+uint64_t dcres_mainckpt_server_bytes(struct dcres_mainckpt *c, unsigned k)
 {
 	return k >= 1 && k <= c->n ? atomic_load(&c->servers[k - 1].bytes) : 0;
 }
 
-void dcres_mainckpt_end(struct dcres_mainckpt *c)
+void dcres_mainckpt_free(struct dcres_mainckpt *c)
 {
 	if (!c)
 		return;
-	stop_poller(c);
-	for (unsigned i = 0; i < c->n; i++) {
-		struct ckpt_server *s = &c->servers[i];
-		/* A server whose checkpoint did not finish drops its partial
-		 * file (it would also do so when the connection closes). */
-		if (s->ctl && s->begun && !c->finished && dcres_memclient_ckpt_abort(s->ctl))
-			pr_warn("memory server %u (%s): checkpoint abort not confirmed: %s", s->k,
-				s->addr, dcres_memclient_error(s->ctl));
-		if (s->ctl)
-			dcres_memclient_close(s->ctl);
-		if (s->poll)
-			dcres_memclient_close(s->poll);
-	}
+	dcres_mainckpt_abort(c, "the VM is going away");
+	if (c->committer_running)
+		pthread_join(c->committer, NULL);
 	free(c->servers);
+	free(c->paged_in);
 	pthread_cond_destroy(&c->cond);
 	pthread_mutex_destroy(&c->lock);
 	free(c);

@@ -95,6 +95,33 @@ static int serve_zero(struct dcres_pager *p, uint64_t idx, uint8_t host)
 	return wake(p, idx);
 }
 
+/* Pages idx in from server host (srv), watch lock held. */
+static int serve_remote(struct dcres_pager *p, uint64_t idx, struct pager_server *srv,
+			uint8_t host, uint64_t t0)
+{
+	int ret = dcres_memclient_page_in(srv->client, &idx, p->buf, 1);
+
+	if (ret) {
+		pr_err("page %llu: page-in from %s failed: %s", (unsigned long long)idx,
+		       srv->addr, strerror(-ret));
+		if (!pager_server_unreachable(p, host - 1, ret))
+			return ret; /* the server answered: the faulting thread waits */
+		pager_server_lost(p, host - 1);
+		return queue_pending(p, idx);
+	}
+	srv->free_pages++; /* the server released it */
+	ret = install(p, idx, p->buf);
+	if (ret < 0)
+		return ret;
+	atomic_fetch_sub(&srv->pages, 1);
+	pager_report_moves_locked(p, &idx, 1, host, DCRES_PAGER_LOCAL);
+	pthread_mutex_lock(&p->stats_lock);
+	p->page_ins++;
+	p->lat_us[p->nlat++ % PAGER_LAT_SAMPLES] = (uint32_t)(pager_now_us() - t0);
+	pthread_mutex_unlock(&p->stats_lock);
+	return wake(p, idx);
+}
+
 int pager_serve_fault(struct dcres_pager *p, uint64_t idx)
 {
 	uint8_t host = atomic_load(&p->loc[idx]);
@@ -109,26 +136,12 @@ int pager_serve_fault(struct dcres_pager *p, uint64_t idx)
 	srv = &p->servers[host - 1];
 	if (!atomic_load(&srv->up))
 		return queue_pending(p, idx);
-	ret = dcres_memclient_page_in(srv->client, &idx, p->buf, 1);
-	if (ret) {
-		pr_err("page %llu: page-in from %s failed: %s", (unsigned long long)idx,
-		       srv->addr, strerror(-ret));
-		if (!pager_server_unreachable(p, host - 1, ret))
-			return ret; /* the server answered: the faulting thread waits */
-		pager_server_lost(p, host - 1);
-		return queue_pending(p, idx);
-	}
-	srv->free_pages++; /* the server released it */
-	ret = install(p, idx, p->buf);
-	if (ret < 0)
-		return ret;
-	atomic_fetch_sub(&srv->pages, 1);
-	pager_report_moves(p, &idx, 1, host, DCRES_PAGER_LOCAL);
-	pthread_mutex_lock(&p->stats_lock);
-	p->page_ins++;
-	p->lat_us[p->nlat++ % PAGER_LAT_SAMPLES] = (uint32_t)(pager_now_us() - t0);
-	pthread_mutex_unlock(&p->stats_lock);
-	return wake(p, idx);
+	/* The whole page-in under the watch lock: dcres_pager_run_settled
+	 * never sees one half done. */
+	pthread_mutex_lock(&p->watch_lock);
+	ret = serve_remote(p, idx, srv, host, t0);
+	pthread_mutex_unlock(&p->watch_lock);
+	return ret;
 }
 
 /* Fault thread: reads userfaultfd events until stopped. While a server is

@@ -125,8 +125,10 @@ void pager_server_lost(struct dcres_pager *p, unsigned s);
 void pager_reconnect_lost(struct dcres_pager *p);
 
 /* Reports n pages moved from host to host to the watcher, if any (fault
- * thread). */
+ * thread); the _locked one with the watch lock held. */
 void pager_report_moves(struct dcres_pager *p, const uint64_t *pages, size_t n,
 			uint8_t from, uint8_t to);
+void pager_report_moves_locked(struct dcres_pager *p, const uint64_t *pages, size_t n,
+			       uint8_t from, uint8_t to);
 
 #endif

@@ -329,13 +329,29 @@ int dcres_pager_watch_moves(struct dcres_pager *p, dcres_pager_move_fn fn, void 
 	return ret;
 }
 
+void pager_report_moves_locked(struct dcres_pager *p, const uint64_t *pages, size_t n,
+			       uint8_t from, uint8_t to)
+{
+	for (size_t i = 0; p->watch_fn && i < n; i++)
+		p->watch_fn(p->watch_opaque, pages[i], from, to);
+}
+
 void pager_report_moves(struct dcres_pager *p, const uint64_t *pages, size_t n,
 			uint8_t from, uint8_t to)
 {
 	pthread_mutex_lock(&p->watch_lock);
-	for (size_t i = 0; p->watch_fn && i < n; i++)
-		p->watch_fn(p->watch_opaque, pages[i], from, to);
+	pager_report_moves_locked(p, pages, n, from, to);
 	pthread_mutex_unlock(&p->watch_lock);
+}
+
+int dcres_pager_run_settled(struct dcres_pager *p, int (*fn)(void *arg), void *arg)
+{
+	int ret;
+
+	pthread_mutex_lock(&p->watch_lock);
+	ret = fn(arg);
+	pthread_mutex_unlock(&p->watch_lock);
+	return ret;
 }
 
 void dcres_pager_hold_eviction(struct dcres_pager *p, bool hold)

@@ -1,38 +1,53 @@
 /* libdcres-mainckpt against a real pager and two real memory servers on
- * loopback: a checkpoint begun, synced and finished leaves each server's
- * files holding exactly the pages the pager places there, and main.loc
- * the pager's table with main.mem's geometry; a directory outside the
- * servers' root is refused; a server killed mid-checkpoint fails the next
- * step naming it, and the other server's partial file is removed.
+ * loopback, without QEMU: this test plays the migration's part (it saves
+ * the resident pages into its own "main.mem" and re-saves dirty ones)
+ * while a guest thread writes pages at random, faulting remote ones in and
+ * pushing others out past the local limit. After the stop point, commit
+ * and more guest writes, every page written before the stop point must be
+ * in exactly one file (its main.mem, host-1's, host-2's), with its content
+ * at the stop point, and main.loc must say which. Also: a page paged in
+ * after the last pass fails the stop point naming it; a directory outside
+ * the servers' root is refused; a server killed mid-checkpoint fails the
+ * check naming it, and the other server's partial file is removed.
  * usage: mainckpt-test PATH_TO_DCRES_MEMSERVER (exit 77: no userfaultfd) */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <glob.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dcres/loctable.h"
 #include "dcres/mainckpt.h"
-#include "dcres/memclient.h"
+#include "dcres/memfile.h"
 #include "dcres/presence.h"
 #include "memserver-spawn.h"
 
 #define PAGE 4096u
 #define NPAGES 4096u
-#define ON_SERVER 500u /* pages each server holds */
-#define LOCAL_FIRST 3000u
-#define LOCAL_PAGES 100u
+#define WRITTEN 3072u     /* pages the guest writes: 0..WRITTEN-1 */
+#define LOCAL_LIMIT 1024u /* resident pages allowed on the main host */
 
 static int failures;
 static char tmpdir[128];
 static struct test_memserver servers[2];
 static struct dcres_psk psk;
 static const uint8_t uuid[16] = { 0x3c, 0x4b, 9 };
+
+static uint8_t *region;
+static struct dcres_pager *pager;
+static _Atomic uint32_t version[NPAGES];  /* 0: never written */
+static _Atomic uint64_t dirty[NPAGES / 64]; /* written since the last pass */
+static _Atomic uint64_t main_bmap[NPAGES / 64]; /* pages in "main.mem" */
+static uint8_t *main_buf;                  /* "main.mem"'s pages */
+static atomic_bool guest_running;
 
 #define CHECK(cond, ...) do { if (!(cond)) { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
 	fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); failures++; } } while (0)
@@ -50,41 +65,99 @@ static void finish(void)
 	exit(failures ? 1 : 0);
 }
 
-/* The server (1 or 2) page p lives on, or 0 for none. */
-static unsigned home(uint64_t p)
+static void bit_set(_Atomic uint64_t *b, uint64_t i) { atomic_fetch_or(&b[i / 64], 1ull << (i % 64)); }
+static void bit_clear(_Atomic uint64_t *b, uint64_t i) { atomic_fetch_and(&b[i / 64], ~(1ull << (i % 64))); }
+static bool bit_test(_Atomic uint64_t *b, uint64_t i) { return atomic_load(&b[i / 64]) >> (i % 64) & 1; }
+
+/* Page p's content at version v. */
+static void fill(uint8_t *dst, uint64_t p, uint32_t v)
 {
-	return p < ON_SERVER ? 1 : p < 2 * ON_SERVER ? 2 : 0;
+	memset(dst, (int)((p * 7 + v) & 0xff), PAGE);
+	memcpy(dst, &p, sizeof(p));
+	memcpy(dst + 8, &v, sizeof(v));
 }
 
-/* Pages 0..ON_SERVER-1 go to server 1, the next ON_SERVER to server 2. */
-static void place_on_servers(void)
+static bool same(const uint8_t *got, uint64_t p, uint32_t v)
 {
-	uint64_t pages[ON_SERVER];
-	uint8_t *buf = calloc(ON_SERVER, PAGE);
+	static _Thread_local uint8_t want[PAGE];
 
-	for (unsigned s = 0; buf && s < 2; s++) {
-		struct dcres_memclient *c;
-		CHECK(dcres_memclient_connect(servers[s].addr, &psk, 2000, &c) == 0, "connect");
-		CHECK(dcres_memclient_attach(c, uuid, (uint64_t)NPAGES * PAGE) == 0, "attach");
-		for (unsigned j = 0; j < ON_SERVER; j++) {
-			pages[j] = s * ON_SERVER + j;
-			memset(buf + (size_t)j * PAGE, (int)(pages[j] & 0xff) | 1, PAGE);
-		}
-		CHECK(dcres_memclient_page_out(c, pages, buf, ON_SERVER) == 0, "page-out");
-		dcres_memclient_close(c);
+	fill(want, p, v);
+	return memcmp(got, want, PAGE) == 0;
+}
+
+/* Writes page p's next version into the region (faulting it in if it is
+ * remote), then marks it dirty, as a vCPU and the dirty log do. */
+static void guest_write(uint64_t p)
+{
+	static _Thread_local uint8_t buf[PAGE];
+	uint32_t v = atomic_load(&version[p]) + 1;
+
+	fill(buf, p, v);
+	memcpy(region + p * PAGE, buf, PAGE);
+	atomic_store(&version[p], v);
+	bit_set(dirty, p);
+}
+
+/* The guest: rewrites random pages of 0..WRITTEN-1 until stopped. */
+static void *guest_main(void *arg)
+{
+	unsigned seed = (unsigned)(uintptr_t)arg;
+
+	while (atomic_load(&guest_running)) {
+		for (int i = 0; i < 64; i++)
+			guest_write((uint64_t)rand_r(&seed) % WRITTEN);
+		usleep(500);
 	}
-	free(buf);
+	return NULL;
 }
 
-static bool exists(const char *dir, const char *name)
+static void start_guest(pthread_t *t, unsigned seed)
 {
-	char path[400];
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	return access(path, F_OK) == 0;
+	atomic_store(&guest_running, true);
+	if (pthread_create(t, NULL, guest_main, (void *)(uintptr_t)seed)) {
+		CHECK(0, "cannot start the guest thread");
+		finish();
+	}
 }
 
-/* Whether dir holds a partial memory file of host id (host-ID.mem.partial.*). */
+static void stop_guest(pthread_t t)
+{
+	atomic_store(&guest_running, false);
+	pthread_join(t, NULL);
+}
+
+/* cfg.left_main: the page's copy in "main.mem" no longer counts. */
+static void left_main(void *opaque, uint64_t page)
+{
+	(void)opaque;
+	bit_clear(main_bmap, page);
+}
+
+static void mark_dirty(void *opaque, uint64_t page)
+{
+	(void)opaque;
+	bit_set(dirty, page);
+}
+
+/* One pass of the migration: pages paged in become dirty, then every
+ * dirty page resident here is saved into "main.mem" (pinned while read,
+ * its bit set first, as QEMU's mapped-ram does). */
+static void save_pass(struct dcres_mainckpt *ck)
+{
+	dcres_mainckpt_take_paged_in(ck, mark_dirty, NULL);
+	for (uint64_t w = 0; w < NPAGES / 64; w++) {
+		uint64_t bits = atomic_exchange(&dirty[w], 0);
+		for (; bits; bits &= bits - 1) {
+			uint64_t p = w * 64 + (uint64_t)__builtin_ctzll(bits);
+			if (dcres_pager_pin(pager, p))
+				continue; /* on a server: it saves the page */
+			bit_set(main_bmap, p);
+			memcpy(main_buf + p * PAGE, region + p * PAGE, PAGE);
+			dcres_pager_unpin(pager, p);
+		}
+	}
+}
+
 static bool partial_exists(const char *dir, unsigned id)
 {
 	char pattern[400];
@@ -97,46 +170,170 @@ static bool partial_exists(const char *dir, unsigned id)
 	return found;
 }
 
-/* Checks a completed checkpoint in dir against the pager's placement. */
-static void check_files(const char *dir)
+/* Every page written before the stop point (at_stop) is in exactly one of
+ * "main.mem", host-1.mem and host-2.mem of dir, with that content, and
+ * main.loc names where. */
+static void check_exactly_once(const char *dir, const uint32_t *at_stop)
 {
+	struct dcres_memfile *mf[2] = { NULL, NULL };
+	struct dcres_presence pres[2] = { { 0 }, { 0 } };
+	struct dcres_loctable t = { 0 };
+	uint64_t wrong_count = 0, wrong_content = 0, wrong_loc = 0, on_main = 0, on_srv = 0;
+	static _Alignas(4096) uint8_t buf[PAGE];
 	char path[400];
-	struct dcres_presence pres;
-	struct dcres_loctable t;
 
-	for (unsigned k = 1; k <= 2; k++) {
-		snprintf(path, sizeof(path), "%s/host-%u.present", dir, k);
-		CHECK(dcres_presence_read(path, &pres) == 0, "read %s", path);
-		uint64_t wrong = 0;
-		for (uint64_t p = 0; pres.bits && p < NPAGES; p++)
-			wrong += dcres_presence_test(&pres, p) != (home(p) == k);
-		CHECK(pres.bits && wrong == 0, "%s: %llu pages differ from the pager's table", path,
-		      (unsigned long long)wrong);
-		dcres_presence_free(&pres);
+	for (unsigned k = 0; k < 2; k++) {
+		snprintf(path, sizeof(path), "%s/host-%u.mem", dir, k + 1);
+		CHECK(dcres_memfile_open(path, &mf[k]) == 0, "open %s", path);
+		snprintf(path, sizeof(path), "%s/host-%u.present", dir, k + 1);
+		CHECK(dcres_presence_read(path, &pres[k]) == 0, "read %s", path);
 	}
 	snprintf(path, sizeof(path), "%s/main.loc", dir);
 	CHECK(dcres_loctable_read(path, &t) == 0, "read %s", path);
-	if (!t.host)
-		return;
-	uint64_t wrong = 0;
+	if (!mf[0] || !mf[1] || !pres[0].bits || !pres[1].bits || !t.host)
+		finish();
 	for (uint64_t p = 0; p < NPAGES; p++) {
-		uint8_t want = home(p) ? home(p) :
-			       p >= LOCAL_FIRST && p < LOCAL_FIRST + LOCAL_PAGES ? DCRES_LOC_MAIN :
-			       DCRES_LOC_ZERO;
-		wrong += t.host[p] != want;
+		bool in_main = bit_test(main_bmap, p);
+		bool in[2] = { dcres_presence_test(&pres[0], p), dcres_presence_test(&pres[1], p) };
+		unsigned copies = in_main + in[0] + in[1];
+
+		if (at_stop[p] == 0) {
+			wrong_count += copies != 0;
+			wrong_loc += t.host[p] != DCRES_LOC_ZERO;
+			continue;
+		}
+		if (copies != 1) {
+			if (wrong_count++ < 5)
+				fprintf(stderr, "page %llu: %u copies (main %d, host-1 %d, host-2 %d)\n",
+					(unsigned long long)p, copies, in_main, in[0], in[1]);
+			continue;
+		}
+		const uint8_t *got = buf;
+		if (in_main)
+			got = main_buf + p * PAGE;
+		else
+			CHECK(dcres_memfile_read_pages(mf[in[1]], &p, buf, 1) == 0, "read page");
+		if (!same(got, p, at_stop[p]) && wrong_content++ < 5)
+			fprintf(stderr, "page %llu: not its content at the stop point (version %u)\n",
+				(unsigned long long)p, at_stop[p]);
+		uint8_t want = in_main ? DCRES_LOC_MAIN : in[0] ? 1 : 2;
+		wrong_loc += t.host[p] != want;
+		on_main += in_main;
+		on_srv += !in_main;
 	}
-	CHECK(t.npages == NPAGES && wrong == 0, "main.loc: %llu of %llu entries wrong",
-	      (unsigned long long)wrong, (unsigned long long)t.npages);
-	CHECK(!strcmp(t.main_file.block_id, "ram0") && t.main_file.pages_offset == 1u << 20,
-	      "main.loc's geometry: block %s, pages at %llu", t.main_file.block_id,
-	      (unsigned long long)t.main_file.pages_offset);
+	CHECK(wrong_count == 0, "%llu pages not in exactly one file", (unsigned long long)wrong_count);
+	CHECK(wrong_content == 0, "%llu pages with the wrong content",
+	      (unsigned long long)wrong_content);
+	CHECK(wrong_loc == 0, "main.loc places %llu pages wrongly", (unsigned long long)wrong_loc);
+	CHECK(on_main > 0 && on_srv > 0, "pages: %llu in main.mem, %llu on servers",
+	      (unsigned long long)on_main, (unsigned long long)on_srv);
+	for (unsigned k = 0; k < 2; k++) {
+		dcres_memfile_close(mf[k]);
+		dcres_presence_free(&pres[k]);
+	}
 	dcres_loctable_free(&t);
+}
+
+/* 1. A live checkpoint while the guest writes and pages move. */
+static void test_live(struct dcres_mainckpt *ck, const struct dcres_mapped_ram *geo)
+{
+	static uint32_t at_stop[NPAGES];
+	struct dcres_pager_stats before, after;
+	char dir[300], err[512];
+	pthread_t guest;
+	int ret;
+
+	/* Every page of the working set written once: most live on servers. */
+	for (uint64_t p = 0; p < WRITTEN; p++)
+		guest_write(p);
+	snprintf(dir, sizeof(dir), "%s/c1", tmpdir);
+	mkdir(dir, 0700);
+	memset(dirty, 0, sizeof(dirty));
+	for (uint64_t w = 0; w < NPAGES / 64; w++)
+		atomic_store(&dirty[w], ~0ull); /* migration starts with all dirty */
+	dcres_pager_get_stats(pager, &before);
+	ret = dcres_mainckpt_begin(ck, dir, err, sizeof(err));
+	CHECK(ret == 0, "begin: %s", err);
+	if (ret)
+		finish();
+	CHECK(partial_exists(dir, 1) && partial_exists(dir, 2),
+	      "the servers did not begin writing into %s", dir);
+	start_guest(&guest, 1);
+	for (int pass = 0; pass < 20; pass++) {
+		CHECK(dcres_mainckpt_check(ck, pass % 5 == 0, err, sizeof(err)) == 0, "check: %s", err);
+		save_pass(ck);
+		usleep(50 * 1000);
+	}
+	/* Converge as QEMU would: the servers' pending pages counted. */
+	for (int i = 0; i < 100 && dcres_mainckpt_pending(ck, true) >= DCRES_MAINCKPT_NOT_YET; i++)
+		usleep(50 * 1000);
+	CHECK(dcres_mainckpt_pending(ck, true) < DCRES_MAINCKPT_NOT_YET,
+	      "the servers did not catch up");
+	stop_guest(guest); /* the VM stops */
+	save_pass(ck);
+	for (uint64_t p = 0; p < NPAGES; p++)
+		at_stop[p] = atomic_load(&version[p]);
+	ret = dcres_mainckpt_stop_point(ck, geo, err, sizeof(err));
+	CHECK(ret == 0, "stop point: %s", err);
+	if (ret)
+		finish();
+	dcres_pager_get_stats(pager, &after);
+	CHECK(after.page_ins > before.page_ins + 100 && after.page_outs > before.page_outs + 100,
+	      "too few pages moved during the checkpoint (%llu in, %llu out): the test "
+	      "proves nothing", (unsigned long long)(after.page_ins - before.page_ins),
+	      (unsigned long long)(after.page_outs - before.page_outs));
+	/* The VM runs again while the checkpoint is made durable: its moves
+	 * must not change it. */
+	CHECK(dcres_mainckpt_commit(ck) == 0, "commit");
+	start_guest(&guest, 2);
+	ret = dcres_mainckpt_wait(ck, err, sizeof(err));
+	CHECK(ret == 0, "commit: %s", err);
+	usleep(200 * 1000);
+	stop_guest(guest);
+	struct dcres_mainckpt_status st;
+	dcres_mainckpt_status(ck, &st);
+	CHECK(st.state == DCRES_MAINCKPT_DURABLE && !strcmp(st.dir, dir), "status %d %s", st.state,
+	      st.dir);
+	CHECK(dcres_mainckpt_server_bytes(ck, 1) > 0 && dcres_mainckpt_server_bytes(ck, 2) > 0,
+	      "servers report %llu and %llu bytes written",
+	      (unsigned long long)dcres_mainckpt_server_bytes(ck, 1),
+	      (unsigned long long)dcres_mainckpt_server_bytes(ck, 2));
+	check_exactly_once(dir, at_stop);
+	ret = dcres_mainckpt_begin(ck, dir, err, sizeof(err));
+	CHECK(ret != 0 && strstr(err, "host-1.mem"), "a second checkpoint into %s: %d %s", dir,
+	      ret, err);
+}
+
+/* 2. A page paged in after the last pass fails the stop point. */
+static void test_late_page(struct dcres_mainckpt *ck, const struct dcres_mapped_ram *geo)
+{
+	char dir[300], err[512];
+	uint64_t late = NPAGES;
+	int ret;
+
+	snprintf(dir, sizeof(dir), "%s/late", tmpdir);
+	mkdir(dir, 0700);
+	ret = dcres_mainckpt_begin(ck, dir, err, sizeof(err));
+	CHECK(ret == 0, "begin late: %s", err);
+	if (ret)
+		finish();
+	save_pass(ck);
+	for (uint64_t p = 0; p < WRITTEN && late == NPAGES; p++)
+		if (dcres_pager_location(pager, p) != DCRES_PAGER_LOCAL)
+			late = p;
+	CHECK(late < NPAGES, "no remote page");
+	(void)*(volatile uint8_t *)(region + late * PAGE); /* paged in, not taken */
+	ret = dcres_mainckpt_stop_point(ck, geo, err, sizeof(err));
+	char want[64];
+	snprintf(want, sizeof(want), "guest page %llu ", (unsigned long long)late);
+	CHECK(ret != 0 && strstr(err, want), "stop point after a late page-in: %d %s", ret, err);
+	dcres_mainckpt_abort(ck, err);
+	CHECK(!partial_exists(dir, 1) && !partial_exists(dir, 2), "abort left partial files");
 }
 
 int main(int argc, char **argv)
 {
 	char key[200], dir[300], err[512];
-	struct dcres_pager *pager;
 	struct dcres_mainckpt *ck;
 	int ret;
 
@@ -161,79 +358,64 @@ int main(int argc, char **argv)
 		if (ret)
 			finish();
 	}
-	place_on_servers();
-
-	uint8_t *region = mmap(NULL, (size_t)NPAGES * PAGE, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	region = mmap(NULL, (size_t)NPAGES * PAGE, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	main_buf = calloc(NPAGES, PAGE);
 	const char *addrs[2] = { servers[0].addr, servers[1].addr };
 	struct dcres_pager_config pcfg = {
 		.base = region, .size = (size_t)NPAGES * PAGE, .servers = addrs,
-		.nservers = 2, .psk = &psk, .timeout_ms = 2000,
+		.nservers = 2, .psk = &psk, .timeout_ms = 2000, .local_limit_pages = LOCAL_LIMIT,
 	};
 	memcpy(pcfg.vm_uuid, uuid, 16);
 	ret = dcres_pager_start(&pcfg, &pager);
-	CHECK(ret == 0, "pager start: %s", strerror(-ret));
-	if (ret)
+	CHECK(ret == 0 && main_buf, "pager start: %s", strerror(-ret));
+	if (ret || !main_buf)
 		finish();
-	for (uint64_t p = 0; p < 2 * ON_SERVER; p++)
-		dcres_pager_place(pager, p, (uint8_t)home(p));
-	for (uint64_t p = LOCAL_FIRST; p < LOCAL_FIRST + LOCAL_PAGES; p++)
-		region[p * PAGE] = 1; /* zero-filled on first touch, then local */
 
 	struct dcres_mainckpt_config cfg = {
 		.pager = pager, .ram_size = (uint64_t)NPAGES * PAGE, .psk = &psk,
-		.timeout_ms = 2000, .dir = dir, .root = tmpdir,
+		.timeout_ms = 2000, .root = tmpdir, .left_main = left_main,
 	};
 	struct dcres_mapped_ram geo = {
 		.block_id = "ram0", .used_length = (uint64_t)NPAGES * PAGE,
 		.bitmap_offset = 4096, .pages_offset = 1u << 20,
 	};
 	memcpy(cfg.vm_uuid, uuid, 16);
-
-	/* 1. A whole checkpoint. */
-	snprintf(dir, sizeof(dir), "%s/c1", tmpdir);
-	mkdir(dir, 0700);
-	ret = dcres_mainckpt_begin(&cfg, &ck, err, sizeof(err));
-	CHECK(ret == 0, "begin: %s", err);
+	ret = dcres_mainckpt_new(&cfg, &ck);
+	CHECK(ret == 0, "new: %s", strerror(-ret));
 	if (ret)
 		finish();
-	CHECK(partial_exists(dir, 1) && partial_exists(dir, 2),
-	      "the servers did not begin writing into %s", dir);
-	CHECK(dcres_mainckpt_sync(ck, err, sizeof(err)) == 0, "sync: %s", err);
-	dcres_pager_hold_eviction(pager, true);
-	CHECK(dcres_mainckpt_final(ck, &geo, err, sizeof(err)) == 0, "final: %s", err);
-	dcres_pager_hold_eviction(pager, false);
-	CHECK(dcres_mainckpt_server_bytes(ck, 1) >= (uint64_t)ON_SERVER * PAGE &&
-	      dcres_mainckpt_server_bytes(ck, 2) >= (uint64_t)ON_SERVER * PAGE,
-	      "servers report %llu and %llu bytes written",
-	      (unsigned long long)dcres_mainckpt_server_bytes(ck, 1),
-	      (unsigned long long)dcres_mainckpt_server_bytes(ck, 2));
-	dcres_mainckpt_end(ck);
-	check_files(dir);
 
-	/* 2. A directory the servers cannot name is refused before anything. */
-	snprintf(dir, sizeof(dir), "/var/tmp");
-	ret = dcres_mainckpt_begin(&cfg, &ck, err, sizeof(err));
+	test_live(ck, &geo);
+	test_late_page(ck, &geo);
+
+	/* 3. A directory the servers cannot name is refused before anything. */
+	ret = dcres_mainckpt_begin(ck, "/var/tmp", err, sizeof(err));
 	CHECK(ret == -EINVAL && strstr(err, "not below"), "outside the root: %d %s", ret, err);
 
-	/* 3. Server 2 dies mid-checkpoint: the next step fails naming it, and
-	 * server 1 drops its partial file when the checkpoint ends. */
+	/* 4. Server 2 dies mid-checkpoint: the check fails naming it, and
+	 * server 1 drops its partial file when the checkpoint is aborted. */
 	snprintf(dir, sizeof(dir), "%s/c2", tmpdir);
 	mkdir(dir, 0700);
-	ret = dcres_mainckpt_begin(&cfg, &ck, err, sizeof(err));
+	ret = dcres_mainckpt_begin(ck, dir, err, sizeof(err));
 	CHECK(ret == 0, "begin c2: %s", err);
 	if (ret)
 		finish();
 	test_memserver_kill(&servers[1]);
-	ret = dcres_mainckpt_sync(ck, err, sizeof(err));
+	ret = dcres_mainckpt_check(ck, true, err, sizeof(err));
 	CHECK(ret != 0 && strstr(err, servers[1].addr),
-	      "sync with a dead server: %d, \"%s\" (want an error naming %s)", ret, err,
+	      "check with a dead server: %d, \"%s\" (want an error naming %s)", ret, err,
 	      servers[1].addr);
-	dcres_mainckpt_end(ck);
-	CHECK(!partial_exists(dir, 1) && !exists(dir, "host-1.mem"),
-	      "server 1 kept files of the failed checkpoint");
+	dcres_mainckpt_abort(ck, err);
+	CHECK(!partial_exists(dir, 1), "server 1 kept files of the failed checkpoint");
+	struct dcres_mainckpt_status st;
+	dcres_mainckpt_status(ck, &st);
+	CHECK(st.state == DCRES_MAINCKPT_FAILED && strstr(st.error, servers[1].addr),
+	      "status after abort: %d %s", st.state, st.error);
 
+	dcres_mainckpt_free(ck);
 	dcres_pager_stop(pager);
 	munmap(region, (size_t)NPAGES * PAGE);
+	free(main_buf);
 	finish();
 }

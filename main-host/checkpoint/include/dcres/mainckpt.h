@@ -1,20 +1,44 @@
-/* The memory servers' side of a split-memory VM's checkpoint, driven from
- * the main host (by the patched QEMU's migration, see DESIGN.md section 5).
+/* libdcres-mainckpt: the D-CRES live checkpoint of a split-memory VM, from
+ * the main host (DESIGN.md section 5). The caller (the patched QEMU's
+ * migration, or a test) saves the pages resident here into main.mem; the
+ * library has every memory server save its own pages in parallel, and
+ * keeps the two consistent while pages move, so that at the stop point
+ * every written page is in exactly one file, with its content then.
  *
- * Begin connects to every memory server of the VM's pager (connections of
- * its own, not the pager's) and has each start saving the VM's pages it
- * holds into its host-K.mem of the checkpoint directory; page-ins and
- * page-outs during the checkpoint keep the server files right by
- * themselves (the servers track them). Sync waits until every server has
- * little left to write; final (with the VM stopped and the pager's
- * eviction held) has every server write the rest, fsync and publish, then
- * writes the main host's location table main.loc. Every step runs on all
- * servers in parallel, and a server the pager reports lost, or that
- * refuses, fails the step with a message naming it. Calls are made from
- * one thread. */
+ * One dcres_mainckpt per split-memory VM (its pager); checkpoints run one
+ * at a time:
+ *
+ *   begin          every server starts saving its pages into the checkpoint
+ *                  directory; the library watches the pager's page moves.
+ *   (VM running)   a page paged in has been dropped by its server: the
+ *                  caller saves it here (take_paged_in, before each pass
+ *                  over its dirty pages); a page paged out leaves main.mem
+ *                  (cfg.left_main): its server saves it. pending tells the
+ *                  caller's convergence test what the servers still have to
+ *                  write; check fails the checkpoint on a lost server.
+ *   stop_point     (VM stopped, after the caller's last take_paged_in)
+ *                  eviction held, every server fixes its pages (final), the
+ *                  page table captured; a page paged in since the last
+ *                  take_paged_in fails it (the checkpoint would miss it).
+ *                  Nothing is made durable here: the stop window stays
+ *                  short.
+ *   commit         (any time after, e.g. once the VM runs again) eviction
+ *                  resumes; in a thread of its own every server makes its
+ *                  files durable, then main.loc is published (with each
+ *                  server's part: sizes and CRC-32C as the server reported
+ *                  them; nothing here reads a server's file). status says
+ *                  DURABLE or FAILED.
+ *   abort          a checkpoint that did not reach commit: every server
+ *                  still reachable drops its partial file.
+ *
+ * Errors are negative errnos with a message (err) naming the server or
+ * page. begin, check, pending, take_paged_in, stop_point, commit and abort
+ * are called from one thread; status and server_bytes from any. */
 #ifndef DCRES_MAINCKPT_H
 #define DCRES_MAINCKPT_H
 
+#include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,43 +54,81 @@ struct dcres_mainckpt_config {
 	uint64_t ram_size;         /* bytes of the paged guest RAM */
 	const struct dcres_psk *psk;
 	int timeout_ms;            /* connect and ordinary requests */
-	const char *dir;           /* checkpoint directory on this host (absolute) */
 	const char *root;          /* the directory the servers' --dir stands for
-				    * on this host: they are told dir relative
-				    * to it */
+				    * on this host: they are told the checkpoint
+				    * directory relative to it */
+	/* While a checkpoint runs, before its stop point: page left this host
+	 * (paged out); the caller's copy of it in main.mem no longer counts.
+	 * Called on the pager's fault thread; keep it short. */
+	void (*left_main)(void *opaque, uint64_t page);
+	void *opaque;
 };
 
-/* Starts the checkpoint on every server. On failure nothing is left
- * running and err names the server (or says that dir is not below
- * root). */
-int dcres_mainckpt_begin(const struct dcres_mainckpt_config *cfg,
-			 struct dcres_mainckpt **out, char *err, size_t err_len);
+enum dcres_mainckpt_state {
+	DCRES_MAINCKPT_IDLE,       /* no checkpoint yet */
+	DCRES_MAINCKPT_RUNNING,    /* begun, before its stop point */
+	DCRES_MAINCKPT_STOPPED,    /* past its stop point, not committed yet */
+	DCRES_MAINCKPT_COMMITTING, /* being made durable */
+	DCRES_MAINCKPT_DURABLE,    /* every file durable, main.loc published */
+	DCRES_MAINCKPT_FAILED,     /* failed or aborted: status says why */
+};
 
-/* Returns once every server has little left to write. */
-int dcres_mainckpt_sync(struct dcres_mainckpt *c, char *err, size_t err_len);
+struct dcres_mainckpt_status {
+	enum dcres_mainckpt_state state;
+	char dir[PATH_MAX];        /* of the running or last checkpoint */
+	char error[512];           /* FAILED: why, naming the server or page */
+};
 
-/* Between steps: asks every server whether it still answers; one that
- * does not (e.g. it died since the last step) is -EIO, err naming it.
- * Called before a dirty-bitmap sync, which (under TCG) would wait for
- * ever on a vCPU blocked on a page of a dead server. */
-int dcres_mainckpt_probe(struct dcres_mainckpt *c, char *err, size_t err_len);
+/* Sets up checkpoints of cfg->pager's VM (nothing contacted yet). */
+int dcres_mainckpt_new(const struct dcres_mainckpt_config *cfg, struct dcres_mainckpt **out);
 
-/* Completes the checkpoint: every server's files durable, then main.loc
- * written with the pager's table, history and main_file (where the RAM
- * block lies in main.mem), and each server's part as its final reported it
- * (address, pages, size and CRC-32C of its files): nothing on this host
- * reads a server's file. Call with nothing paging (VM stopped, eviction
- * held). */
-int dcres_mainckpt_final(struct dcres_mainckpt *c, const struct dcres_mapped_ram *main_file,
-			 char *err, size_t err_len);
+/* Aborts a checkpoint that did not reach commit, waits for a commit under
+ * way, and frees c (before the pager stops). NULL is a no-op. */
+void dcres_mainckpt_free(struct dcres_mainckpt *c);
 
-/* Bytes server k (1..n) has written for this checkpoint so far (rewrites
- * count), as last polled; after final, its own count. */
-uint64_t dcres_mainckpt_server_bytes(const struct dcres_mainckpt *c, unsigned k);
+/* Starts a checkpoint into dir (absolute, below cfg->root) on every
+ * server. -EBUSY while another runs or commits; on failure nothing is
+ * left running and err names the server. */
+int dcres_mainckpt_begin(struct dcres_mainckpt *c, const char *dir, char *err, size_t err_len);
 
-/* Ends c: a checkpoint not completed by final is aborted on the servers
- * still reachable (their partial files removed); frees c. NULL is a
- * no-op. */
-void dcres_mainckpt_end(struct dcres_mainckpt *c);
+/* Pages the servers still have to write, as bytes for the caller's
+ * estimate of what is left (with exact, asked now; otherwise as last
+ * polled). While a server has more than DCRES_MAINCKPT_TAIL_PAGES left,
+ * at least DCRES_MAINCKPT_NOT_YET: the stop point should wait for it. */
+#define DCRES_MAINCKPT_TAIL_PAGES 1024
+#define DCRES_MAINCKPT_NOT_YET (1ull << 40)
+uint64_t dcres_mainckpt_pending(struct dcres_mainckpt *c, bool exact);
+
+/* -EIO (err naming it) if a server of the running checkpoint is lost (the
+ * pager says so, or, with probe, it does not answer now); otherwise 0. */
+int dcres_mainckpt_check(struct dcres_mainckpt *c, bool probe, char *err, size_t err_len);
+
+/* Calls fn for every page paged in since the last call (its server
+ * dropped it: the caller saves it here) and forgets them. */
+void dcres_mainckpt_take_paged_in(struct dcres_mainckpt *c,
+				  void (*fn)(void *opaque, uint64_t page), void *opaque);
+
+/* The stop point (see above); main_file says where the RAM block lies in
+ * main.mem. On failure the checkpoint is FAILED (abort it). */
+int dcres_mainckpt_stop_point(struct dcres_mainckpt *c, const struct dcres_mapped_ram *main_file,
+			      char *err, size_t err_len);
+
+/* Starts making a checkpoint past its stop point durable (see above) and
+ * returns; -EINVAL in another state. */
+int dcres_mainckpt_commit(struct dcres_mainckpt *c);
+
+/* Waits until a commit under way has ended; 0 if the checkpoint is
+ * DURABLE, otherwise a negative errno with err saying why. */
+int dcres_mainckpt_wait(struct dcres_mainckpt *c, char *err, size_t err_len);
+
+/* Aborts a checkpoint that did not reach commit (why goes to status);
+ * a no-op in another state. */
+void dcres_mainckpt_abort(struct dcres_mainckpt *c, const char *why);
+
+void dcres_mainckpt_status(struct dcres_mainckpt *c, struct dcres_mainckpt_status *st);
+
+/* Bytes server k (1..n) has written for the running or last checkpoint
+ * (rewrites count), as last polled or as its commit reported. */
+uint64_t dcres_mainckpt_server_bytes(struct dcres_mainckpt *c, unsigned k);
 
 #endif

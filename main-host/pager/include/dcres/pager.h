@@ -160,6 +160,12 @@ void dcres_pager_hold_eviction(struct dcres_pager *p, bool hold);
  * dcres_pager_hold_eviction(p, true) returns no page-out is unreported. */
 int dcres_pager_watch_moves(struct dcres_pager *p, dcres_pager_move_fn fn, void *opaque);
 
+/* Runs fn(arg) while no page-in is half done and none starts (faults on
+ * remote pages wait meanwhile; hold eviction for page-outs): the table
+ * and what the servers hold agree and stay put. fn must not call the
+ * pager's move functions. Returns what fn returns. */
+int dcres_pager_run_settled(struct dcres_pager *p, int (*fn)(void *arg), void *arg);
+
 /* Copies the table entries (location, as dcres_pager_location) and access
  * history of pages first..first+n-1 into loc and history (either may be
  * NULL). Resident pages are those with location DCRES_PAGER_LOCAL. */

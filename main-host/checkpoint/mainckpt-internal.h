@@ -1,0 +1,72 @@
+/* libdcres-mainckpt's internals, shared by its files. */
+#ifndef DCRES_MAINCKPT_INTERNAL_H
+#define DCRES_MAINCKPT_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "dcres/loctable.h"
+#include "dcres/mainckpt.h"
+#include "dcres/memclient.h"
+
+enum step { STEP_BEGIN, STEP_FINAL, STEP_COMMIT };
+
+/* One memory server of the running checkpoint: a control connection that
+ * runs the steps (each in a thread of its own) and probes, and a second
+ * one for progress polls. */
+struct ckpt_server {
+	struct dcres_mainckpt *c;
+	unsigned k;                   /* 1..n, the pager's numbering */
+	char addr[256];
+	struct dcres_memclient *ctl, *poll;
+	bool begun;                   /* its begin succeeded, not ended since */
+	enum step step;
+	int ret;                      /* of the last step */
+	char msg[256];                /* the server's explanation of a refusal */
+	_Atomic bool lost;            /* the pager lost it during the step */
+	_Atomic bool done;
+	_Atomic uint64_t bytes;       /* written for this checkpoint */
+	_Atomic uint64_t pending;     /* pages it still has to write */
+	struct dcres_ckpt_part part;  /* what its commit published */
+	pthread_t thread;
+};
+
+struct dcres_mainckpt {
+	struct dcres_mainckpt_config cfg;
+	char root[PATH_MAX];
+	uint64_t npages;
+	unsigned n;
+	struct ckpt_server *servers;
+	char server_dir[PATH_MAX];    /* the directory as the servers name it */
+
+	pthread_mutex_t lock;         /* with cond: state, status, step reports */
+	pthread_cond_t cond;
+	struct dcres_mainckpt_status status;
+
+	_Atomic bool tracking;        /* page moves go to paged_in, left_main */
+	_Atomic uint64_t *paged_in;   /* bitmap: paged in since the last take */
+
+	struct dcres_loctable table;  /* captured at the stop point */
+	bool holding;                 /* eviction held since the stop point */
+
+	bool stop_poll;
+	pthread_t poller, committer;
+	bool poller_running, committer_running;
+};
+
+/* mainckpt-servers.c: runs step on every server in parallel and waits for
+ * all; a server the pager reports lost meanwhile has its request cut short.
+ * The first failure is described in err, naming the server. */
+int mainckpt_run_step(struct dcres_mainckpt *c, enum step step, char *err, size_t err_len);
+/* Starts and stops the progress poller (every server's bytes, pending). */
+int mainckpt_start_poller(struct dcres_mainckpt *c);
+void mainckpt_stop_poller(struct dcres_mainckpt *c);
+/* Aborts the checkpoint on every server that began it; closes all. */
+void mainckpt_end_servers(struct dcres_mainckpt *c);
+
+/* mainckpt-moves.c: watching the pager's page moves while tracking. */
+int mainckpt_watch(struct dcres_mainckpt *c);
+void mainckpt_unwatch(struct dcres_mainckpt *c);
+
+#endif
