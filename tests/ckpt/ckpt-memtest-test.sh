@@ -71,6 +71,13 @@ for k in 1 2; do
   [ "$(ckpt_json "$j" "j['hosts'][$k]['bytes_written']")" -gt 0 ] \
     || fail "memory server $k wrote nothing during the live checkpoint: $(cat "$j")"
 done
+# The guest's own paging moved pages while the checkpoint ran: the restore
+# below checks that every one of them was saved exactly once.
+moved_in=$(ckpt_json "$j" 'j["page_ins"]')
+moved_out=$(ckpt_json "$j" 'j["page_outs"]')
+[ "$moved_in" -gt 0 ] && [ "$moved_out" -gt 0 ] \
+  || fail "no page moved during the live checkpoint ($moved_in in, $moved_out out)"
+note "pages moved during the live checkpoint: $moved_in in, $moved_out out"
 ckpt_merge "$SPLIT_CKPT_ROOT/live" "$TEST_TMP/live.mem"
 total=$(ckpt_json "$TEST_TMP/live.mem.json" 'j["total"]')
 [ "$total" -ge "$(written_pages)" ] || fail "checkpoint holds $total pages, the guest wrote $(written_pages)"

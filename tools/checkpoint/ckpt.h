@@ -18,6 +18,10 @@
 
 #define CKPT_PAGE_SIZE 4096
 #define CKPT_POLL_MS 200
+/* Polls that end the VM's stop: the completed migration is seen, the VM
+ * resumed, within this. */
+#define CKPT_FAST_POLL_MS 20
+#define DURABLE_TIMEOUT_MS 600000 /* servers fsync, main.loc written */
 #define CKPT_MAX_SERVERS 254 /* host ids 1..254 */
 
 /* Set by the SIGINT/SIGTERM handler (main.c). */
@@ -69,6 +73,8 @@ struct ckpt_dcres {
 	uint64_t page_ins;
 	uint64_t page_outs;
 	char checkpoint_dir[PATH_MAX]; /* "" when QEMU does not say */
+	char checkpoint_state[16];     /* "running", ..., "durable", "failed" */
+	char checkpoint_error[512];
 	unsigned nservers;
 	struct ckpt_server servers[CKPT_MAX_SERVERS];
 };
@@ -134,7 +140,7 @@ struct ckpt_run {
 	char snapshot[300];        /* disk snapshot name, "" without qcow2 disks */
 
 	/* Results. */
-	bool dcres_mode;           /* main.loc was written */
+	bool dcres_mode;           /* QEMU made a D-CRES checkpoint into dir durable */
 	uint64_t main_pages;
 	uint64_t server_pages[CKPT_MAX_SERVERS];
 	struct dcres_loc_part *parts; /* each server's part, from main.loc (nparts) */
@@ -171,6 +177,10 @@ int vm_query(struct ckpt_run *r);
 int vm_query_dcres(struct ckpt_run *r, struct ckpt_dcres *d);
 /* QEMU's run state ("running", "paused", "postmigrate", ...) into status. */
 int vm_status(struct ckpt_run *r, char *status, size_t len);
+/* A D-CRES checkpoint (split VM, not conventional): waits until QEMU
+ * reports the checkpoint into r->dir durable (dcres_mode set, after
+ * updated) or failed (-EIO, naming why); a no-op otherwise. */
+int vm_wait_durable(struct ckpt_run *r);
 /* Whether the servers' ckpt-bytes in d are about this run's checkpoint:
  * not in conventional mode (the servers save nothing), and QEMU's
  * checkpoint-dir, when it gives one, is r->dir (not an earlier one). */

@@ -172,13 +172,11 @@ int files_count_pages(struct ckpt_run *r)
 	struct dcres_loctable loc;
 	int err;
 
-	if (access(r->loc_path, F_OK)) {
+	if (!r->dcres_mode) {
 		/* Conventional mode or an ordinary VM: everything is in main.mem. */
-		r->dcres_mode = false;
 		r->main_pages = r->mig.normal_pages;
 		return 0;
 	}
-	r->dcres_mode = true;
 	err = dcres_loctable_read(r->loc_path, &loc);
 	if (err)
 		return err;

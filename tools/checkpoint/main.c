@@ -232,7 +232,8 @@ static int run_steps(struct ckpt_run *r)
 		return e;
 	if (r->was_running && (e = vm_resume(r)))
 		return e;
-	if ((e = check_interrupt()) || (e = files_count_pages(r)) || (e = files_sync_main(r)) ||
+	if ((e = vm_wait_durable(r)) ||
+	    (e = check_interrupt()) || (e = files_count_pages(r)) || (e = files_sync_main(r)) ||
 	    (e = check_interrupt()) || (e = manifest_out(r)))
 		return e;
 	r->finished_ms = ckpt_now_ms();

@@ -233,6 +233,6 @@ int migrate_wait(struct ckpt_run *r)
 			       r->mem_path);
 			return -ECANCELED;
 		}
-		nap(CKPT_POLL_MS);
+		nap(CKPT_FAST_POLL_MS);
 	}
 }

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "ckpt.h"
 #include "dcres/log.h"
@@ -99,6 +100,10 @@ static int parse_dcres(struct json_object *ret, struct ckpt_dcres *d)
 	dcres_qmp_get_u64(ret, "page-outs", &d->page_outs);
 	dir = dcres_qmp_get_str(ret, "checkpoint-dir");
 	snprintf(d->checkpoint_dir, sizeof(d->checkpoint_dir), "%s", dir ? dir : "");
+	dir = dcres_qmp_get_str(ret, "checkpoint-state");
+	snprintf(d->checkpoint_state, sizeof(d->checkpoint_state), "%s", dir ? dir : "");
+	dir = dcres_qmp_get_str(ret, "checkpoint-error");
+	snprintf(d->checkpoint_error, sizeof(d->checkpoint_error), "%s", dir ? dir : "");
 	servers = dcres_qmp_get_obj(ret, "servers");
 	n = servers && json_object_is_type(servers, json_type_array)
 		    ? json_object_array_length(servers) : 0;
@@ -338,6 +343,46 @@ void vm_undo_stop(struct ckpt_run *r)
 		r->resumed = true;
 		pr_info("the VM was resumed");
 	}
+}
+
+int vm_wait_durable(struct ckpt_run *r)
+{
+	int64_t deadline = ckpt_now_ms() + DURABLE_TIMEOUT_MS;
+	static struct ckpt_dcres d;
+	int err;
+
+	if (!r->split || r->opts.conventional)
+		return 0;
+	for (;;) {
+		if ((err = vm_query_dcres(r, &d)))
+			return err;
+		if (strcmp(d.checkpoint_dir, r->dir)) {
+			pr_err("QEMU took no D-CRES checkpoint into %s (its last one: %s)", r->dir,
+			       d.checkpoint_dir[0] ? d.checkpoint_dir : "none");
+			return -EIO;
+		}
+		if (!strcmp(d.checkpoint_state, "durable"))
+			break;
+		if (!strcmp(d.checkpoint_state, "failed")) {
+			pr_err("the checkpoint into %s failed: %s", r->dir, d.checkpoint_error);
+			return -EIO;
+		}
+		if (ckpt_interrupted) {
+			pr_err("interrupted while the checkpoint into %s was being made durable",
+			       r->dir);
+			return -EINTR;
+		}
+		if (ckpt_now_ms() > deadline) {
+			pr_err("the checkpoint into %s was not durable after %d s (state %s)",
+			       r->dir, DURABLE_TIMEOUT_MS / 1000, d.checkpoint_state);
+			return -ETIMEDOUT;
+		}
+		struct timespec ts = { 0, CKPT_FAST_POLL_MS * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	r->dcres_mode = true;
+	r->after = d; /* the servers' final byte counts */
+	return 0;
 }
 
 bool vm_dcres_is_ours(const struct ckpt_run *r, const struct ckpt_dcres *d)
