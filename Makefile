@@ -33,6 +33,7 @@ bench: build
 	experiments/guest-boot-time.sh $(BUILD)
 	experiments/split-vs-local.sh $(BUILD)
 	experiments/ckpt-bench.sh $(BUILD)
+	experiments/downtime-bench.sh $(BUILD)
 	experiments/restore-bench.sh $(BUILD)
 	experiments/replica-bench.sh $(BUILD)
 

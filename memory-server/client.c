@@ -378,7 +378,7 @@ static void file_sum_from(struct dcres_file_sum *f, const Dcres__FileInfo *fi)
 int dcres_memclient_ckpt_final(struct dcres_memclient *c)
 {
 	Dcres__Header h = memclient_request(DCRES__MSG_TYPE__MSG_CKPT_FINAL);
-	return memclient_long_call(c, &h);
+	return memclient_simple_call(c, &h);
 }
 
 int dcres_memclient_ckpt_commit(struct dcres_memclient *c, struct dcres_ckpt_part *out)

@@ -21,6 +21,9 @@
 /* Polls that end the VM's stop: the completed migration is seen, the VM
  * resumed, within this. */
 #define CKPT_FAST_POLL_MS 20
+/* Once interrupted, how long a QMP answer may take: the tool returns
+ * within seconds. */
+#define INTERRUPTED_REPLY_TIMEOUT_MS 3000
 #define DURABLE_TIMEOUT_MS 600000 /* servers fsync, main.loc written */
 #define CKPT_MAX_SERVERS 254 /* host ids 1..254 */
 
@@ -178,8 +181,8 @@ int vm_query_dcres(struct ckpt_run *r, struct ckpt_dcres *d);
 /* QEMU's run state ("running", "paused", "postmigrate", ...) into status. */
 int vm_status(struct ckpt_run *r, char *status, size_t len);
 /* A D-CRES checkpoint (split VM, not conventional): waits until QEMU
- * reports the checkpoint into r->dir durable (dcres_mode set, after
- * updated) or failed (-EIO, naming why); a no-op otherwise. */
+ * reports the checkpoint into r->dir durable (dcres_mode set, the servers
+ * in r->after updated) or failed (-EIO, naming why); a no-op otherwise. */
 int vm_wait_durable(struct ckpt_run *r);
 /* Whether the servers' ckpt-bytes in d are about this run's checkpoint:
  * not in conventional mode (the servers save nothing), and QEMU's

@@ -19,7 +19,7 @@
 #endif
 
 #define CONNECT_TIMEOUT_MS 5000
-#define REPLY_TIMEOUT_MS 120000
+#define REPLY_TIMEOUT_MS 30000
 
 #define REPLICA_MISSING 1000 /* run_steps: complete, a replica missing */
 
@@ -99,8 +99,13 @@ int ckpt_qmp(struct ckpt_run *r, const char *command, struct json_object *args,
 	e = dcres_qmp_execute(r->qmp, command, args, ret, err, sizeof(err));
 	if (e)
 		pr_err("%s", err);
-	if (e == -ECONNRESET) {
-		/* QEMU is gone: nothing more to ask it, nothing to undo there. */
+	if (e == -ETIMEDOUT)
+		pr_err("QEMU did not answer %s in time (stuck, e.g. on a lost memory server?): "
+		       "this tool asks it nothing more; see query-migrate and query-dcres",
+		       command);
+	if (e == -ECONNRESET || e == -ETIMEDOUT) {
+		/* QEMU is gone or stuck: nothing more to ask it (a late reply
+		 * would answer the wrong command), nothing to undo there. */
 		dcres_qmp_close(r->qmp);
 		r->qmp = NULL;
 	}
@@ -246,6 +251,8 @@ static void undo(struct ckpt_run *r)
 {
 	progress_end();
 	files_remove(r);
+	if (r->qmp && ckpt_interrupted)
+		dcres_qmp_set_reply_timeout(r->qmp, INTERRUPTED_REPLY_TIMEOUT_MS);
 	if (r->qmp) {
 		disk_undo(r);
 		vm_undo_stop(r);

@@ -9,7 +9,7 @@
 #include "ckpt.h"
 #include "dcres/log.h"
 
-#define CANCEL_TIMEOUT_MS 30000
+#define CANCEL_TIMEOUT_MS 10000
 
 /* Remembers the migration capabilities and parameters this run changes
  * (r->saved), and whether QEMU knows dcres-conventional. */
@@ -179,6 +179,7 @@ static int cancel(struct ckpt_run *r)
 
 	progress_end();
 	pr_err("interrupted: cancelling the migration");
+	dcres_qmp_set_reply_timeout(r->qmp, INTERRUPTED_REPLY_TIMEOUT_MS);
 	if (ckpt_qmp(r, "migrate_cancel", NULL, NULL))
 		return -EINTR;
 	while (ckpt_now_ms() < deadline) {

@@ -6,7 +6,7 @@
  * split into batches. Every call returns 0 or a negative errno; the
  * server's own explanation of a refused request is in
  * dcres_memclient_error(). Network waits are bounded by the timeout given
- * at connect (-ETIMEDOUT), except the answers to checkpoint sync, final and commit
+ * at connect (-ETIMEDOUT), except the answers to checkpoint sync and commit
  * and to restore, which wait for disk work and get
  * DCRES_MEMCLIENT_LONG_TIMEOUT_MS. */
 #ifndef DCRES_MEMCLIENT_H
@@ -88,7 +88,9 @@ int dcres_memclient_stats(struct dcres_memclient *c, struct dcres_memstats *st);
 int dcres_memclient_ckpt_begin(struct dcres_memclient *c, const char *dir, uint32_t host_id);
 int dcres_memclient_ckpt_sync(struct dcres_memclient *c);
 /* Final is the stop point (call it with the VM stopped): the pages the
- * server holds now are the checkpoint's; nothing is durable yet. Commit
+ * server holds now are the checkpoint's; nothing is durable yet. It
+ * answers within the ordinary timeout once a sync has returned (with more
+ * than 4096 pages left it first waits for the writers). Commit
  * (any time after, e.g. once the VM runs again) makes the server's files
  * durable and reports what it published (out may be NULL). */
 int dcres_memclient_ckpt_final(struct dcres_memclient *c);
