@@ -16,11 +16,13 @@ struct dcres_memclient {
 	int timeout_ms;        /* for ordinary requests */
 	char peer[128];
 	char error[512];
+	enum dcres_mem_reason reason; /* of the last refusal, NONE if none */
 };
 
 /* Sends request h (+ payload) and receives its reply into c->rx (release
  * with dcres_frame_free after use). A reply with an error status is
- * returned as that status, its message kept in c->error and logged. */
+ * returned as that status, its reason kept in c->reason and its message
+ * in c->error and logged. */
 int memclient_call(struct dcres_memclient *c, Dcres__Header *h, const void *payload,
 		   size_t len);
 
