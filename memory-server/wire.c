@@ -238,7 +238,8 @@ Dcres__Header dcres_reply_header(uint64_t seq, int status)
 	return h;
 }
 
-int dcres_reply_error(int fd, uint64_t seq, int status, const char *fmt, ...)
+int dcres_reply_error(int fd, uint64_t seq, int status, Dcres__ErrorReason reason,
+		      const char *fmt, ...)
 {
 	Dcres__Header h = dcres_reply_header(seq, status);
 	char msg[512];
@@ -247,6 +248,8 @@ int dcres_reply_error(int fd, uint64_t seq, int status, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	h.error = msg;
+	h.has_reason = 1;
+	h.reason = reason;
 	return dcres_frame_send(fd, &h, NULL, 0);
 }
 
