@@ -193,11 +193,21 @@ int memclient_call(struct dcres_memclient *c, Dcres__Header *h, const void *payl
 
 	c->error[0] = '\0';
 	c->reason = DCRES_MEM_REASON_NONE;
+	if (c->broken) {
+		snprintf(c->error, sizeof(c->error), "connection to %s unusable after %s", c->peer,
+			 c->broken);
+		pr_err("%s not sent: %s", dcres_msg_name(h->type), c->error);
+		return -ENOTCONN;
+	}
 	h->has_seq = 1;
 	h->seq = ++c->seq;
 	ret = dcres_frame_send(c->fd, h, payload, len);
 	if (ret) {
 		pr_err("%s: send %s: %s", c->peer, dcres_msg_name(h->type), strerror(-ret));
+		/* A frame over the limits is refused before any byte goes; any
+		 * other failure may have sent part of it. */
+		if (ret != -EMSGSIZE)
+			c->broken = "an earlier failed send";
 		return ret;
 	}
 	ret = dcres_frame_recv(c->fd, r, c->peer);
@@ -206,6 +216,8 @@ int memclient_call(struct dcres_memclient *c, Dcres__Header *h, const void *payl
 			pr_err("%s: connection closed during %s", c->peer, dcres_msg_name(h->type));
 		else if (ret == -ETIMEDOUT)
 			pr_err("%s: no answer to %s in time", c->peer, dcres_msg_name(h->type));
+		c->broken = ret == -ETIMEDOUT ? "an earlier timeout" : ret == -ECONNRESET
+			? "the server closed it" : "a malformed or truncated reply";
 		return ret;
 	}
 	if (r->hdr->type != DCRES__MSG_TYPE__MSG_REPLY || r->hdr->seq != h->seq) {
@@ -213,6 +225,7 @@ int memclient_call(struct dcres_memclient *c, Dcres__Header *h, const void *payl
 		       dcres_msg_name(r->hdr->type), (unsigned long long)r->hdr->seq,
 		       dcres_msg_name(h->type));
 		dcres_frame_free(r);
+		c->broken = "a reply out of sequence";
 		return -EPROTO;
 	}
 	if (r->hdr->status) {

@@ -1408,6 +1408,54 @@ static void test_error_reasons(void)
 	free(buf);
 }
 
+/* A call that timed out leaves its connection unusable: the late reply is
+ * never read as the answer to a later call, which fails at once without
+ * sending anything. */
+static void test_poisoned_connection(void)
+{
+	static const uint8_t id[16] = { 0xdc, 0x7e, 0x22 };
+	struct dcres_memclient *c = connect_to(id, false), *fresh;
+	struct dcres_memstats st;
+	struct timespec t0, t1;
+	uint64_t page = 7;
+	uint8_t *buf = pages_buf(1);
+	int ret, status;
+
+	dcres_memclient_set_timeout(c, 200);
+	kill(server.pid, SIGSTOP);
+	REQUIRE(waitpid(server.pid, &status, WUNTRACED) == server.pid && WIFSTOPPED(status),
+		"the server did not stop");
+	ret = dcres_memclient_stats(c, &st);
+	CHECK(ret == -ETIMEDOUT && dcres_memclient_reason(c) == DCRES_MEM_REASON_NONE,
+	      "stats of a stopped server returned %d, reason %s", ret,
+	      dcres_mem_reason_name(dcres_memclient_reason(c)));
+	kill(server.pid, SIGCONT);
+	usleep(300000); /* the late reply arrives */
+
+	fill(buf, page, 91);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ret = dcres_memclient_page_out(c, &page, buf, 1);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	CHECK(ret == -ENOTCONN && dcres_memclient_reason(c) == DCRES_MEM_REASON_NONE &&
+	      strstr(dcres_memclient_error(c), "unusable after an earlier timeout") &&
+	      strstr(dcres_memclient_error(c), addr),
+	      "page-out after a timeout returned %d, reason %s: %s", ret,
+	      dcres_mem_reason_name(dcres_memclient_reason(c)), dcres_memclient_error(c));
+	CHECK((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 100,
+	      "the call on an unusable connection waited");
+	ret = dcres_memclient_stats(c, &st);
+	CHECK(ret == -ENOTCONN, "a second call after a timeout returned %d", ret);
+	dcres_memclient_close(c);
+
+	/* Nothing went out: the page is not stored; a new connection works. */
+	fresh = connect_to(id, false);
+	CHECK(stats(fresh).vm_pages == 0, "the page-out on the unusable connection was sent");
+	CHECK(dcres_memclient_page_out(fresh, &page, buf, 1) == 0 && page_in_one(fresh, page, 91) == 0,
+	      "paging on a new connection");
+	dcres_memclient_close(fresh);
+	free(buf);
+}
+
 /* Checkpoint files whose consistent headers declare 8 KiB or 1 MiB pages
  * are refused by RESTORE and SERVE, naming the file and the field (they
  * once overran the server's buffers); the server goes on serving. */
@@ -1778,6 +1826,7 @@ int main(int argc, char **argv)
 	test_restore_duplicates();
 	test_error_replies();
 	test_error_reasons();
+	test_poisoned_connection();
 	test_page_size_refused();
 	test_replicas(argv[1]);
 	test_sigterm();

@@ -8,7 +8,12 @@
  * and dcres_memclient_error() (for humans). Network waits are bounded by
  * the timeout given at connect (-ETIMEDOUT), except the answers to
  * checkpoint sync, final and commit and to restore, which wait for disk
- * work and get DCRES_MEMCLIENT_LONG_TIMEOUT_MS. */
+ * work and get DCRES_MEMCLIENT_LONG_TIMEOUT_MS. A call that fails on the
+ * connection itself (a timeout, a failed send, a truncated or malformed
+ * reply, one out of sequence, the server closing) leaves the connection
+ * unusable: every later call on it fails at once with -ENOTCONN, sending
+ * and reading nothing (a late reply is never taken for another call's);
+ * close it and connect again. */
 #ifndef DCRES_MEMCLIENT_H
 #define DCRES_MEMCLIENT_H
 
@@ -23,7 +28,7 @@ struct dcres_memclient;
 /* Why a server refused a request: proto/wire.proto's ErrorReason, value
  * for value (which errnos give which is listed there). NONE when the call
  * failed without a refusal: the server could not be reached, did not
- * answer in time, or the connection broke. */
+ * answer in time, or the connection broke or is unusable (see above). */
 enum dcres_mem_reason {
 	DCRES_MEM_REASON_NONE = 0,
 	DCRES_MEM_REASON_NO_ROOM = 1,          /* capacity or memory full; nothing stored */
@@ -173,7 +178,8 @@ void dcres_memclient_shutdown(struct dcres_memclient *c);
 /* Why the server refused the last request sent on c, or NONE when it did
  * not refuse it (it succeeded, or the call failed without an answer). */
 enum dcres_mem_reason dcres_memclient_reason(const struct dcres_memclient *c);
-/* The server's message for the last refused request ("" if none). */
+/* The server's message for the last refused request or, after a call on
+ * a connection made unusable earlier, why it is ("" otherwise). */
 const char *dcres_memclient_error(const struct dcres_memclient *c);
 /* A short name of reason for logs ("no room", "busy", ...). */
 const char *dcres_mem_reason_name(enum dcres_mem_reason reason);
