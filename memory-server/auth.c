@@ -165,7 +165,7 @@ int dcres_auth_server(int fd, const struct dcres_psk *psk, const char *peer,
 	    f.hdr->nonce.len != NONCE_LEN) {
 		pr_err("%s: %s before authentication", peer, dcres_msg_name(f.hdr->type));
 		dcres_reply_error(fd, f.hdr->has_seq ? f.hdr->seq : 0, -EACCES,
-				  "authenticate first (HELLO)");
+				  DCRES__ERROR_REASON__ERR_REFUSED, "authenticate first (HELLO)");
 		dcres_frame_destroy(&f);
 		return -EACCES;
 	}
@@ -192,7 +192,8 @@ int dcres_auth_server(int fd, const struct dcres_psk *psk, const char *peer,
 	if (f.hdr->type != DCRES__MSG_TYPE__MSG_AUTH || !f.hdr->has_proof ||
 	    f.hdr->proof.len != MAC_LEN || CRYPTO_memcmp(mac, f.hdr->proof.data, MAC_LEN) != 0) {
 		pr_warn("%s: client failed authentication (wrong pre-shared key?)", peer);
-		dcres_reply_error(fd, 0, -EACCES, "authentication failed");
+		dcres_reply_error(fd, 0, -EACCES, DCRES__ERROR_REASON__ERR_REFUSED,
+				  "authentication failed");
 		dcres_frame_destroy(&f);
 		return -EACCES;
 	}

@@ -16,11 +16,16 @@ struct dcres_memclient {
 	int timeout_ms;        /* for ordinary requests */
 	char peer[128];
 	char error[512];
+	enum dcres_mem_reason reason; /* of the last refusal, NONE if none */
+	const char *broken;    /* what left the connection unusable, NULL if usable */
 };
 
 /* Sends request h (+ payload) and receives its reply into c->rx (release
  * with dcres_frame_free after use). A reply with an error status is
- * returned as that status, its message kept in c->error and logged. */
+ * returned as that status, its reason kept in c->reason and its message
+ * in c->error and logged. A failure of the exchange itself (sending,
+ * receiving, a reply out of sequence) makes c unusable (c->broken): every
+ * later call returns -ENOTCONN at once. */
 int memclient_call(struct dcres_memclient *c, Dcres__Header *h, const void *payload,
 		   size_t len);
 

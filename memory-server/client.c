@@ -139,9 +139,51 @@ const char *dcres_memclient_error(const struct dcres_memclient *c)
 	return c->error;
 }
 
+enum dcres_mem_reason dcres_memclient_reason(const struct dcres_memclient *c)
+{
+	return c->reason;
+}
+
+/* The public reasons are the wire's, value for value. */
+#define MIRRORS(r) ((int)DCRES_MEM_REASON_##r == (int)DCRES__ERROR_REASON__ERR_##r)
+_Static_assert(MIRRORS(NONE) && MIRRORS(NO_ROOM) && MIRRORS(NOT_FOUND) && MIRRORS(BUSY) &&
+	       MIRRORS(BAD_CHECKSUM) && MIRRORS(REFUSED) && MIRRORS(BAD_REQUEST) &&
+	       MIRRORS(IO) && MIRRORS(EXISTS) && MIRRORS(CANCELLED) &&
+	       MIRRORS(PEER_UNREACHABLE),
+	       "enum dcres_mem_reason mirrors ErrorReason of proto/wire.proto");
+#undef MIRRORS
+
+const char *dcres_mem_reason_name(enum dcres_mem_reason reason)
+{
+	switch (reason) {
+	case DCRES_MEM_REASON_NONE: return "none";
+	case DCRES_MEM_REASON_NO_ROOM: return "no room";
+	case DCRES_MEM_REASON_NOT_FOUND: return "not found";
+	case DCRES_MEM_REASON_BUSY: return "busy";
+	case DCRES_MEM_REASON_BAD_CHECKSUM: return "bad checksum";
+	case DCRES_MEM_REASON_REFUSED: return "refused";
+	case DCRES_MEM_REASON_BAD_REQUEST: return "bad request";
+	case DCRES_MEM_REASON_IO: return "I/O error";
+	case DCRES_MEM_REASON_EXISTS: return "exists";
+	case DCRES_MEM_REASON_CANCELLED: return "cancelled";
+	case DCRES_MEM_REASON_PEER_UNREACHABLE: return "peer unreachable";
+	}
+	return "unknown";
+}
+
 const char *dcres_memclient_peer(const struct dcres_memclient *c)
 {
 	return c->peer;
+}
+
+/* The reason of error reply h (status < 0): the one it gives, or, from a
+ * server that gives none or one this side does not know, the status's. */
+static enum dcres_mem_reason reply_reason(const Dcres__Header *h, int status)
+{
+	if (h->has_reason && h->reason > DCRES__ERROR_REASON__ERR_NONE &&
+	    h->reason <= DCRES__ERROR_REASON__ERR_PEER_UNREACHABLE)
+		return (enum dcres_mem_reason)h->reason;
+	return (enum dcres_mem_reason)dcres_wire_reason(status);
 }
 
 int memclient_call(struct dcres_memclient *c, Dcres__Header *h, const void *payload, size_t len)
@@ -150,11 +192,22 @@ int memclient_call(struct dcres_memclient *c, Dcres__Header *h, const void *payl
 	int ret;
 
 	c->error[0] = '\0';
+	c->reason = DCRES_MEM_REASON_NONE;
+	if (c->broken) {
+		snprintf(c->error, sizeof(c->error), "connection to %s unusable after %s", c->peer,
+			 c->broken);
+		pr_err("%s not sent: %s", dcres_msg_name(h->type), c->error);
+		return -ENOTCONN;
+	}
 	h->has_seq = 1;
 	h->seq = ++c->seq;
 	ret = dcres_frame_send(c->fd, h, payload, len);
 	if (ret) {
 		pr_err("%s: send %s: %s", c->peer, dcres_msg_name(h->type), strerror(-ret));
+		/* A frame over the limits is refused before any byte goes; any
+		 * other failure may have sent part of it. */
+		if (ret != -EMSGSIZE)
+			c->broken = "an earlier failed send";
 		return ret;
 	}
 	ret = dcres_frame_recv(c->fd, r, c->peer);
@@ -163,6 +216,8 @@ int memclient_call(struct dcres_memclient *c, Dcres__Header *h, const void *payl
 			pr_err("%s: connection closed during %s", c->peer, dcres_msg_name(h->type));
 		else if (ret == -ETIMEDOUT)
 			pr_err("%s: no answer to %s in time", c->peer, dcres_msg_name(h->type));
+		c->broken = ret == -ETIMEDOUT ? "an earlier timeout" : ret == -ECONNRESET
+			? "the server closed it" : "a malformed or truncated reply";
 		return ret;
 	}
 	if (r->hdr->type != DCRES__MSG_TYPE__MSG_REPLY || r->hdr->seq != h->seq) {
@@ -170,14 +225,17 @@ int memclient_call(struct dcres_memclient *c, Dcres__Header *h, const void *payl
 		       dcres_msg_name(r->hdr->type), (unsigned long long)r->hdr->seq,
 		       dcres_msg_name(h->type));
 		dcres_frame_free(r);
+		c->broken = "a reply out of sequence";
 		return -EPROTO;
 	}
 	if (r->hdr->status) {
-		ret = r->hdr->status;
+		ret = r->hdr->status < 0 ? r->hdr->status : -EPROTO;
+		c->reason = reply_reason(r->hdr, ret);
 		snprintf(c->error, sizeof(c->error), "%s", r->hdr->error ? r->hdr->error : "");
-		pr_err("%s refused %s: %s", c->peer, dcres_msg_name(h->type), c->error);
+		pr_err("%s refused %s (%s): %s", c->peer, dcres_msg_name(h->type),
+		       dcres_mem_reason_name(c->reason), c->error);
 		dcres_frame_free(r);
-		return ret < 0 ? ret : -EPROTO;
+		return ret;
 	}
 	return 0;
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "dcres/log.h"
+#include "dcres/memclient.h"
 #include "dcres/wire.h"
 #include "srv-ckpt.h"
 #include "srv-files.h"
@@ -279,6 +280,30 @@ static int handle_file_request(struct conn *c, const struct dcres_frame *f, uint
 	}
 }
 
+/* The reason of the error reply to request h, refused with status: by the
+ * errno (dcres_wire_reason), except where an errno means two things. A
+ * full disk (ENOSPC) while writing a checkpoint or a file copy is ERR_IO,
+ * not the page capacity; a peer's connection out of protocol (EPROTO
+ * from REPLICATE or a RESTORE from a peer) is ERR_PEER_UNREACHABLE, not
+ * a request of h's sender the server could not parse. */
+static Dcres__ErrorReason refusal_reason(const Dcres__Header *h, int status)
+{
+	bool peer = h->type == DCRES__MSG_TYPE__MSG_REPLICATE ||
+		    (h->type == DCRES__MSG_TYPE__MSG_RESTORE && h->peer_address);
+	bool disk = (h->type >= DCRES__MSG_TYPE__MSG_CKPT_BEGIN &&
+		     h->type <= DCRES__MSG_TYPE__MSG_CKPT_ABORT) ||
+		    h->type == DCRES__MSG_TYPE__MSG_CKPT_COMMIT ||
+		    (h->type >= DCRES__MSG_TYPE__MSG_FILE_PUT_BEGIN &&
+		     h->type <= DCRES__MSG_TYPE__MSG_FILE_PUT_END) ||
+		    h->type == DCRES__MSG_TYPE__MSG_REPLICATE;
+
+	if (status == -ENOSPC && disk)
+		return DCRES__ERROR_REASON__ERR_IO;
+	if (status == -EPROTO && peer)
+		return DCRES__ERROR_REASON__ERR_PEER_UNREACHABLE;
+	return dcres_wire_reason(status);
+}
+
 /* Handles one authenticated request and replies. Returns a negative errno
  * only for protocol violations, after which the connection is closed;
  * refused requests are answered and return 0. */
@@ -300,8 +325,8 @@ static int dispatch(struct conn *c, struct dcres_frame *f)
 		goto answer;
 	}
 	if (h->type < DCRES__MSG_TYPE__MSG_PAGE_OUT || h->type > DCRES__MSG_TYPE__MSG_CKPT_COMMIT) {
-		dcres_reply_error(c->fd, seq, -EPROTO, "unexpected message %s",
-				  dcres_msg_name(h->type));
+		dcres_reply_error(c->fd, seq, -EPROTO, DCRES__ERROR_REASON__ERR_BAD_REQUEST,
+				  "unexpected message %s", dcres_msg_name(h->type));
 		pr_err("%s: unexpected message %s", c->peer, dcres_msg_name(h->type));
 		return -EPROTO;
 	}
@@ -322,7 +347,7 @@ static int dispatch(struct conn *c, struct dcres_frame *f)
 	switch (h->type) {
 	case DCRES__MSG_TYPE__MSG_PAGE_OUT:
 		if (h->n_pages == 0 || f->payload_len != h->n_pages * DCRES_PAGE_SIZE) {
-			dcres_reply_error(c->fd, seq, -EPROTO,
+			dcres_reply_error(c->fd, seq, -EPROTO, DCRES__ERROR_REASON__ERR_BAD_REQUEST,
 					  "PAGE_OUT of %zu pages carries %zu bytes", h->n_pages,
 					  f->payload_len);
 			pr_err("%s: PAGE_OUT of %zu pages carries %zu bytes", c->peer,
@@ -399,10 +424,13 @@ static int dispatch(struct conn *c, struct dcres_frame *f)
 	}
 answer:
 	if (ret) {
+		Dcres__ErrorReason reason = refusal_reason(h, ret);
+
 		if (!err[0])
 			snprintf(err, sizeof(err), "%s", strerror(-ret));
-		pr_warn("%s: %s refused: %s", c->peer, dcres_msg_name(h->type), err);
-		return dcres_reply_error(c->fd, seq, ret, "%s", err) == 0 ? 0 : -EPIPE;
+		pr_warn("%s: %s refused (%s): %s", c->peer, dcres_msg_name(h->type),
+			dcres_mem_reason_name((enum dcres_mem_reason)reason), err);
+		return dcres_reply_error(c->fd, seq, ret, reason, "%s", err) == 0 ? 0 : -EPIPE;
 	}
 	return reply_ok(c, seq, NULL, NULL, 0);
 }
@@ -443,7 +471,8 @@ static int authenticate(struct conn *c)
 	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	auth = dcres_auth_server(c->fd, &srv->psk, c->peer, SERVER_AUTH_DEADLINE_MS);
 	if (auth == -EPROTO || auth == -EMSGSIZE)
-		dcres_reply_error(c->fd, 0, auth, "malformed frame during authentication; closing");
+		dcres_reply_error(c->fd, 0, auth, DCRES__ERROR_REASON__ERR_BAD_REQUEST,
+				  "malformed frame during authentication; closing");
 	if (auth == -ETIMEDOUT)
 		pr_warn("%s: not authenticated within %u ms; closing", c->peer,
 			SERVER_AUTH_DEADLINE_MS);
@@ -472,7 +501,9 @@ static void *conn_main(void *arg)
 			int ret = dcres_frame_recv(c->fd, &f, c->peer);
 			if (ret) {
 				if (ret == -EPROTO || ret == -EMSGSIZE)
-					dcres_reply_error(c->fd, 0, ret, "malformed frame; closing");
+					dcres_reply_error(c->fd, 0, ret,
+							  DCRES__ERROR_REASON__ERR_BAD_REQUEST,
+							  "malformed frame; closing");
 				break;
 			}
 			ret = dispatch(c, &f);
@@ -598,7 +629,8 @@ void server_accept_loop(struct server *srv)
 			 * never wait for the peer here. */
 			struct timeval tv = { 0, 10000 };
 			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-			dcres_reply_error(fd, 0, -EBUSY, "too many connections");
+			dcres_reply_error(fd, 0, -EBUSY, DCRES__ERROR_REASON__ERR_BUSY,
+					  "too many connections");
 			close(fd);
 			free(c);
 			continue;

@@ -238,7 +238,8 @@ Dcres__Header dcres_reply_header(uint64_t seq, int status)
 	return h;
 }
 
-int dcres_reply_error(int fd, uint64_t seq, int status, const char *fmt, ...)
+int dcres_reply_error(int fd, uint64_t seq, int status, Dcres__ErrorReason reason,
+		      const char *fmt, ...)
 {
 	Dcres__Header h = dcres_reply_header(seq, status);
 	char msg[512];
@@ -247,7 +248,53 @@ int dcres_reply_error(int fd, uint64_t seq, int status, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	h.error = msg;
+	h.has_reason = 1;
+	h.reason = reason;
 	return dcres_frame_send(fd, &h, NULL, 0);
+}
+
+Dcres__ErrorReason dcres_wire_reason(int status)
+{
+	switch (-status) {
+	case ENOSPC:
+	case ENOMEM:
+		return DCRES__ERROR_REASON__ERR_NO_ROOM;
+	case ENOENT:
+	case ENOTDIR:
+		return DCRES__ERROR_REASON__ERR_NOT_FOUND;
+	case EBUSY:
+	case EAGAIN:
+		return DCRES__ERROR_REASON__ERR_BUSY;
+	case EBADMSG:
+	case ENOTSUP:
+		return DCRES__ERROR_REASON__ERR_BAD_CHECKSUM;
+	case EACCES:
+	case EPERM:
+	case ESTALE:
+	case ELOOP:
+	case EXDEV:
+		return DCRES__ERROR_REASON__ERR_REFUSED;
+	case EINVAL:
+	case ERANGE:
+	case EMSGSIZE:
+	case ENAMETOOLONG:
+	case EPROTO:
+		return DCRES__ERROR_REASON__ERR_BAD_REQUEST;
+	case EEXIST:
+		return DCRES__ERROR_REASON__ERR_EXISTS;
+	case ECANCELED:
+		return DCRES__ERROR_REASON__ERR_CANCELLED;
+	case ETIMEDOUT:
+	case ECONNREFUSED:
+	case ECONNRESET:
+	case EHOSTUNREACH:
+	case ENETUNREACH:
+	case ENOTCONN:
+	case EPIPE:
+		return DCRES__ERROR_REASON__ERR_PEER_UNREACHABLE;
+	default:
+		return DCRES__ERROR_REASON__ERR_IO;
+	}
 }
 
 const char *dcres_msg_name(Dcres__MsgType t)

@@ -169,7 +169,7 @@ static int send_staged(struct dcres_pager *p, const uint64_t *pages, size_t n)
 			srv->free_pages -= n;
 			return s;
 		}
-		if (ret == -ENOSPC)
+		if (dcres_memclient_reason(srv->client) == DCRES_MEM_REASON_NO_ROOM)
 			srv->free_pages = 0;
 		else if (pager_server_unreachable(p, (unsigned)s, ret)) {
 			note_doubtful(p, (unsigned)s, pages, n);

@@ -115,7 +115,8 @@ void pager_wp_fault(struct dcres_pager *p, uint64_t idx);
  * its earlier connection of this VM, and learns its free capacity. */
 int pager_server_connect(struct dcres_pager *p, unsigned s, int connect_timeout_ms);
 /* Whether a failed request to server s means the server is out of reach
- * (rather than a refusal it answered). */
+ * (rather than a refusal it answered): the failure came without a
+ * reason (dcres_memclient_reason), so no answer came. */
 bool pager_server_unreachable(const struct dcres_pager *p, unsigned s, int ret);
 /* Marks server s lost: drops its connection and tells the VM layer. */
 void pager_server_lost(struct dcres_pager *p, unsigned s);

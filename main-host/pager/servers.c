@@ -44,7 +44,7 @@ int pager_server_connect(struct dcres_pager *p, unsigned s, int connect_timeout_
 
 bool pager_server_unreachable(const struct dcres_pager *p, unsigned s, int ret)
 {
-	return ret && dcres_memclient_error(p->servers[s].client)[0] == '\0';
+	return ret && dcres_memclient_reason(p->servers[s].client) == DCRES_MEM_REASON_NONE;
 }
 
 void pager_server_lost(struct dcres_pager *p, unsigned s)

@@ -110,6 +110,16 @@ static struct dcres_memstats stats(struct dcres_memclient *c)
 	return st;
 }
 
+/* A request header of type, for raw connections. */
+static Dcres__Header raw_request(Dcres__MsgType type)
+{
+	Dcres__Header h = DCRES__HEADER__INIT;
+
+	h.has_type = 1;
+	h.type = type;
+	return h;
+}
+
 /* A raw TCP connection to the server. */
 static int raw_connect(void)
 {
@@ -935,16 +945,20 @@ static void test_full_disk(void)
 	page_out_versions(c, pages, 512, 6);
 	/* The error surfaces at sync or at final, depending on timing. */
 	char why[512] = "";
+	enum dcres_mem_reason reason = DCRES_MEM_REASON_NONE;
 	ret = dcres_memclient_ckpt_begin(c, "full", 3);
 	if (ret == 0) {
 		ret = dcres_memclient_ckpt_sync(c);
 		if (ret == 0)
 			ret = ckpt_final_commit(c);
 		snprintf(why, sizeof(why), "%s", dcres_memclient_error(c));
+		reason = dcres_memclient_reason(c);
 		if (stats(c).ckpt_state != 0)
 			CHECK(dcres_memclient_ckpt_abort(c) == 0, "abort after a failed sync");
 	}
 	CHECK(ret == -ENOSPC, "checkpoint onto a full disk returned %d, want -ENOSPC", ret);
+	CHECK(reason == DCRES_MEM_REASON_IO, "a full disk is reason %s, not the page capacity",
+	      dcres_mem_reason_name(reason));
 	CHECK(strstr(why, "host-3.mem"), "full-disk error does not name the file: %s", why);
 	CHECK(count_partials("full", 3) == 0, "partial file left on the full disk");
 	snprintf(cmd, sizeof(cmd), "%s/host-3.mem", dir);
@@ -1272,6 +1286,174 @@ static void test_error_replies(void)
 	      "begin with '..' returned %d: %s", ret, dcres_memclient_error(held));
 	dcres_memclient_close(c);
 	dcres_memclient_close(held);
+}
+
+/* Checks that the last call on c was refused with ret and reason. */
+#define CHECK_REASON(c, ret, want_ret, want_reason, what)                                      \
+	CHECK((ret) == (want_ret) && dcres_memclient_reason(c) == (want_reason),                 \
+	      "%s returned %d, reason %s (want %d, %s): %s", what, ret,                         \
+	      dcres_mem_reason_name(dcres_memclient_reason(c)), want_ret,                       \
+	      dcres_mem_reason_name(want_reason), dcres_memclient_error(c))
+
+/* Receives the reply on raw connection fd and returns its reason (-1 if
+ * none came), its status in *status. */
+static int raw_reply_reason(int fd, int *status)
+{
+	struct dcres_frame f = DCRES_FRAME_INIT;
+	int reason = -1;
+
+	*status = 0;
+	if (dcres_frame_recv(fd, &f, "raw") == 0 && f.hdr->type == DCRES__MSG_TYPE__MSG_REPLY) {
+		*status = f.hdr->status;
+		reason = f.hdr->has_reason ? (int)f.hdr->reason : -1;
+	}
+	dcres_frame_destroy(&f);
+	return reason;
+}
+
+/* Every refusal carries its reason for programs to decide on, whatever
+ * its message says; the next call that succeeds clears it. */
+static void test_error_reasons(void)
+{
+	static const uint8_t id[16] = { 0xdc, 0x7e, 0x21 };
+	struct dcres_memclient *c = connect_to(id, true), *newer;
+	uint64_t room, beyond = VM_PAGES, pages[CAPACITY_PAGES + 1];
+	uint8_t *buf = pages_buf(CAPACITY_PAGES + 1), nonce[32] = { 0 }, proof[32] = { 0 };
+	struct dcres_memstats st;
+	int ret, status, fd;
+
+	/* No room: a page more than the capacity left. */
+	room = CAPACITY_PAGES - stats(c).used_pages;
+	for (uint64_t i = 0; i <= room; i++) {
+		pages[i] = i;
+		fill(buf + i * PAGE, i, 81);
+	}
+	ret = dcres_memclient_page_out(c, pages, buf, room + 1);
+	CHECK_REASON(c, ret, -ENOSPC, DCRES_MEM_REASON_NO_ROOM, "page-out over the capacity");
+	ret = dcres_memclient_stats(c, &st);
+	CHECK_REASON(c, ret, 0, DCRES_MEM_REASON_NONE, "stats after a refusal");
+
+	/* Not found: a page not held, a checkpoint not there, none running. */
+	ret = dcres_memclient_page_in(c, pages, buf, 1);
+	CHECK_REASON(c, ret, -ENOENT, DCRES_MEM_REASON_NOT_FOUND, "page-in of a page not held");
+	ret = dcres_memclient_restore(c, "no-such-ckpt", 1, NULL, 0);
+	CHECK_REASON(c, ret, -ENOENT, DCRES_MEM_REASON_NOT_FOUND, "restore of a missing checkpoint");
+	ret = dcres_memclient_ckpt_sync(c);
+	CHECK_REASON(c, ret, -ENOENT, DCRES_MEM_REASON_NOT_FOUND, "sync without a checkpoint");
+
+	/* Bad requests: a page beyond the VM, a path with '..', another size. */
+	ret = dcres_memclient_page_out(c, &beyond, buf, 1);
+	CHECK_REASON(c, ret, -ERANGE, DCRES_MEM_REASON_BAD_REQUEST, "page-out beyond the VM");
+	ret = dcres_memclient_ckpt_begin(c, "a/../b", 1);
+	CHECK_REASON(c, ret, -EINVAL, DCRES_MEM_REASON_BAD_REQUEST, "begin with '..'");
+	ret = dcres_memclient_attach(c, id, 2 * PAGE);
+	CHECK_REASON(c, ret, -EINVAL, DCRES_MEM_REASON_BAD_REQUEST, "attach of another size");
+
+	/* Busy: a second checkpoint, a release while one runs. Exists: a
+	 * restore over pages held. */
+	REQUIRE(dcres_memclient_page_out(c, pages, buf, 1) == 0 &&
+		dcres_memclient_ckpt_begin(c, "reasons", 5) == 0, "page-out and begin");
+	ret = dcres_memclient_ckpt_begin(c, "reasons", 5);
+	CHECK_REASON(c, ret, -EBUSY, DCRES_MEM_REASON_BUSY, "a second begin");
+	ret = dcres_memclient_release(c, NULL);
+	CHECK_REASON(c, ret, -EBUSY, DCRES_MEM_REASON_BUSY, "release during a checkpoint");
+	REQUIRE(ckpt_final_commit(c) == 0, "final and commit");
+	ret = dcres_memclient_restore(c, "reasons", 5, NULL, 0);
+	CHECK_REASON(c, ret, -EEXIST, DCRES_MEM_REASON_EXISTS, "restore over held pages");
+	CHECK(dcres_memclient_page_in(c, pages, buf, 1) == 0, "page-in");
+
+	/* Refused: a connection fenced off by a newer exclusive one. */
+	newer = connect_to(id, true);
+	ret = dcres_memclient_page_out(c, pages, buf, 1);
+	CHECK_REASON(c, ret, -ESTALE, DCRES_MEM_REASON_REFUSED, "page-out fenced off");
+	dcres_memclient_close(newer);
+	dcres_memclient_close(c);
+
+	/* Refused: a request before authentication, a wrong proof (raw). */
+	fd = raw_connect();
+	Dcres__Header h = raw_request(DCRES__MSG_TYPE__MSG_STATS);
+	dcres_frame_send(fd, &h, NULL, 0);
+	ret = raw_reply_reason(fd, &status);
+	CHECK(ret == DCRES__ERROR_REASON__ERR_REFUSED && status == -EACCES,
+	      "a request before authentication: reason %d, status %d", ret, status);
+	close(fd);
+	fd = raw_connect();
+	h = raw_request(DCRES__MSG_TYPE__MSG_HELLO);
+	h.has_nonce = 1;
+	h.nonce = (ProtobufCBinaryData){ sizeof(nonce), nonce };
+	struct dcres_frame f = DCRES_FRAME_INIT;
+	REQUIRE(dcres_frame_send(fd, &h, NULL, 0) == 0 && dcres_frame_recv(fd, &f, "raw") == 0 &&
+		f.hdr->type == DCRES__MSG_TYPE__MSG_HELLO, "raw HELLO");
+	dcres_frame_destroy(&f);
+	h = raw_request(DCRES__MSG_TYPE__MSG_AUTH);
+	h.has_proof = 1;
+	h.proof = (ProtobufCBinaryData){ sizeof(proof), proof };
+	dcres_frame_send(fd, &h, NULL, 0);
+	ret = raw_reply_reason(fd, &status);
+	CHECK(ret == DCRES__ERROR_REASON__ERR_REFUSED && status == -EACCES,
+	      "a wrong proof: reason %d, status %d", ret, status);
+	close(fd);
+
+	/* The reason is on the wire, not only derived by the client. */
+	fd = raw_connect();
+	REQUIRE(dcres_auth_client(fd, &psk, "raw") == 0, "raw auth");
+	h = raw_request(DCRES__MSG_TYPE__MSG_PAGE_IN);
+	h.n_pages = 1;
+	h.pages = pages;
+	dcres_frame_send(fd, &h, NULL, 0);
+	ret = raw_reply_reason(fd, &status);
+	CHECK(ret == DCRES__ERROR_REASON__ERR_BAD_REQUEST && status == -EINVAL,
+	      "a page-in before ATTACH: reason %d, status %d", ret, status);
+	close(fd);
+	free(buf);
+}
+
+/* A call that timed out leaves its connection unusable: the late reply is
+ * never read as the answer to a later call, which fails at once without
+ * sending anything. */
+static void test_poisoned_connection(void)
+{
+	static const uint8_t id[16] = { 0xdc, 0x7e, 0x22 };
+	struct dcres_memclient *c = connect_to(id, false), *fresh;
+	struct dcres_memstats st;
+	struct timespec t0, t1;
+	uint64_t page = 7;
+	uint8_t *buf = pages_buf(1);
+	int ret, status;
+
+	dcres_memclient_set_timeout(c, 200);
+	kill(server.pid, SIGSTOP);
+	REQUIRE(waitpid(server.pid, &status, WUNTRACED) == server.pid && WIFSTOPPED(status),
+		"the server did not stop");
+	ret = dcres_memclient_stats(c, &st);
+	CHECK(ret == -ETIMEDOUT && dcres_memclient_reason(c) == DCRES_MEM_REASON_NONE,
+	      "stats of a stopped server returned %d, reason %s", ret,
+	      dcres_mem_reason_name(dcres_memclient_reason(c)));
+	kill(server.pid, SIGCONT);
+	usleep(300000); /* the late reply arrives */
+
+	fill(buf, page, 91);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ret = dcres_memclient_page_out(c, &page, buf, 1);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	CHECK(ret == -ENOTCONN && dcres_memclient_reason(c) == DCRES_MEM_REASON_NONE &&
+	      strstr(dcres_memclient_error(c), "unusable after an earlier timeout") &&
+	      strstr(dcres_memclient_error(c), addr),
+	      "page-out after a timeout returned %d, reason %s: %s", ret,
+	      dcres_mem_reason_name(dcres_memclient_reason(c)), dcres_memclient_error(c));
+	CHECK((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 100,
+	      "the call on an unusable connection waited");
+	ret = dcres_memclient_stats(c, &st);
+	CHECK(ret == -ENOTCONN, "a second call after a timeout returned %d", ret);
+	dcres_memclient_close(c);
+
+	/* Nothing went out: the page is not stored; a new connection works. */
+	fresh = connect_to(id, false);
+	CHECK(stats(fresh).vm_pages == 0, "the page-out on the unusable connection was sent");
+	CHECK(dcres_memclient_page_out(fresh, &page, buf, 1) == 0 && page_in_one(fresh, page, 91) == 0,
+	      "paging on a new connection");
+	dcres_memclient_close(fresh);
+	free(buf);
 }
 
 /* Checkpoint files whose consistent headers declare 8 KiB or 1 MiB pages
@@ -1643,6 +1825,8 @@ int main(int argc, char **argv)
 	test_symlinks(argv[1]);
 	test_restore_duplicates();
 	test_error_replies();
+	test_error_reasons();
+	test_poisoned_connection();
 	test_page_size_refused();
 	test_replicas(argv[1]);
 	test_sigterm();

@@ -108,7 +108,7 @@ static void release_one(const struct rst_run *r, struct rst_host *h)
 				h->dirty = false;
 				return;
 			}
-			if (ret != -EBUSY) {
+			if (dcres_memclient_reason(h->c) != DCRES_MEM_REASON_BUSY) {
 				dcres_memclient_close(h->c);
 				h->c = NULL;
 			}

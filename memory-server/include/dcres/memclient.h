@@ -3,12 +3,17 @@
  * One dcres_memclient is one authenticated TCP connection to one memory
  * server, attached to one VM. Calls are synchronous and not thread-safe on
  * one client (use one client per thread). Requests larger than a frame are
- * split into batches. Every call returns 0 or a negative errno; the
- * server's own explanation of a refused request is in
- * dcres_memclient_error(). Network waits are bounded by the timeout given
- * at connect (-ETIMEDOUT), except the answers to checkpoint sync and commit
- * and to restore, which wait for disk work and get
- * DCRES_MEMCLIENT_LONG_TIMEOUT_MS. */
+ * split into batches. Every call returns 0 or a negative errno; why the
+ * server refused a request is in dcres_memclient_reason() (for programs)
+ * and dcres_memclient_error() (for humans). Network waits are bounded by
+ * the timeout given at connect (-ETIMEDOUT), except the answers to
+ * checkpoint sync and commit and to restore, which wait for disk
+ * work and get DCRES_MEMCLIENT_LONG_TIMEOUT_MS. A call that fails on the
+ * connection itself (a timeout, a failed send, a truncated or malformed
+ * reply, one out of sequence, the server closing) leaves the connection
+ * unusable: every later call on it fails at once with -ENOTCONN, sending
+ * and reading nothing (a late reply is never taken for another call's);
+ * close it and connect again. */
 #ifndef DCRES_MEMCLIENT_H
 #define DCRES_MEMCLIENT_H
 
@@ -19,6 +24,24 @@
 #include "dcres/auth.h"
 
 struct dcres_memclient;
+
+/* Why a server refused a request: proto/wire.proto's ErrorReason, value
+ * for value (which errnos give which is listed there). NONE when the call
+ * failed without a refusal: the server could not be reached, did not
+ * answer in time, or the connection broke or is unusable (see above). */
+enum dcres_mem_reason {
+	DCRES_MEM_REASON_NONE = 0,
+	DCRES_MEM_REASON_NO_ROOM = 1,          /* capacity or memory full; nothing stored */
+	DCRES_MEM_REASON_NOT_FOUND = 2,        /* page, file or checkpoint not there */
+	DCRES_MEM_REASON_BUSY = 3,             /* other work in the way; may pass later */
+	DCRES_MEM_REASON_BAD_CHECKSUM = 4,     /* data failed its check, file unreadable */
+	DCRES_MEM_REASON_REFUSED = 5,          /* not allowed: auth, fenced off, symlink */
+	DCRES_MEM_REASON_BAD_REQUEST = 6,      /* malformed or out of range */
+	DCRES_MEM_REASON_IO = 7,               /* the server's storage failed (or other) */
+	DCRES_MEM_REASON_EXISTS = 8,           /* would replace what is there */
+	DCRES_MEM_REASON_CANCELLED = 9,        /* the checkpoint was aborted meanwhile */
+	DCRES_MEM_REASON_PEER_UNREACHABLE = 10,/* server to server: the other one failed */
+};
 
 #define DCRES_MEMCLIENT_LONG_TIMEOUT_MS (10 * 60 * 1000)
 
@@ -154,8 +177,14 @@ int dcres_memclient_release(struct dcres_memclient *c, uint64_t *released);
  * the like); c is unusable afterwards except for dcres_memclient_close. */
 void dcres_memclient_shutdown(struct dcres_memclient *c);
 
-/* The server's message for the last refused request ("" if none). */
+/* Why the server refused the last request sent on c, or NONE when it did
+ * not refuse it (it succeeded, or the call failed without an answer). */
+enum dcres_mem_reason dcres_memclient_reason(const struct dcres_memclient *c);
+/* The server's message for the last refused request or, after a call on
+ * a connection made unusable earlier, why it is ("" otherwise). */
 const char *dcres_memclient_error(const struct dcres_memclient *c);
+/* A short name of reason for logs ("no room", "busy", ...). */
+const char *dcres_mem_reason_name(enum dcres_mem_reason reason);
 /* "HOST:PORT" of the server. */
 const char *dcres_memclient_peer(const struct dcres_memclient *c);
 

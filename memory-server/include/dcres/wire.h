@@ -57,10 +57,18 @@ void dcres_frame_destroy(struct dcres_frame *f);
  * errno); the caller may add stats or an error message before sending. */
 Dcres__Header dcres_reply_header(uint64_t seq, int status);
 
-/* Sends an error MSG_REPLY: seq, status (a negative errno) and a message
- * for humans formatted from fmt. */
-int dcres_reply_error(int fd, uint64_t seq, int status, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+/* Sends an error MSG_REPLY: seq, status (a negative errno), reason (not
+ * DCRES__ERROR_REASON__ERR_NONE) and a message for humans formatted from
+ * fmt. */
+int dcres_reply_error(int fd, uint64_t seq, int status, Dcres__ErrorReason reason,
+		      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* The reason an error reply with status (a negative errno) gives by
+ * default (proto/wire.proto lists the errnos of each); never ERR_NONE. A
+ * transport errno (ETIMEDOUT, ECONNREFUSED, ...) in a reply can only come
+ * from the server's own connection to another server:
+ * ERR_PEER_UNREACHABLE. Errnos the table does not name are ERR_IO. */
+Dcres__ErrorReason dcres_wire_reason(int status);
 
 /* Name of a message type for logs. */
 const char *dcres_msg_name(Dcres__MsgType t);
