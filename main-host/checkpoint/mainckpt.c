@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "dcres/log.h"
 #include "dcres/path.h"
@@ -13,6 +14,7 @@
 
 #define PAGE_SIZE 4096
 #define TABLE_CHUNK 65536 /* pages copied from the pager at a time */
+#define NOT_YET_NAP_MS 10
 
 int dcres_mainckpt_new(const struct dcres_mainckpt_config *cfg, struct dcres_mainckpt **out)
 {
@@ -139,6 +141,12 @@ uint64_t dcres_mainckpt_pending(struct dcres_mainckpt *c, bool exact)
 		uint64_t left = atomic_load(&s->pending);
 		pages += left;
 		not_yet |= left > DCRES_MAINCKPT_TAIL_PAGES;
+	}
+	if (not_yet && !exact) {
+		/* A caller looping on it while only the servers have work left
+		 * (migration's thread) would spin. */
+		struct timespec ts = { 0, NOT_YET_NAP_MS * 1000000L };
+		nanosleep(&ts, NULL);
 	}
 	return pages * PAGE_SIZE + (not_yet ? DCRES_MAINCKPT_NOT_YET : 0);
 }

@@ -94,7 +94,9 @@ int dcres_mainckpt_begin(struct dcres_mainckpt *c, const char *dir, char *err, s
 /* Pages the servers still have to write, as bytes for the caller's
  * estimate of what is left (with exact, asked now; otherwise as last
  * polled). While a server has more than DCRES_MAINCKPT_TAIL_PAGES left,
- * at least DCRES_MAINCKPT_NOT_YET: the stop point should wait for it. */
+ * at least DCRES_MAINCKPT_NOT_YET: the stop point should wait for it (the
+ * estimate then takes 10 ms, so that a caller looping on it does not
+ * spin). */
 #define DCRES_MAINCKPT_TAIL_PAGES 1024
 #define DCRES_MAINCKPT_NOT_YET (1ull << 40)
 uint64_t dcres_mainckpt_pending(struct dcres_mainckpt *c, bool exact);
