@@ -8,8 +8,8 @@
  * It reads DIR/manifest (when present; every file's checksum is verified),
  * DIR/main.loc, DIR/main.mem and each memory server's host-K.mem and
  * host-K.present; checks that every written page is in exactly one file,
- * the one main.loc names; then copies main.mem (holes kept) to OUT.partial,
- * puts every server page at its place with its bitmap bit set (each page's
+ * the one main.loc names; then copies main.mem (holes kept) to a new
+ * OUT.partial.XXXXXXXX, puts every server page at its place with its bitmap bit set (each page's
  * CRC checked), fsyncs and renames it to OUT. Exit status: 0 done, 1 error
  * (logged on stderr naming the file and page), 2 usage. */
 #define _GNU_SOURCE

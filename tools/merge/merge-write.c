@@ -259,22 +259,22 @@ static int check_out(const struct ckptdir *c, const char *out)
 int merge_write(struct ckptdir *c, const char *out)
 {
 	struct dcres_mrfile mr = { .fd = -1 };
-	char partial[PATH_MAX];
+	char prefix[PATH_MAX], partial[PATH_MAX];
 	int ret;
 
 	ret = check_out(c, out);
 	if (ret)
 		return ret;
-	if (snprintf(partial, sizeof(partial), "%s.partial", out) >= (int)sizeof(partial)) {
+	if (snprintf(prefix, sizeof(prefix), "%s.partial", out) >= (int)sizeof(prefix) - 16) {
 		pr_err("%s: path too long", out);
 		return -ENAMETOOLONG;
 	}
-	if (unlink(partial) < 0 && errno != ENOENT) {
-		ret = -errno;
-		pr_perror("remove stale %s", partial);
-		return ret;
-	}
-	ret = copy_outside_pages(c, partial);
+	/* A name of its own (O_EXCL): another merge's partial file is never
+	 * truncated or removed. */
+	ret = -EEXIST;
+	for (int attempt = 0; attempt < 8 && ret == -EEXIST; attempt++)
+		if (!(ret = dcres_unique_name(prefix, partial, sizeof(partial))))
+			ret = copy_outside_pages(c, partial);
 	if (!ret)
 		ret = dcres_mrfile_open(partial, &c->loc.main_file, true, &mr);
 	/* The copy has main.mem's bitmap; server pages' bits are set as they

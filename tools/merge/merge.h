@@ -21,8 +21,9 @@ int merge_verify_server_pages(const struct ckptdir *c);
  * bitmap bit set (CRC-checked on the way). Outside the pages area main.mem
  * is copied as is (holes kept); in it, only pages with a set bit are
  * written, so stale data of pages that moved away is dropped and pages
- * stored nowhere are holes. Goes through out.partial (0600), fsynced and
- * renamed; on failure out.partial is removed and out is left as it was.
+ * stored nowhere are holes. Goes through out.partial.XXXXXXXX (a new
+ * file, 0600), fsynced and renamed; on failure it is removed and out is
+ * left as it was.
  * Refuses an out that is one of the checkpoint's files. */
 int merge_write(struct ckptdir *c, const char *out);
 
