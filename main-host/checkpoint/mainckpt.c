@@ -50,13 +50,13 @@ int dcres_mainckpt_new(const struct dcres_mainckpt_config *cfg, struct dcres_mai
 	return 0;
 }
 
-/* Sets c's state (and, for FAILED, its error). */
+/* Sets c's state and, unless one is already recorded, its error. */
 static void set_state(struct dcres_mainckpt *c, enum dcres_mainckpt_state state,
 		      const char *error)
 {
 	pthread_mutex_lock(&c->lock);
 	c->status.state = state;
-	if (error)
+	if (error && !c->status.error[0])
 		snprintf(c->status.error, sizeof(c->status.error), "%s", error);
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
@@ -151,6 +151,14 @@ uint64_t dcres_mainckpt_pending(struct dcres_mainckpt *c, bool exact)
 	return pages * PAGE_SIZE + (not_yet ? DCRES_MAINCKPT_NOT_YET : 0);
 }
 
+/* Records err as the reason the running checkpoint will fail; returns
+ * -EIO. */
+static int note_failure(struct dcres_mainckpt *c, const char *err)
+{
+	set_state(c, DCRES_MAINCKPT_RUNNING, err);
+	return -EIO;
+}
+
 int dcres_mainckpt_check(struct dcres_mainckpt *c, bool probe, char *err, size_t err_len)
 {
 	if (get_state(c) != DCRES_MAINCKPT_RUNNING)
@@ -163,12 +171,12 @@ int dcres_mainckpt_check(struct dcres_mainckpt *c, bool probe, char *err, size_t
 
 		if (dcres_pager_server_info(c->cfg.pager, s->k, &si) == 0 && !si.up) {
 			snprintf(err, err_len, "memory server %u (%s) is lost", s->k, s->addr);
-			return -EIO;
+			return note_failure(c, err);
 		}
 		if (probe && s->ctl && (ret = dcres_memclient_stats(s->ctl, &st))) {
 			snprintf(err, err_len, "memory server %u (%s) does not answer: %s", s->k,
 				 s->addr, strerror(-ret));
-			return -EIO;
+			return note_failure(c, err);
 		}
 	}
 	return 0;

@@ -226,6 +226,11 @@ int migrate_wait(struct ckpt_run *r)
 		if (!strcmp(m.status, "failed")) {
 			progress_end();
 			pr_err("the migration into %s failed: %s", r->mem_path, m.error);
+			/* QEMU's own error may be generic; the checkpoint's names
+			 * the server. */
+			if (r->split && vm_query_dcres(r, &d) == 0 && vm_dcres_is_ours(r, &d) &&
+			    d.checkpoint_error[0])
+				pr_err("the checkpoint into %s failed: %s", r->dir, d.checkpoint_error);
 			return -EIO;
 		}
 		if (!strcmp(m.status, "cancelled")) {

@@ -102,7 +102,8 @@ int dcres_mainckpt_begin(struct dcres_mainckpt *c, const char *dir, char *err, s
 uint64_t dcres_mainckpt_pending(struct dcres_mainckpt *c, bool exact);
 
 /* -EIO (err naming it) if a server of the running checkpoint is lost (the
- * pager says so, or, with probe, it does not answer now); otherwise 0. */
+ * pager says so, or, with probe, it does not answer now); otherwise 0.
+ * The first such error stays in status as the checkpoint's error. */
 int dcres_mainckpt_check(struct dcres_mainckpt *c, bool probe, char *err, size_t err_len);
 
 /* Calls fn for every page paged in since the last call (its server
@@ -123,8 +124,8 @@ int dcres_mainckpt_commit(struct dcres_mainckpt *c);
  * DURABLE, otherwise a negative errno with err saying why. */
 int dcres_mainckpt_wait(struct dcres_mainckpt *c, char *err, size_t err_len);
 
-/* Aborts a checkpoint that did not reach commit (why goes to status);
- * a no-op in another state. */
+/* Aborts a checkpoint that did not reach commit (why goes to status
+ * unless an error is recorded already); a no-op in another state. */
 void dcres_mainckpt_abort(struct dcres_mainckpt *c, const char *why);
 
 void dcres_mainckpt_status(struct dcres_mainckpt *c, struct dcres_mainckpt_status *st);
