@@ -34,26 +34,26 @@ print("%-26s %11d %9s %10.2f" % (sys.argv[2], j["downtime_ms"],
 PY
 }
 
+# Once guest $1 has done its first pass: a live checkpoint into
+# $SPLIT_CKPT_ROOT/$2, reported as $3; then the guest is stopped.
+measure() {
+  guest_wait "$1" '^MEMTEST start' 60 >/dev/null
+  split_guest_passes "$1" 1 900
+  ckpt_take "$1" "$SPLIT_CKPT_ROOT/$2" --live --parallel 2
+  report "$2" "$3"
+  kill "$(guest_pid "$1")"
+  rm -rf "${SPLIT_CKPT_ROOT:?}/$2"
+}
+
 printf '%-26s %11s %9s %10s\n' checkpoint downtime_ms paused_ms durable_s > "$TEST_TMP/results"
 split_hosts_up 2
 split_servers_up 2 $MEM
 for rate in $rates; do
   mapfile -t memtest < <(guest_memtest_args $MEM "hot=10 rate=$rate")
   split_guest_start split $MEM 512M "${memtest[@]}"
-  guest_wait split '^MEMTEST start' 60 >/dev/null
-  split_guest_passes split 1 900
-  ckpt_take split "$SPLIT_CKPT_ROOT/dcres-$rate" --live --parallel 2
-  report "dcres-$rate" "D-CRES live, $rate pages/s"
-  kill "$(guest_pid split)"
-  rm -rf "$SPLIT_CKPT_ROOT/dcres-$rate"
-
+  measure split "dcres-$rate" "D-CRES live, $rate pages/s"
   GUEST_HOST=0 guest_start unsplit "${memtest[@]}"
-  guest_wait unsplit '^MEMTEST start' 60 >/dev/null
-  split_guest_passes unsplit 1 300
-  ckpt_take unsplit "$SPLIT_CKPT_ROOT/stock-$rate" --live --parallel 2
-  report "stock-$rate" "stock live, $rate pages/s"
-  kill "$(guest_pid unsplit)"
-  rm -rf "$SPLIT_CKPT_ROOT/stock-$rate"
+  measure unsplit "stock-$rate" "stock live, $rate pages/s"
 done
 
 cat "$TEST_TMP/results"

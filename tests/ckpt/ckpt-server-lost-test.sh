@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# A memory server killed in the middle of a live D-CRES checkpoint: the
-# checkpoint must fail with an error naming that server, leave no manifest
-# behind, and QEMU must go on answering; the previous checkpoint must be
-# untouched (its checksums still match) and still merge and restore, in a
-# QEMU without dcres, to a guest whose verifier finds its memory intact.
+# A memory server lost in the middle of a live D-CRES checkpoint (stopped
+# with SIGSTOP right after begin, then killed), and a Ctrl-C on the tool:
+# each time the checkpoint must end within a bound, with an error naming
+# that server (or the interrupt), leave no manifest behind, and QEMU must
+# go on answering (the VM running again once the stopped server answers);
+# the previous checkpoint must be untouched (its checksums still match)
+# and still merge and restore, in a QEMU without dcres, to a guest whose
+# verifier finds its memory intact.
 set -euo pipefail
 . "$(dirname "$0")/../lib/split.sh"
 . "$(dirname "$0")/../lib/ckpt.sh"
@@ -21,26 +24,30 @@ before=$(ckpt_last_pass split)
 ckpt_take split "$SPLIT_CKPT_ROOT/good" --live
 sums=$(cd "$SPLIT_CKPT_ROOT/good" && sha256sum ./*)
 
-# The second checkpoint: server 2 dies once the servers have begun saving.
-"$DCRES_CHECKPOINT" --qmp "$TEST_TMP/split.qmp" --dir "$SPLIT_CKPT_ROOT/bad" --live \
-  > "$TEST_TMP/bad.out" 2> "$TEST_TMP/bad.log" &
-tool=$!
-for _ in $(seq 200); do
-  compgen -G "$SPLIT_CKPT_ROOT/bad/host-2.mem.partial.*" >/dev/null && break
-  sleep 0.05
-done
-compgen -G "$SPLIT_CKPT_ROOT/bad/host-2.mem.partial.*" >/dev/null || fail "memory server 2 never began the checkpoint: $(cat "$TEST_TMP/bad.log")"
+BOUND=45 # seconds within which a checkpoint must end once a server is lost
+
+# 1. Server 2 stops answering (SIGSTOP) as soon as the servers have begun:
+# no race against completion; the checkpoint fails within the bound.
+ckpt_start_bg split "$SPLIT_CKPT_ROOT/stopped" --live
+kill -STOP "$(split_server_pid 2)"
+note "stopped memory server 2 at begin"
+ckpt_expect_failure "$SPLIT_CKPT_ROOT/stopped" server $BOUND
+kill -CONT "$(split_server_pid 2)"
+ckpt_wait_running split
+split_guest_passes split $(( $(ckpt_last_pass split) + 1 )) 400
+
+# 2. Ctrl-C on the tool in the middle of a checkpoint: it returns within
+# the bound, the migration is cancelled and the VM runs on.
+ckpt_start_bg split "$SPLIT_CKPT_ROOT/interrupted" --live
+kill -INT "$ckpt_bg"
+ckpt_expect_failure "$SPLIT_CKPT_ROOT/interrupted" interrupt $BOUND
+ckpt_wait_running split
+
+# 3. Server 2 killed mid-checkpoint.
+ckpt_start_bg split "$SPLIT_CKPT_ROOT/killed" --live
 kill -9 "$(split_server_pid 2)"
 note "killed memory server 2 mid-checkpoint"
-rc=0
-wait $tool || rc=$?
-[ "$rc" -eq 1 ] || fail "dcres-checkpoint exited $rc after a memory server died: $(cat "$TEST_TMP/bad.log")"
-grep -q "$(host_addr 2):7700" "$TEST_TMP/bad.log" \
-  || fail "the failure does not name memory server 2 ($(host_addr 2)): $(cat "$TEST_TMP/bad.log")"
-note "checkpoint failed: $(grep -i -m1 'fail\|error\|lost' "$TEST_TMP/bad.log")"
-[ ! -e "$SPLIT_CKPT_ROOT/bad/manifest" ] || fail "the failed checkpoint has a manifest"
-"$QMP" "$TEST_TMP/split.qmp" query-migrate | grep -q '"status": "failed"' \
-  || fail "QEMU's migration did not fail: $("$QMP" "$TEST_TMP/split.qmp" query-migrate)"
+ckpt_expect_failure "$SPLIT_CKPT_ROOT/killed" server $BOUND
 note "QEMU still answers: $("$QMP" "$TEST_TMP/split.qmp" query-status)"
 
 # The previous checkpoint is intact and restores.

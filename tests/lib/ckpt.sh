@@ -22,6 +22,16 @@
 #                                  QEMU without a machine: no qemu-img here)
 #   ckpt_snapshots NAME            the internal snapshots of guest NAME's
 #                                  disks, one name per line
+#   ckpt_start_bg NAME DIR ARGS... start dcres-checkpoint of guest NAME into
+#                                  DIR in the background (pid in $ckpt_bg);
+#                                  returns once memory server 2 began saving
+#   ckpt_expect_failure DIR WHY BOUND
+#                                  that checkpoint must end within BOUND s,
+#                                  exit 1 naming memory server 2 (WHY server)
+#                                  or the interrupt (WHY interrupt), leave no
+#                                  manifest, and QEMU's migration must have
+#                                  ended
+#   ckpt_wait_running NAME         guest NAME's VM must run again within 30 s
 
 ckpt_take() {
   local name=$1 dir=$2; shift 2
@@ -111,4 +121,49 @@ import json, sys
 for dev in json.load(sys.stdin):
     for snap in dev.get("inserted", {}).get("image", {}).get("snapshots", []):
         print(snap["name"])'
+}
+
+ckpt_start_bg() {
+  local name=$1 dir=$2 base; shift 2
+  base=$(basename "$dir")
+  "$DCRES_CHECKPOINT" --qmp "$TEST_TMP/$name.qmp" --dir "$dir" "$@" \
+    > "$TEST_TMP/$base.out" 2> "$TEST_TMP/$base.log" &
+  ckpt_bg=$!
+  ckpt_bg_guest=$name
+  for _ in $(seq 400); do
+    compgen -G "$dir/host-2.mem.partial.*" >/dev/null && return 0
+    sleep 0.02
+  done
+  fail "memory server 2 never began the checkpoint into $dir: $(cat "$TEST_TMP/$base.log")"
+}
+
+ckpt_expect_failure() {
+  local dir=$1 why=$2 bound=$3 base t0=$SECONDS rc=0
+  base=$(basename "$dir")
+  while kill -0 "$ckpt_bg" 2>/dev/null && [ $((SECONDS - t0)) -lt "$bound" ]; do sleep 0.2; done
+  if kill -0 "$ckpt_bg" 2>/dev/null; then
+    kill -9 "$ckpt_bg"
+    fail "$base: dcres-checkpoint still ran $bound s later: $(cat "$TEST_TMP/$base.log")"
+  fi
+  wait "$ckpt_bg" || rc=$?
+  [ "$rc" -eq 1 ] || fail "$base: dcres-checkpoint exited $rc: $(cat "$TEST_TMP/$base.log")"
+  if [ "$why" = server ]; then
+    grep -q "memory server 2 ($(host_addr 2):7700)" "$TEST_TMP/$base.log" \
+      || fail "$base: the failure does not name memory server 2 ($(host_addr 2)): $(cat "$TEST_TMP/$base.log")"
+  else
+    grep -q "interrupted" "$TEST_TMP/$base.log" \
+      || fail "$base: no word of the interrupt: $(cat "$TEST_TMP/$base.log")"
+  fi
+  note "$base: ended after $((SECONDS - t0)) s: $(grep -v '^\[' "$TEST_TMP/$base.log" | grep -i -m1 'server 2\|interrupt')"
+  [ ! -e "$dir/manifest" ] || fail "$base: the failed checkpoint has a manifest"
+  "$QMP" "$TEST_TMP/$ckpt_bg_guest.qmp" query-migrate | grep -Eq '"status": "(failed|cancelled)"' \
+    || fail "$base: QEMU's migration did not end: $("$QMP" "$TEST_TMP/$ckpt_bg_guest.qmp" query-migrate)"
+}
+
+ckpt_wait_running() {
+  for _ in $(seq 150); do
+    "$QMP" "$TEST_TMP/$1.qmp" query-status | grep -q '"status": "running"' && return 0
+    sleep 0.2
+  done
+  fail "the VM of $1 did not run again: $("$QMP" "$TEST_TMP/$1.qmp" query-status)"
 }

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# A memory server lost during a live D-CRES checkpoint of a Linux guest
+# that keeps faulting on that server's pages (-m 512M, 192M resident on the
+# main host, its verifier rewriting a 256 MiB mapping): a Ctrl-C on the
+# tool, the server stopped (SIGSTOP) right after begin, then killed. Each
+# time the tool must end within a bound, exit 1 naming the server (or the
+# interrupt), and leave no manifest; after the first two the VM runs again
+# and its verifier still finds its memory intact.
+set -euo pipefail
+. "$(dirname "$0")/../lib/split.sh"
+. "$(dirname "$0")/../lib/ckpt.sh"
+
+MEM=512M
+BOUND=45
+mapfile -t linux < <(guest_linux_args $MEM "memtest.mb=256 memtest.hot=10 memtest.rate=2000")
+
+split_hosts_up 2
+split_servers_up 2 $MEM
+split_guest_start split $MEM 192M "${linux[@]}"
+guest_wait split '^MEMTEST start' 120 >/dev/null
+split_guest_passes split 1 300
+
+ckpt_start_bg split "$SPLIT_CKPT_ROOT/interrupted" --live
+kill -INT "$ckpt_bg"
+ckpt_expect_failure "$SPLIT_CKPT_ROOT/interrupted" interrupt $BOUND
+ckpt_wait_running split
+
+ckpt_start_bg split "$SPLIT_CKPT_ROOT/stopped" --live
+kill -STOP "$(split_server_pid 2)"
+ckpt_expect_failure "$SPLIT_CKPT_ROOT/stopped" server $BOUND
+kill -CONT "$(split_server_pid 2)"
+ckpt_wait_running split
+split_guest_passes split $(( $(ckpt_last_pass split) + 1 )) 300
+
+ckpt_start_bg split "$SPLIT_CKPT_ROOT/killed" --live
+kill -9 "$(split_server_pid 2)"
+ckpt_expect_failure "$SPLIT_CKPT_ROOT/killed" server $BOUND
+"$QMP" "$TEST_TMP/split.qmp" query-status >/dev/null || fail "QEMU no longer answers"
+echo "PASS: a Linux guest's checkpoint ends within $BOUND s whenever a server is lost or the tool is interrupted"
