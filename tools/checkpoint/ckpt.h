@@ -21,6 +21,7 @@
 /* Polls that end the VM's stop: the completed migration is seen, the VM
  * resumed, within this. */
 #define CKPT_FAST_POLL_MS 20
+#define DEFAULT_MAX_DOWNTIME_MS 20
 /* Once interrupted, how long a QMP answer may take: the tool returns
  * within seconds. */
 #define INTERRUPTED_REPLY_TIMEOUT_MS 3000
@@ -39,6 +40,7 @@ struct ckpt_opts {
 	bool conventional;
 	bool json;
 	unsigned parallel;    /* migration channels; 1: no multifd */
+	unsigned max_downtime_ms; /* QEMU's downtime-limit while it runs */
 	unsigned replicas;    /* copies of every part on other hosts */
 	const char *psk_path; /* the memory servers' key (needed for replicas) */
 };
@@ -106,8 +108,8 @@ struct ckpt_disk {
 struct ckpt_settings {
 	bool valid;
 	bool mapped_ram, multifd, conventional;
-	bool has_max_bandwidth, has_multifd_channels;
-	uint64_t max_bandwidth, multifd_channels;
+	bool has_max_bandwidth, has_multifd_channels, has_downtime_limit;
+	uint64_t max_bandwidth, multifd_channels, downtime_limit;
 	bool direct_io;
 };
 

@@ -29,6 +29,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: dcres-checkpoint --qmp SOCKET --dir DIR [--live] [--parallel N]\n"
+		"                        [--max-downtime MS]\n"
 		"                        [--direct-io] [--conventional] [--json]\n"
 		"                        [--replicas N --psk FILE]\n"
 		"                        [--log-level error|warn|info|debug]\n"
@@ -38,12 +39,17 @@ static void usage(FILE *out)
 		"where its pages are: the main host's in DIR/main.mem, each memory server's in\n"
 		"its own files. The VM is stopped during the checkpoint unless --live, and\n"
 		"resumed afterwards if it was running. qcow2 disks get an internal snapshot\n"
-		"named dcres-<name of DIR>.\n"
+		"named dcres-<name of DIR>. The files are made durable after the VM resumed;\n"
+		"the manifest, written last, makes DIR a checkpoint. A lost memory server or\n"
+		"Ctrl-C ends the run within seconds.\n"
 		"\n"
 		"  --qmp SOCKET     the VM's QMP unix socket (QEMU -qmp unix:SOCKET,server=on)\n"
 		"  --dir DIR        the checkpoint directory\n"
 		"  --live           save while the VM runs; it stops only at the end\n"
 		"  --parallel N     N migration channels (multifd) for the main host's pages\n"
+		"  --max-downtime MS  the VM stops for the last pass only once QEMU expects\n"
+		"                   to finish within MS milliseconds (QEMU's downtime-limit;\n"
+		"                   default 20)\n"
 		"  --direct-io      write main.mem with O_DIRECT (needs --parallel N > 1)\n"
 		"  --conventional   save every page through the main host, as stock QEMU\n"
 		"                   does (paging in the ones on memory servers)\n"
@@ -121,6 +127,7 @@ static int parse_options(int argc, char **argv, struct ckpt_opts *o)
 		{ "dir", required_argument, NULL, 'd' },
 		{ "live", no_argument, NULL, 'l' },
 		{ "parallel", required_argument, NULL, 'p' },
+		{ "max-downtime", required_argument, NULL, 'T' },
 		{ "direct-io", no_argument, NULL, 'D' },
 		{ "conventional", no_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' },
@@ -136,7 +143,7 @@ static int parse_options(int argc, char **argv, struct ckpt_opts *o)
 	long n;
 	int opt;
 
-	*o = (struct ckpt_opts){ .parallel = 1 };
+	*o = (struct ckpt_opts){ .parallel = 1, .max_downtime_ms = DEFAULT_MAX_DOWNTIME_MS };
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'q': o->qmp_path = optarg; break;
@@ -165,6 +172,16 @@ static int parse_options(int argc, char **argv, struct ckpt_opts *o)
 				return 2;
 			}
 			o->parallel = (unsigned)n;
+			break;
+		case 'T':
+			errno = 0;
+			n = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || n < 1 || n > 2000000) {
+				fprintf(stderr, "dcres-checkpoint: --max-downtime %s: expected "
+					"milliseconds, 1 to 2000000\n", optarg);
+				return 2;
+			}
+			o->max_downtime_ms = (unsigned)n;
 			break;
 		case 'L':
 			if (dcres_log_parse_level(optarg, &level)) {

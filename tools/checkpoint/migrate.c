@@ -45,6 +45,7 @@ static int save_settings(struct ckpt_run *r)
 	sv->has_max_bandwidth = dcres_qmp_get_u64(ret, "max-bandwidth", &sv->max_bandwidth);
 	sv->has_multifd_channels = dcres_qmp_get_u64(ret, "multifd-channels",
 						     &sv->multifd_channels);
+	sv->has_downtime_limit = dcres_qmp_get_u64(ret, "downtime-limit", &sv->downtime_limit);
 	sv->direct_io = dcres_qmp_get_bool(ret, "direct-io");
 	json_object_put(ret);
 	sv->valid = true;
@@ -90,6 +91,7 @@ int migrate_setup(struct ckpt_run *r)
 	args = json_object_new_object();
 	json_object_object_add(args, "max-bandwidth", json_object_new_int64(0));
 	json_object_object_add(args, "direct-io", json_object_new_boolean(o->direct_io));
+	json_object_object_add(args, "downtime-limit", json_object_new_int64(o->max_downtime_ms));
 	if (o->parallel > 1)
 		json_object_object_add(args, "multifd-channels",
 				       json_object_new_int64(o->parallel));
@@ -119,6 +121,9 @@ void migrate_restore_settings(struct ckpt_run *r)
 	if (sv->has_multifd_channels)
 		json_object_object_add(args, "multifd-channels",
 				       json_object_new_int64((int64_t)sv->multifd_channels));
+	if (sv->has_downtime_limit)
+		json_object_object_add(args, "downtime-limit",
+				       json_object_new_int64((int64_t)sv->downtime_limit));
 	json_object_object_add(args, "direct-io", json_object_new_boolean(sv->direct_io));
 	if (ckpt_qmp(r, "migrate-set-parameters", args, NULL))
 		pr_warn("the VM keeps the migration parameters of the checkpoint");
