@@ -111,6 +111,13 @@ int dcres_mainckpt_begin(struct dcres_mainckpt *c, const char *dir, char *err, s
 		atomic_store(&c->servers[i].bytes, 0);
 		atomic_store(&c->servers[i].pending, 0);
 	}
+	/* The table's room now, not in the stop window. */
+	ret = dcres_loctable_init(&c->table, c->npages, PAGE_SIZE);
+	if (ret) {
+		snprintf(err, err_len, "cannot make the location table: %s", strerror(-ret));
+		set_state(c, DCRES_MAINCKPT_FAILED, err);
+		return ret;
+	}
 	/* Watch first: a page moving before a server begins is still seen. */
 	ret = mainckpt_watch(c);
 	if (ret)
@@ -191,7 +198,8 @@ struct stop_args {
 
 /* The stop point proper, with no page-in under way or starting: a page
  * paged in since the caller last took them fails it; every server fixes
- * its pages; the table is captured, agreeing with them. */
+ * its pages; the table is captured (into the room begin made), agreeing
+ * with them. */
 static int stop_settled(void *arg)
 {
 	struct stop_args *a = arg;
@@ -208,9 +216,6 @@ static int stop_settled(void *arg)
 		}
 	}
 	ret = mainckpt_run_step(c, STEP_FINAL, a->err, a->err_len);
-	if (!ret && (ret = dcres_loctable_init(&c->table, c->npages, PAGE_SIZE)))
-		snprintf(a->err, a->err_len, "cannot make the location table: %s",
-			 strerror(-ret));
 	if (ret)
 		return ret;
 	c->table.main_file = *a->main_file;
@@ -220,10 +225,8 @@ static int stop_settled(void *arg)
 		ret = dcres_pager_read_table(c->cfg.pager, first, n, c->table.host + first,
 					     c->table.history + first);
 	}
-	if (ret) {
+	if (ret)
 		snprintf(a->err, a->err_len, "cannot read the page table: %s", strerror(-ret));
-		dcres_loctable_free(&c->table);
-	}
 	return ret;
 }
 
