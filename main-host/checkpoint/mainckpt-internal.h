@@ -44,6 +44,7 @@ struct dcres_mainckpt {
 	pthread_cond_t cond;
 	struct dcres_mainckpt_status status;
 
+	bool watching;                /* its watcher is the pager's */
 	_Atomic bool tracking;        /* page moves go to paged_in, left_main */
 	_Atomic uint64_t *paged_in;   /* bitmap: paged in since the last take */
 

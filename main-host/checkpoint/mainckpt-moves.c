@@ -25,6 +25,7 @@ int mainckpt_watch(struct dcres_mainckpt *c)
 		atomic_store(&c->paged_in[w], 0);
 	atomic_store(&c->tracking, true);
 	int ret = dcres_pager_watch_moves(c->cfg.pager, on_move, c);
+	c->watching = ret == 0;
 	if (ret)
 		atomic_store(&c->tracking, false);
 	return ret;
@@ -33,7 +34,9 @@ int mainckpt_watch(struct dcres_mainckpt *c)
 void mainckpt_unwatch(struct dcres_mainckpt *c)
 {
 	atomic_store(&c->tracking, false);
-	dcres_pager_watch_moves(c->cfg.pager, NULL, NULL);
+	if (c->watching)
+		dcres_pager_watch_moves(c->cfg.pager, NULL, NULL);
+	c->watching = false;
 }
 
 void dcres_mainckpt_take_paged_in(struct dcres_mainckpt *c,
