@@ -165,6 +165,9 @@ struct ckpt_run {
 	int64_t paused_ms;         /* STOP to RESUME, from QEMU's event times */
 };
 
+/* Sleeps ms milliseconds, returning early when interrupted. */
+void ckpt_nap(int ms);
+
 /* Milliseconds of CLOCK_MONOTONIC. */
 int64_t ckpt_now_ms(void);
 

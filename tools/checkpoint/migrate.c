@@ -166,8 +166,7 @@ int migrate_query(struct ckpt_run *r, struct ckpt_migration *m)
 	return 0;
 }
 
-/* Sleeps ms milliseconds, returning early when interrupted. */
-static void nap(int ms)
+void ckpt_nap(int ms)
 {
 	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
 
@@ -195,7 +194,7 @@ static int cancel(struct ckpt_run *r)
 		if (!strcmp(m.status, "completed") || !strcmp(m.status, "failed") ||
 		    !strcmp(m.status, "cancelled"))
 			return -EINTR;
-		nap(CKPT_POLL_MS);
+		ckpt_nap(CKPT_POLL_MS);
 	}
 	pr_err("the migration did not end within %d s of migrate_cancel",
 	       CANCEL_TIMEOUT_MS / 1000);
@@ -244,6 +243,6 @@ int migrate_wait(struct ckpt_run *r)
 			       r->mem_path);
 			return -ECANCELED;
 		}
-		nap(CKPT_FAST_POLL_MS);
+		ckpt_nap(CKPT_FAST_POLL_MS);
 	}
 }

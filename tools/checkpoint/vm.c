@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "ckpt.h"
 #include "dcres/log.h"
@@ -377,8 +376,7 @@ int vm_wait_durable(struct ckpt_run *r)
 			       r->dir, DURABLE_TIMEOUT_MS / 1000, d.checkpoint_state);
 			return -ETIMEDOUT;
 		}
-		struct timespec ts = { 0, CKPT_FAST_POLL_MS * 1000000L };
-		nanosleep(&ts, NULL);
+		ckpt_nap(CKPT_FAST_POLL_MS);
 	}
 	r->dcres_mode = true;
 	/* The servers' final byte counts; the paging counts stay those at
