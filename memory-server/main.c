@@ -24,6 +24,7 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: dcres-memserver --listen ADDR:PORT --capacity SIZE --dir DIR --psk-file FILE\n"
 		"                       [--log-level error|warn|info|debug] [--no-populate]\n"
+		"                       [--fault-file FILE]\n"
 		"\n"
 		"Holds the pages of split-memory VMs (remote paging) and saves them into, or\n"
 		"loads them from, dcres checkpoints under DIR.\n"
@@ -37,6 +38,9 @@ static void usage(FILE *out)
 		"                      prove it knows the key before anything else\n"
 		"  --log-level LEVEL   default info\n"
 		"  --no-populate       do not fault the whole arena in at start-up\n"
+		"  --fault-file FILE   for tests: when FILE reads \"stop MSG\" or \"kill MSG\"\n"
+		"                      (MSG a request's name, e.g. MSG_CKPT_FINAL), the next\n"
+		"                      such request stops (SIGSTOP) or kills this server\n"
 		"  --help, --version\n",
 		DCRES_PSK_MIN_LEN);
 }
@@ -119,6 +123,7 @@ int main(int argc, char **argv)
 		{ "psk-file", required_argument, NULL, 'k' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "no-populate", no_argument, NULL, 'P' },
+		{ "fault-file", required_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
@@ -137,6 +142,7 @@ int main(int argc, char **argv)
 		case 'd': dir = optarg; break;
 		case 'k': psk_file = optarg; break;
 		case 'P': populate = 0; break;
+		case 'F': srv.fault_file = optarg; break;
 		case 'c':
 			if (parse_size(optarg, &capacity) || capacity < DCRES_PAGE_SIZE) {
 				fprintf(stderr, "dcres-memserver: --capacity %s: expected a size such as 512M\n", optarg);

@@ -17,6 +17,7 @@
 #include "dcres/log.h"
 #include "dcres/memclient.h"
 #include "dcres/wire.h"
+#include "fault.h"
 #include "srv-ckpt.h"
 #include "srv-files.h"
 #include "srv-peer.h"
@@ -315,6 +316,7 @@ static int dispatch(struct conn *c, struct dcres_frame *f)
 	char err[512] = "";
 	int ret = 0;
 
+	fault_before_request(srv->fault_file, h->type);
 	if (h->type == DCRES__MSG_TYPE__MSG_STATS) {
 		Dcres__Stats st = DCRES__STATS__INIT;
 		fill_stats(c, &st);

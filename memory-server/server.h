@@ -37,6 +37,7 @@ struct server {
 	char dir[PATH_MAX];         /* checkpoint files live below it (for logs) */
 	int dir_fd;                 /* the same, opened: every file is reached from it */
 	int listen_fd;
+	const char *fault_file;     /* --fault-file (fault.h), or NULL */
 	pthread_mutex_t lock;       /* guards slots[], nconns and nunauth */
 	pthread_cond_t idle;        /* signalled when a connection ends */
 	struct server_slot slots[SERVER_MAX_CONNS];
