@@ -24,7 +24,8 @@ struct ckpt_server {
 	enum step step;
 	int ret;                      /* of the last step */
 	char msg[256];                /* the server's explanation of a refusal */
-	_Atomic bool lost;            /* the pager lost it during the step */
+	_Atomic bool lost;            /* lost during the step (ctl shut down) */
+	_Atomic bool unanswered;      /* a progress poll got no answer */
 	_Atomic bool done;
 	_Atomic uint64_t bytes;       /* written for this checkpoint */
 	_Atomic uint64_t pending;     /* pages it still has to write */
@@ -56,11 +57,15 @@ struct dcres_mainckpt {
 	bool poller_running, committer_running;
 };
 
-/* mainckpt-servers.c: runs step on every server in parallel and waits for
- * all; a server the pager reports lost meanwhile has its request cut short.
+/* mainckpt-servers.c: whether s answers: the pager has not lost it and no
+ * progress poll of it went unanswered. */
+bool mainckpt_server_answers(const struct ckpt_server *s);
+/* Runs step on every server in parallel and waits for all; a server that
+ * stops answering meanwhile has its request cut short.
  * The first failure is described in err, naming the server. */
 int mainckpt_run_step(struct dcres_mainckpt *c, enum step step, char *err, size_t err_len);
-/* Starts and stops the progress poller (every server's bytes, pending). */
+/* Starts and stops the progress poller (every server's bytes, pending,
+ * and whether it answers). */
 int mainckpt_start_poller(struct dcres_mainckpt *c);
 void mainckpt_stop_poller(struct dcres_mainckpt *c);
 /* Aborts the checkpoint on every server that began it; closes all. */

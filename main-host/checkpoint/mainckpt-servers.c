@@ -58,10 +58,8 @@ static void *step_main(void *arg)
 		break;
 	case STEP_COMMIT:
 		ret = dcres_memclient_ckpt_commit(s->ctl, &s->part);
-		if (!ret) {
-			atomic_store(&s->bytes, s->part.bytes_written);
+		if (!ret)
 			s->begun = false; /* nothing left to abort */
-		}
 		break;
 	}
 	if (ret && !s->msg[0] && s->ctl)
@@ -86,11 +84,12 @@ static void wait_ms(struct dcres_mainckpt *c, long ms)
 	pthread_cond_timedwait(&c->cond, &c->lock, &ts);
 }
 
-static bool server_up(const struct dcres_mainckpt *c, unsigned k)
+bool mainckpt_server_answers(const struct ckpt_server *s)
 {
 	struct dcres_pager_server_info si;
 
-	return dcres_pager_server_info(c->cfg.pager, k, &si) == 0 && si.up;
+	return !atomic_load(&s->unanswered) &&
+	       dcres_pager_server_info(s->c->cfg.pager, s->k, &si) == 0 && si.up;
 }
 
 int mainckpt_run_step(struct dcres_mainckpt *c, enum step step, char *err, size_t err_len)
@@ -122,7 +121,7 @@ int mainckpt_run_step(struct dcres_mainckpt *c, enum step step, char *err, size_
 			if (atomic_load(&s->done))
 				continue;
 			all = false;
-			if (!server_up(c, s->k) && s->ctl && !atomic_exchange(&s->lost, true))
+			if (!mainckpt_server_answers(s) && s->ctl && !atomic_exchange(&s->lost, true))
 				dcres_memclient_shutdown(s->ctl);
 		}
 		if (all)
@@ -139,13 +138,15 @@ int mainckpt_run_step(struct dcres_mainckpt *c, enum step step, char *err, size_
 		ret = s->ret ? s->ret : -EAGAIN;
 		snprintf(err, err_len, "checkpoint %s on memory server %u (%s) failed: %s",
 			 names[step], s->k, s->addr,
-			 atomic_load(&s->lost) ? "lost (it stopped answering the VM)" :
+			 atomic_load(&s->lost) ? "lost (it stopped answering)" :
 			 s->msg[0] ? s->msg : strerror(-ret));
 	}
 	return ret;
 }
 
-/* Polls every server's progress until told to stop. */
+/* Polls every server's progress until told to stop. A poll that gets no
+ * answer (within the ordinary timeout) marks its server unanswered: the
+ * checkpoint treats it as lost, whatever the pager has seen of it. */
 static void *poll_main(void *arg)
 {
 	struct dcres_mainckpt *c = arg;
@@ -156,7 +157,16 @@ static void *poll_main(void *arg)
 		for (unsigned i = 0; i < c->n; i++) {
 			struct ckpt_server *s = &c->servers[i];
 			struct dcres_memstats st;
-			if (s->poll && dcres_memclient_stats(s->poll, &st) == 0 && st.ckpt_state) {
+			if (!s->poll || atomic_load(&s->unanswered))
+				continue;
+			if (dcres_memclient_stats(s->poll, &st)) {
+				pr_warn("memory server %u (%s): no answer to a progress poll: %s",
+					s->k, s->addr, dcres_memclient_error(s->poll));
+				atomic_store(&s->unanswered, true);
+				pthread_mutex_lock(&c->lock);
+				pthread_cond_broadcast(&c->cond);
+				pthread_mutex_unlock(&c->lock);
+			} else if (st.ckpt_state) {
 				atomic_store(&s->bytes, st.ckpt_bytes_written);
 				atomic_store(&s->pending, st.ckpt_pages_pending);
 			}

@@ -110,6 +110,7 @@ int dcres_mainckpt_begin(struct dcres_mainckpt *c, const char *dir, char *err, s
 	for (unsigned i = 0; i < c->n; i++) {
 		atomic_store(&c->servers[i].bytes, 0);
 		atomic_store(&c->servers[i].pending, 0);
+		atomic_store(&c->servers[i].unanswered, false);
 	}
 	/* The table's room now, not in the stop window. */
 	ret = dcres_loctable_init(&c->table, c->npages, PAGE_SIZE);
@@ -172,11 +173,10 @@ int dcres_mainckpt_check(struct dcres_mainckpt *c, bool probe, char *err, size_t
 		return 0;
 	for (unsigned i = 0; i < c->n; i++) {
 		struct ckpt_server *s = &c->servers[i];
-		struct dcres_pager_server_info si;
 		struct dcres_memstats st;
 		int ret;
 
-		if (dcres_pager_server_info(c->cfg.pager, s->k, &si) == 0 && !si.up) {
+		if (!mainckpt_server_answers(s)) {
 			snprintf(err, err_len, "memory server %u (%s) is lost", s->k, s->addr);
 			return note_failure(c, err);
 		}
@@ -281,8 +281,11 @@ static void *commit_main(void *arg)
 	char err[512];
 	int ret;
 
-	mainckpt_stop_poller(c); /* each commit's own count replaces the polled one */
+	/* The poller runs on: a server that stops answering fails the commit. */
 	ret = mainckpt_run_step(c, STEP_COMMIT, err, sizeof(err));
+	mainckpt_stop_poller(c);
+	for (unsigned i = 0; i < c->n && !ret; i++) /* each commit's own count */
+		atomic_store(&c->servers[i].bytes, c->servers[i].part.bytes_written);
 	if (!ret)
 		ret = write_loctable(c, err, sizeof(err));
 	mainckpt_end_servers(c);
