@@ -25,12 +25,17 @@
 #   ckpt_start_bg NAME DIR ARGS... start dcres-checkpoint of guest NAME into
 #                                  DIR in the background (pid in $ckpt_bg);
 #                                  returns once memory server 2 began saving
+#   ckpt_start_faulted NAME DIR ARGS...
+#                                  the same, returning once the fault set on
+#                                  memory server 2 (split_server_fault) fired
 #   ckpt_expect_failure DIR WHY BOUND
 #                                  that checkpoint must end within BOUND s,
 #                                  exit 1 naming memory server 2 (WHY server)
 #                                  or the interrupt (WHY interrupt), leave no
 #                                  manifest, and QEMU's migration must have
-#                                  ended
+#                                  ended (failed or cancelled; or completed
+#                                  with the checkpoint failed, when the
+#                                  server was lost while committing)
 #   ckpt_wait_running NAME         guest NAME's VM must run again within 30 s
 
 ckpt_take() {
@@ -123,13 +128,26 @@ for dev in json.load(sys.stdin):
         print(snap["name"])'
 }
 
-ckpt_start_bg() {
+# Starts dcres-checkpoint of guest NAME into DIR with ARGS in the
+# background.
+_ckpt_launch() {
   local name=$1 dir=$2 base; shift 2
   base=$(basename "$dir")
   "$DCRES_CHECKPOINT" --qmp "$TEST_TMP/$name.qmp" --dir "$dir" "$@" \
     > "$TEST_TMP/$base.out" 2> "$TEST_TMP/$base.log" &
   ckpt_bg=$!
   ckpt_bg_guest=$name
+}
+
+ckpt_start_faulted() {
+  _ckpt_launch "$@"
+  split_server_wait_fault 2
+}
+
+ckpt_start_bg() {
+  local dir=$2 base
+  base=$(basename "$dir")
+  _ckpt_launch "$@"
   for _ in $(seq 400); do
     compgen -G "$dir/host-2.mem.partial.*" >/dev/null && return 0
     sleep 0.02
@@ -156,8 +174,15 @@ ckpt_expect_failure() {
   fi
   note "$base: ended after $((SECONDS - t0)) s: $(grep -v '^\[' "$TEST_TMP/$base.log" | grep -i -m1 'server 2\|interrupt')"
   [ ! -e "$dir/manifest" ] || fail "$base: the failed checkpoint has a manifest"
-  "$QMP" "$TEST_TMP/$ckpt_bg_guest.qmp" query-migrate | grep -Eq '"status": "(failed|cancelled)"' \
-    || fail "$base: QEMU's migration did not end: $("$QMP" "$TEST_TMP/$ckpt_bg_guest.qmp" query-migrate)"
+  local qmp=$TEST_TMP/$ckpt_bg_guest.qmp
+  "$QMP" "$qmp" query-migrate | grep -Eq '"status": "(failed|cancelled)"' && return 0
+  "$QMP" "$qmp" query-migrate | grep -q '"status": "completed"' \
+    || fail "$base: QEMU's migration did not end: $("$QMP" "$qmp" query-migrate)"
+  for _ in $(seq 100); do
+    "$QMP" "$qmp" query-dcres | grep -q '"checkpoint-state": "failed"' && return 0
+    sleep 0.2
+  done
+  fail "$base: the migration completed and the checkpoint did not fail: $("$QMP" "$qmp" query-dcres)"
 }
 
 ckpt_wait_running() {

@@ -13,7 +13,14 @@
 #                                  server's --dir is its own, and
 #                                  SPLIT_CKPT_ROOT host 0's
 #   split_server_start K CAPACITY  (re)start the memory server of host K
+#   split_server_wait K            wait for that server to listen
 #   split_server_pid K             pid of the memory server in host K
+#   split_server_fault K ACTION MSG
+#                                  the server of host K stops (ACTION stop)
+#                                  or is killed (kill) just before it next
+#                                  handles request MSG, e.g. MSG_CKPT_FINAL
+#   split_server_wait_fault K      wait (up to 60 s) until that fault fired:
+#                                  the server is stopped, or gone
 #   split_guest_start NAME MEM LOCAL QEMU_ARGS...
 #                                  start a guest of MEM RAM with LOCAL of it
 #                                  resident in host 0, the rest paged to the
@@ -61,11 +68,14 @@ split_servers_up() {
     split_server_start $k "$cap"
     SPLIT_SERVERS+="${SPLIT_SERVERS:+;}$(host_addr $k):7700"
   done
-  for ((k = 1; k <= n; k++)); do
-    for _ in $(seq 100); do grep -q listening "$TEST_TMP/memserver$k.log" && break; sleep 0.1; done
-    grep -q listening "$TEST_TMP/memserver$k.log" \
-      || fail "memory server $k did not start: $(cat "$TEST_TMP/memserver$k.log")"
-  done
+  for ((k = 1; k <= n; k++)); do split_server_wait $k; done
+}
+
+# Waits for the server of host K, just started, to listen.
+split_server_wait() {
+  for _ in $(seq 100); do grep -q listening "$TEST_TMP/memserver$1.log" && break; sleep 0.1; done
+  grep -q listening "$TEST_TMP/memserver$1.log" \
+    || fail "memory server $1 did not start: $(cat "$TEST_TMP/memserver$1.log")"
 }
 
 # Starts the memory server of host K (its --dir as split_servers_up says)
@@ -73,12 +83,29 @@ split_servers_up() {
 split_server_start() {
   local k=$1 cap=$2 dir=$SPLIT_CKPT_ROOT
   [ "${SPLIT_STORAGE:-shared}" = local ] && dir=$(host_disk "$k")
+  : > "$TEST_TMP/memserver$k.log"
   host_exec "$k" "$DCRES_MEMSERVER" --listen "$(host_addr "$k"):7700" --capacity "$cap" \
-    --dir "$dir" --psk-file "$SPLIT_KEY" --no-populate 2> "$TEST_TMP/memserver$k.log" &
+    --dir "$dir" --psk-file "$SPLIT_KEY" --no-populate --fault-file "$TEST_TMP/fault$k" \
+    2> "$TEST_TMP/memserver$k.log" &
 }
 
 # The server is the only process of its host (ip netns exec execs it).
 split_server_pid() { ip netns pids "$(_hosts_ns "$1")" | head -n 1; }
+
+split_server_fault() { echo "$2 $3" > "$TEST_TMP/fault$1"; }
+
+split_server_wait_fault() {
+  local k=$1 pid
+  for _ in $(seq 600); do
+    if [ ! -e "$TEST_TMP/fault$k" ]; then
+      pid=$(split_server_pid "$k")
+      [ -z "$pid" ] && return 0
+      [ "$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null)" = T ] && return 0
+    fi
+    sleep 0.1
+  done
+  fail "the fault set for memory server $k did not fire: $(tail -n 3 "$TEST_TMP/memserver$k.log")"
+}
 
 split_guest_start() {
   local name=$1 mem=$2 local_size=$3; shift 3
