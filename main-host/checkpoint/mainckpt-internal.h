@@ -12,6 +12,9 @@
 
 enum step { STEP_BEGIN, STEP_FINAL, STEP_COMMIT };
 
+/* What the committer thread, past the stop point, is told to do. */
+enum go { GO_WAIT, GO_COMMIT, GO_ABORT };
+
 /* One memory server of the running checkpoint: a control connection that
  * runs the steps (each in a thread of its own) and probes, and a second
  * one for progress polls. */
@@ -53,8 +56,11 @@ struct dcres_mainckpt {
 	bool holding;                 /* eviction held since the stop point */
 
 	bool stop_poll;
-	pthread_t poller, committer;
+	pthread_t poller, committer;  /* committer: from the stop point on */
 	bool poller_running, committer_running;
+	enum go go;                   /* with lock: the committer's orders */
+	char abort_why[256];          /* with GO_ABORT */
+	bool committer_done;          /* with lock: it has set the final state */
 };
 
 /* mainckpt-servers.c: whether s answers: the pager has not lost it and no

@@ -70,6 +70,8 @@ static enum dcres_mainckpt_state get_state(struct dcres_mainckpt *c)
 	return state;
 }
 
+static bool tell_committer(struct dcres_mainckpt *c, enum go go, const char *why);
+
 /* Lets eviction go on again if the stop point held it. */
 static void release_eviction(struct dcres_mainckpt *c)
 {
@@ -90,6 +92,8 @@ int dcres_mainckpt_begin(struct dcres_mainckpt *c, const char *dir, char *err, s
 		return -EBUSY;
 	}
 	if (c->committer_running) {
+		/* Past a stop point nobody committed (its final failed). */
+		tell_committer(c, GO_ABORT, "a new checkpoint began");
 		pthread_join(c->committer, NULL);
 		c->committer_running = false;
 	}
@@ -189,51 +193,51 @@ int dcres_mainckpt_check(struct dcres_mainckpt *c, bool probe, char *err, size_t
 	return 0;
 }
 
-struct stop_args {
-	struct dcres_mainckpt *c;
-	const struct dcres_mapped_ram *main_file;
-	char *err;
-	size_t err_len;
-};
-
-/* The stop point proper, with no page-in under way or starting: a page
- * paged in since the caller last took them fails it; every server fixes
- * its pages; the table is captured (into the room begin made), agreeing
- * with them. */
-static int stop_settled(void *arg)
+/* With page-ins held: -EAGAIN, err naming it, if a page was paged in
+ * since the caller last took them (the checkpoint would miss it). */
+static int check_late_page_ins(struct dcres_mainckpt *c, char *err, size_t err_len)
 {
-	struct stop_args *a = arg;
-	struct dcres_mainckpt *c = a->c;
-	int ret;
-
 	for (uint64_t w = 0; w < (c->npages + 63) / 64; w++) {
 		uint64_t bits = atomic_load(&c->paged_in[w]);
 		if (bits) {
-			snprintf(a->err, a->err_len, "guest page %llu was paged in after the last "
-				 "pass over dirty pages; the checkpoint would miss it",
+			snprintf(err, err_len, "guest page %llu was paged in after the last pass "
+				 "over dirty pages; the checkpoint would miss it",
 				 (unsigned long long)(w * 64 + (uint64_t)__builtin_ctzll(bits)));
 			return -EAGAIN;
 		}
 	}
-	ret = mainckpt_run_step(c, STEP_FINAL, a->err, a->err_len);
-	if (ret)
-		return ret;
-	c->table.main_file = *a->main_file;
-	snprintf(c->table.server_dir, sizeof(c->table.server_dir), "%s", c->server_dir);
+	return 0;
+}
+
+/* With page moves held: the table captured into the room begin made. */
+static int capture_table(struct dcres_mainckpt *c, char *err, size_t err_len)
+{
+	int ret = 0;
+
 	for (uint64_t first = 0; first < c->npages && !ret; first += TABLE_CHUNK) {
 		uint64_t n = c->npages - first < TABLE_CHUNK ? c->npages - first : TABLE_CHUNK;
 		ret = dcres_pager_read_table(c->cfg.pager, first, n, c->table.host + first,
 					     c->table.history + first);
 	}
 	if (ret)
-		snprintf(a->err, a->err_len, "cannot read the page table: %s", strerror(-ret));
+		snprintf(err, err_len, "cannot read the page table: %s", strerror(-ret));
 	return ret;
+}
+
+static void *committer_main(void *arg);
+
+/* The committer thread's last word: c's final state (and error). */
+static void finish(struct dcres_mainckpt *c, enum dcres_mainckpt_state state, const char *error)
+{
+	pthread_mutex_lock(&c->lock);
+	c->committer_done = true;
+	pthread_mutex_unlock(&c->lock);
+	set_state(c, state, error);
 }
 
 int dcres_mainckpt_stop_point(struct dcres_mainckpt *c, const struct dcres_mapped_ram *main_file,
 			      char *err, size_t err_len)
 {
-	struct stop_args a = { c, main_file, err, err_len };
 	int ret;
 
 	if (get_state(c) != DCRES_MAINCKPT_RUNNING) {
@@ -242,8 +246,18 @@ int dcres_mainckpt_stop_point(struct dcres_mainckpt *c, const struct dcres_mappe
 	}
 	dcres_pager_hold_eviction(c->cfg.pager, true);
 	c->holding = true;
-	ret = dcres_pager_run_settled(c->cfg.pager, stop_settled, &a);
+	dcres_pager_hold_page_ins(c->cfg.pager, true);
+	ret = check_late_page_ins(c, err, err_len);
 	mainckpt_unwatch(c);
+	c->table.main_file = *main_file;
+	snprintf(c->table.server_dir, sizeof(c->table.server_dir), "%s", c->server_dir);
+	c->go = GO_WAIT;
+	c->committer_done = false;
+	if (!ret && (ret = -pthread_create(&c->committer, NULL, committer_main, c)))
+		snprintf(err, err_len, "cannot start the commit thread");
+	c->committer_running = ret == 0;
+	if (ret)
+		dcres_pager_hold_page_ins(c->cfg.pager, false);
 	set_state(c, ret ? DCRES_MAINCKPT_FAILED : DCRES_MAINCKPT_STOPPED, ret ? err : NULL);
 	return ret;
 }
@@ -274,14 +288,38 @@ static int write_loctable(struct dcres_mainckpt *c, char *err, size_t err_len)
 	return ret;
 }
 
-/* The committer thread: every server's files durable, then main.loc. */
-static void *commit_main(void *arg)
+/* The committer thread, from the stop point on. With page moves held,
+ * every server fixes its pages (final) and the table is captured; page-ins
+ * go on (eviction stays held until commit: the caller's last pass over
+ * its pages comes first). Then, once told to commit, every server's files
+ * durable, then main.loc; told to abort, the servers' partial files go. */
+static void *committer_main(void *arg)
 {
 	struct dcres_mainckpt *c = arg;
 	char err[512];
 	int ret;
 
-	/* The poller runs on: a server that stops answering fails the commit. */
+	/* The poller runs on: a server that stops answering fails the step. */
+	ret = mainckpt_run_step(c, STEP_FINAL, err, sizeof(err));
+	if (!ret)
+		ret = capture_table(c, err, sizeof(err));
+	dcres_pager_hold_page_ins(c->cfg.pager, false);
+	pthread_mutex_lock(&c->lock);
+	if (ret && !c->status.error[0])
+		snprintf(c->status.error, sizeof(c->status.error), "%s", err);
+	if (ret)
+		c->status.state = DCRES_MAINCKPT_FAILED;
+	pthread_cond_broadcast(&c->cond);
+	while (c->go == GO_WAIT)
+		pthread_cond_wait(&c->cond, &c->lock);
+	pthread_mutex_unlock(&c->lock);
+	release_eviction(c);
+	if (ret || c->go == GO_ABORT) {
+		mainckpt_end_servers(c);
+		dcres_loctable_free(&c->table);
+		finish(c, DCRES_MAINCKPT_FAILED, c->abort_why);
+		return NULL;
+	}
 	ret = mainckpt_run_step(c, STEP_COMMIT, err, sizeof(err));
 	mainckpt_stop_poller(c);
 	for (unsigned i = 0; i < c->n && !ret; i++) /* each commit's own count */
@@ -292,25 +330,33 @@ static void *commit_main(void *arg)
 	dcres_loctable_free(&c->table);
 	if (ret)
 		pr_err("checkpoint into %s failed: %s", c->status.dir, err);
-	set_state(c, ret ? DCRES_MAINCKPT_FAILED : DCRES_MAINCKPT_DURABLE, ret ? err : NULL);
+	finish(c, ret ? DCRES_MAINCKPT_FAILED : DCRES_MAINCKPT_DURABLE, ret ? err : NULL);
 	return NULL;
+}
+
+/* Tells the committer thread, waiting past the stop point, to commit or
+ * abort; false if it is not waiting. */
+static bool tell_committer(struct dcres_mainckpt *c, enum go go, const char *why)
+{
+	bool waiting;
+
+	pthread_mutex_lock(&c->lock);
+	waiting = c->committer_running && c->go == GO_WAIT;
+	if (waiting) {
+		c->go = go;
+		snprintf(c->abort_why, sizeof(c->abort_why), "%s", why ? why : "");
+		if (go == GO_COMMIT && c->status.state == DCRES_MAINCKPT_STOPPED)
+			c->status.state = DCRES_MAINCKPT_COMMITTING;
+		pthread_cond_broadcast(&c->cond);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return waiting;
 }
 
 int dcres_mainckpt_commit(struct dcres_mainckpt *c)
 {
-	int ret;
-
-	if (get_state(c) != DCRES_MAINCKPT_STOPPED)
-		return -EINVAL;
-	release_eviction(c);
-	set_state(c, DCRES_MAINCKPT_COMMITTING, NULL);
-	ret = -pthread_create(&c->committer, NULL, commit_main, c);
-	c->committer_running = ret == 0;
-	if (ret) {
-		set_state(c, DCRES_MAINCKPT_STOPPED, NULL);
-		dcres_mainckpt_abort(c, "cannot start the commit thread");
-	}
-	return ret;
+	/* A stop point whose final failed is FAILED: that commit aborts. */
+	return tell_committer(c, GO_COMMIT, NULL) ? 0 : -EINVAL;
 }
 
 int dcres_mainckpt_wait(struct dcres_mainckpt *c, char *err, size_t err_len)
@@ -318,7 +364,7 @@ int dcres_mainckpt_wait(struct dcres_mainckpt *c, char *err, size_t err_len)
 	int ret;
 
 	pthread_mutex_lock(&c->lock);
-	while (c->status.state == DCRES_MAINCKPT_COMMITTING)
+	while (c->committer_running && c->go == GO_COMMIT && !c->committer_done)
 		pthread_cond_wait(&c->cond, &c->lock);
 	ret = c->status.state == DCRES_MAINCKPT_DURABLE ? 0 : -EIO;
 	if (ret)
@@ -332,11 +378,15 @@ void dcres_mainckpt_abort(struct dcres_mainckpt *c, const char *why)
 {
 	enum dcres_mainckpt_state state = get_state(c);
 
-	if (state != DCRES_MAINCKPT_RUNNING && state != DCRES_MAINCKPT_STOPPED &&
-	    state != DCRES_MAINCKPT_FAILED)
+	if (tell_committer(c, GO_ABORT, why)) {
+		pthread_join(c->committer, NULL);
+		c->committer_running = false;
+		return;
+	}
+	if (state != DCRES_MAINCKPT_RUNNING && state != DCRES_MAINCKPT_FAILED)
 		return;
 	if (c->committer_running)
-		return; /* a failed commit ended its servers itself */
+		return; /* a commit under way or failed ends its servers itself */
 	mainckpt_unwatch(c);
 	mainckpt_end_servers(c);
 	release_eviction(c);

@@ -136,9 +136,11 @@ int pager_serve_fault(struct dcres_pager *p, uint64_t idx)
 	srv = &p->servers[host - 1];
 	if (!atomic_load(&srv->up))
 		return queue_pending(p, idx);
-	/* The whole page-in under the watch lock: dcres_pager_run_settled
+	/* The whole page-in under the watch lock: dcres_pager_hold_page_ins
 	 * never sees one half done. */
 	pthread_mutex_lock(&p->watch_lock);
+	while (p->pageins_held)
+		pthread_cond_wait(&p->pageins_go, &p->watch_lock);
 	ret = serve_remote(p, idx, srv, host, t0);
 	pthread_mutex_unlock(&p->watch_lock);
 	return ret;

@@ -41,7 +41,10 @@ struct dcres_pager {
 	int timeout_ms;
 	void (*on_server)(void *opaque, unsigned server, bool up);
 	void *opaque;
-	pthread_mutex_t watch_lock;     /* with watch_fn: dcres_pager_watch_moves */
+	pthread_mutex_t watch_lock;     /* with watch_fn: dcres_pager_watch_moves;
+					 * held through each page-in */
+	pthread_cond_t pageins_go;      /* with watch_lock: pageins_held cleared */
+	bool pageins_held;              /* dcres_pager_hold_page_ins */
 	dcres_pager_move_fn watch_fn;
 	void *watch_opaque;
 

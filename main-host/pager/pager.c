@@ -167,6 +167,7 @@ int dcres_pager_start(const struct dcres_pager_config *cfg, struct dcres_pager *
 	pthread_cond_init(&p->fill_done, NULL);
 	pthread_mutex_init(&p->evict_lock, NULL);
 	pthread_mutex_init(&p->watch_lock, NULL);
+	pthread_cond_init(&p->pageins_go, NULL);
 	p->local_limit = cfg->local_limit_pages;
 	p->staging = MAP_FAILED;
 	p->loc = malloc(p->npages);
@@ -223,6 +224,7 @@ void dcres_pager_stop(struct dcres_pager *p)
 		return;
 	if (p->stop_fd >= 0) {
 		uint64_t one = 1;
+		dcres_pager_hold_page_ins(p, false); /* a fault thread waiting there ends */
 		if (write(p->stop_fd, &one, sizeof(one)) == sizeof(one))
 			pthread_join(p->thread, NULL);
 		close(p->stop_fd);
@@ -251,6 +253,7 @@ void dcres_pager_stop(struct dcres_pager *p)
 	pthread_cond_destroy(&p->fill_done);
 	pthread_mutex_destroy(&p->fill_lock);
 	pthread_mutex_destroy(&p->evict_lock);
+	pthread_cond_destroy(&p->pageins_go);
 	pthread_mutex_destroy(&p->watch_lock);
 	pthread_mutex_destroy(&p->stats_lock);
 	free(p);
@@ -344,14 +347,14 @@ void pager_report_moves(struct dcres_pager *p, const uint64_t *pages, size_t n,
 	pthread_mutex_unlock(&p->watch_lock);
 }
 
-int dcres_pager_run_settled(struct dcres_pager *p, int (*fn)(void *arg), void *arg)
+void dcres_pager_hold_page_ins(struct dcres_pager *p, bool hold)
 {
-	int ret;
-
+	/* Taking the lock waits for a page-in half done. */
 	pthread_mutex_lock(&p->watch_lock);
-	ret = fn(arg);
+	p->pageins_held = hold;
+	if (!hold)
+		pthread_cond_broadcast(&p->pageins_go);
 	pthread_mutex_unlock(&p->watch_lock);
-	return ret;
 }
 
 void dcres_pager_hold_eviction(struct dcres_pager *p, bool hold)

@@ -7,7 +7,8 @@
  * in exactly one file (its main.mem, host-1's, host-2's), with its content
  * at the stop point, and main.loc must say which. Also: a page paged in
  * after the last pass fails the stop point naming it; a directory outside
- * the servers' root is refused; a server killed mid-checkpoint fails the
+ * the servers' root is refused; a server stopped before the stop point
+ * fails the checkpoint at its final; a server killed mid-checkpoint fails the
  * check naming it, and the other server's partial file is removed.
  * usage: mainckpt-test PATH_TO_DCRES_MEMSERVER (exit 77: no userfaultfd) */
 #define _GNU_SOURCE
@@ -282,10 +283,11 @@ static void test_live(struct dcres_mainckpt *ck, const struct dcres_mapped_ram *
 	      "too few pages moved during the checkpoint (%llu in, %llu out): the test "
 	      "proves nothing", (unsigned long long)(after.page_ins - before.page_ins),
 	      (unsigned long long)(after.page_outs - before.page_outs));
-	/* The VM runs again while the checkpoint is made durable: its moves
-	 * must not change it. */
-	CHECK(dcres_mainckpt_commit(ck) == 0, "commit");
+	/* The VM runs again at once, while the servers' finals may still be
+	 * under way and while the checkpoint is made durable: its moves must
+	 * not change it. */
 	start_guest(&guest, 2);
+	CHECK(dcres_mainckpt_commit(ck) == 0, "commit");
 	ret = dcres_mainckpt_wait(ck, err, sizeof(err));
 	CHECK(ret == 0, "commit: %s", err);
 	usleep(200 * 1000);
@@ -329,6 +331,65 @@ static void test_late_page(struct dcres_mainckpt *ck, const struct dcres_mapped_
 	CHECK(ret != 0 && strstr(err, want), "stop point after a late page-in: %d %s", ret, err);
 	dcres_mainckpt_abort(ck, err);
 	CHECK(!partial_exists(dir, 1) && !partial_exists(dir, 2), "abort left partial files");
+}
+
+/* Stops process pid and returns once it is stopped (kill only asks). */
+static void stop_process(pid_t pid)
+{
+	char path[64], stat[256] = "";
+
+	kill(pid, SIGSTOP);
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	for (int i = 0; i < 1000; i++) {
+		FILE *f = fopen(path, "re");
+		char *paren;
+		size_t n = f ? fread(stat, 1, sizeof(stat) - 1, f) : 0;
+
+		if (f)
+			fclose(f);
+		stat[n] = '\0';
+		paren = strrchr(stat, ')');
+		if (paren && paren[1] == ' ' && paren[2] == 'T')
+			return;
+		usleep(1000);
+	}
+	CHECK(0, "process %d did not stop", (int)pid);
+}
+
+/* 4. Server 2 stops answering before the stop point: the stop point
+ * does not wait for its final, the checkpoint then fails naming it, and
+ * server 1 drops its partial file. */
+static void test_final_unanswered(struct dcres_mainckpt *ck, const struct dcres_mapped_ram *geo)
+{
+	struct dcres_mainckpt_status st;
+	char dir[300], err[512];
+	int ret;
+
+	snprintf(dir, sizeof(dir), "%s/final", tmpdir);
+	mkdir(dir, 0700);
+	ret = dcres_mainckpt_begin(ck, dir, err, sizeof(err));
+	CHECK(ret == 0, "begin final: %s", err);
+	if (ret)
+		finish();
+	for (int i = 0; i < 100 && dcres_mainckpt_pending(ck, true) >= DCRES_MAINCKPT_NOT_YET; i++)
+		usleep(50 * 1000);
+	save_pass(ck);
+	stop_process(servers[1].pid);
+	ret = dcres_mainckpt_stop_point(ck, geo, err, sizeof(err));
+	dcres_mainckpt_status(ck, &st);
+	CHECK(ret == 0 && st.state == DCRES_MAINCKPT_STOPPED,
+	      "stop point with server 2 stopped: %d %s, state %d", ret, err, st.state);
+	CHECK(dcres_mainckpt_commit(ck) == 0, "commit with server 2 stopped");
+	ret = dcres_mainckpt_wait(ck, err, sizeof(err));
+	CHECK(ret != 0 && strstr(err, servers[1].addr) && strstr(err, "final"),
+	      "final on a stopped server: %d, \"%s\" (want an error naming %s)", ret, err,
+	      servers[1].addr);
+	CHECK(!partial_exists(dir, 1), "server 1 kept files of the failed checkpoint");
+	/* Back, server 2 finds its connection closed and drops its part. */
+	kill(servers[1].pid, SIGCONT);
+	for (int i = 0; i < 100 && partial_exists(dir, 2); i++)
+		usleep(50 * 1000);
+	CHECK(!partial_exists(dir, 2), "server 2, back, kept files of the failed checkpoint");
 }
 
 int main(int argc, char **argv)
@@ -393,7 +454,9 @@ int main(int argc, char **argv)
 	ret = dcres_mainckpt_begin(ck, "/var/tmp", err, sizeof(err));
 	CHECK(ret == -EINVAL && strstr(err, "not below"), "outside the root: %d %s", ret, err);
 
-	/* 4. Server 2 dies mid-checkpoint: the check fails naming it, and
+	test_final_unanswered(ck, &geo);
+
+	/* 5. Server 2 dies mid-checkpoint: the check fails naming it, and
 	 * server 1 drops its partial file when the checkpoint is aborted. */
 	snprintf(dir, sizeof(dir), "%s/c2", tmpdir);
 	mkdir(dir, 0700);

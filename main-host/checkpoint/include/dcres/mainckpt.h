@@ -17,14 +17,18 @@
  *                  caller's convergence test what the servers still have to
  *                  write; check fails the checkpoint on a lost server.
  *   stop_point     (VM stopped, after the caller's last take_paged_in)
- *                  eviction held, every server fixes its pages (final), the
- *                  page table captured; a page paged in since the last
- *                  take_paged_in fails it (the checkpoint would miss it).
- *                  Nothing is made durable here: the stop window stays
- *                  short.
- *   commit         (any time after, e.g. once the VM runs again) eviction
- *                  resumes; in a thread of its own every server makes its
- *                  files durable, then main.loc is published (with each
+ *                  eviction and page-ins held; a page paged in since the
+ *                  last take_paged_in fails it (the checkpoint would miss
+ *                  it). It returns at once: in a thread of its own every
+ *                  server then fixes its pages (final) and the page table
+ *                  is captured, and page-ins go on (faults on remote pages
+ *                  wait until then, a round trip). Nothing waits on a
+ *                  server or is made durable here: the stop window stays
+ *                  short. A final that fails leaves the checkpoint FAILED.
+ *   commit         (once the caller's last pass is done, e.g. when the VM
+ *                  may run again) eviction resumes; in that thread every
+ *                  server makes its files durable, then main.loc is
+ *                  published (with each
  *                  server's part: sizes and CRC-32C as the server reported
  *                  them; nothing here reads a server's file). status says
  *                  DURABLE or FAILED.
@@ -112,12 +116,14 @@ void dcres_mainckpt_take_paged_in(struct dcres_mainckpt *c,
 				  void (*fn)(void *opaque, uint64_t page), void *opaque);
 
 /* The stop point (see above); main_file says where the RAM block lies in
- * main.mem. On failure the checkpoint is FAILED (abort it). */
+ * main.mem. On failure the checkpoint is FAILED (abort it); after
+ * success, commit or abort it. */
 int dcres_mainckpt_stop_point(struct dcres_mainckpt *c, const struct dcres_mapped_ram *main_file,
 			      char *err, size_t err_len);
 
 /* Starts making a checkpoint past its stop point durable (see above) and
- * returns; -EINVAL in another state. */
+ * returns (a checkpoint whose final failed is aborted instead); -EINVAL
+ * when no checkpoint is past its stop point. */
 int dcres_mainckpt_commit(struct dcres_mainckpt *c);
 
 /* Waits until a commit under way has ended; 0 if the checkpoint is
@@ -125,7 +131,8 @@ int dcres_mainckpt_commit(struct dcres_mainckpt *c);
 int dcres_mainckpt_wait(struct dcres_mainckpt *c, char *err, size_t err_len);
 
 /* Aborts a checkpoint that did not reach commit (why goes to status
- * unless an error is recorded already); a no-op in another state. */
+ * unless an error is recorded already), waiting for a final under way;
+ * a no-op in another state. */
 void dcres_mainckpt_abort(struct dcres_mainckpt *c, const char *why);
 
 void dcres_mainckpt_status(struct dcres_mainckpt *c, struct dcres_mainckpt_status *st);

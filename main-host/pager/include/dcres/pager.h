@@ -160,11 +160,11 @@ void dcres_pager_hold_eviction(struct dcres_pager *p, bool hold);
  * dcres_pager_hold_eviction(p, true) returns no page-out is unreported. */
 int dcres_pager_watch_moves(struct dcres_pager *p, dcres_pager_move_fn fn, void *opaque);
 
-/* Runs fn(arg) while no page-in is half done and none starts (faults on
- * remote pages wait meanwhile; hold eviction for page-outs): the table
- * and what the servers hold agree and stay put. fn must not call the
- * pager's move functions. Returns what fn returns. */
-int dcres_pager_run_settled(struct dcres_pager *p, int (*fn)(void *arg), void *arg);
+/* Holds page-ins (hold true), returning once none is half done: faults
+ * on remote pages wait (the fault thread with them) until hold false.
+ * With eviction held too, the table and what the servers hold agree and
+ * stay put. Any thread; dcres_pager_stop lets them go. */
+void dcres_pager_hold_page_ins(struct dcres_pager *p, bool hold);
 
 /* Copies the table entries (location, as dcres_pager_location) and access
  * history of pages first..first+n-1 into loc and history (either may be
