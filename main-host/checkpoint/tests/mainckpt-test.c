@@ -306,6 +306,21 @@ static void test_live(struct dcres_mainckpt *ck, const struct dcres_mapped_ram *
 	      ret, err);
 }
 
+/* Makes tmpdir/name (its path into dir) and begins a checkpoint into it;
+ * the test ends if that fails. */
+static void begin_into(struct dcres_mainckpt *ck, const char *name, char *dir, size_t len)
+{
+	char err[512];
+	int ret;
+
+	snprintf(dir, len, "%s/%s", tmpdir, name);
+	mkdir(dir, 0700);
+	ret = dcres_mainckpt_begin(ck, dir, err, sizeof(err));
+	CHECK(ret == 0, "begin into %s: %s", dir, err);
+	if (ret)
+		finish();
+}
+
 /* 2. A page paged in after the last pass fails the stop point. */
 static void test_late_page(struct dcres_mainckpt *ck, const struct dcres_mapped_ram *geo)
 {
@@ -313,12 +328,7 @@ static void test_late_page(struct dcres_mainckpt *ck, const struct dcres_mapped_
 	uint64_t late = NPAGES;
 	int ret;
 
-	snprintf(dir, sizeof(dir), "%s/late", tmpdir);
-	mkdir(dir, 0700);
-	ret = dcres_mainckpt_begin(ck, dir, err, sizeof(err));
-	CHECK(ret == 0, "begin late: %s", err);
-	if (ret)
-		finish();
+	begin_into(ck, "late", dir, sizeof(dir));
 	save_pass(ck);
 	for (uint64_t p = 0; p < WRITTEN && late == NPAGES; p++)
 		if (dcres_pager_location(pager, p) != DCRES_PAGER_LOCAL)
@@ -365,12 +375,7 @@ static void test_final_unanswered(struct dcres_mainckpt *ck, const struct dcres_
 	char dir[300], err[512];
 	int ret;
 
-	snprintf(dir, sizeof(dir), "%s/final", tmpdir);
-	mkdir(dir, 0700);
-	ret = dcres_mainckpt_begin(ck, dir, err, sizeof(err));
-	CHECK(ret == 0, "begin final: %s", err);
-	if (ret)
-		finish();
+	begin_into(ck, "final", dir, sizeof(dir));
 	for (int i = 0; i < 100 && dcres_mainckpt_pending(ck, true) >= DCRES_MAINCKPT_NOT_YET; i++)
 		usleep(50 * 1000);
 	save_pass(ck);
@@ -458,12 +463,7 @@ int main(int argc, char **argv)
 
 	/* 5. Server 2 dies mid-checkpoint: the check fails naming it, and
 	 * server 1 drops its partial file when the checkpoint is aborted. */
-	snprintf(dir, sizeof(dir), "%s/c2", tmpdir);
-	mkdir(dir, 0700);
-	ret = dcres_mainckpt_begin(ck, dir, err, sizeof(err));
-	CHECK(ret == 0, "begin c2: %s", err);
-	if (ret)
-		finish();
+	begin_into(ck, "c2", dir, sizeof(dir));
 	test_memserver_kill(&servers[1]);
 	ret = dcres_mainckpt_check(ck, true, err, sizeof(err));
 	CHECK(ret != 0 && strstr(err, servers[1].addr),
