@@ -404,6 +404,25 @@ int dcres_pager_read_table(const struct dcres_pager *p, uint64_t first, uint64_t
 	}
 	return 0;
 }
+
+void dcres_pager_for_each_nonresident(const struct dcres_pager *p,
+				      void (*fn)(void *opaque, uint64_t first, uint64_t n),
+				      void *opaque)
+{
+	uint64_t i = 0;
+
+	while (i < p->npages) {
+		uint64_t end = i;
+
+		while (end < p->npages &&
+		       atomic_load_explicit(&p->loc[end], memory_order_relaxed) != DCRES_PAGER_LOCAL)
+			end++;
+		if (end > i)
+			fn(opaque, i, end - i);
+		i = end + 1;
+	}
+}
+
 static int cmp_u32(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;

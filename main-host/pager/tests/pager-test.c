@@ -198,6 +198,25 @@ static void *ev_noter(void *arg)
 	return NULL;
 }
 
+
+/* dcres_pager_for_each_nonresident's runs, checked against loc (a copy of
+ * the table): pages counted, pages in a run though resident, out of order. */
+struct nonresident_runs {
+	const uint8_t *loc;
+	uint64_t pages, wrong, next;
+};
+
+static void note_nonresident_run(void *opaque, uint64_t first, uint64_t n)
+{
+	struct nonresident_runs *r = opaque;
+
+	if (first < r->next)
+		r->wrong++;
+	for (uint64_t p = first; p < first + n; p++)
+		r->wrong += r->loc[p] == DCRES_PAGER_LOCAL;
+	r->pages += n;
+	r->next = first + n + 1;
+}
 /* Waits until the pager has finished the evictions the last fault started
  * (its counts stay the same for 100 ms). */
 static void wait_quiet(struct dcres_pager *pager)
@@ -300,6 +319,13 @@ static void test_eviction(bool by_write_protect)
 	for (uint64_t p = 0; loc && p < EV_PAGES; p++)
 		CHECK(loc[p] == dcres_pager_location(pager, p), "table copy differs at %llu",
 		      (unsigned long long)p);
+	/* The runs of pages not resident cover exactly those, in order. */
+	struct nonresident_runs runs = { .loc = loc };
+	dcres_pager_for_each_nonresident(pager, note_nonresident_run, &runs);
+	CHECK(!runs.wrong && runs.pages == EV_PAGES - resident,
+	      "non-resident runs: %llu pages, %llu of them resident; want %llu pages",
+	      (unsigned long long)runs.pages, (unsigned long long)runs.wrong,
+	      (unsigned long long)(EV_PAGES - resident));
 	free(loc);
 	CHECK(st.page_outs > EV_PAGES && st.page_ins > EV_PAGES / 2,
 	      "little paging: %llu outs, %llu ins", (unsigned long long)st.page_outs,

@@ -172,4 +172,11 @@ void dcres_pager_hold_page_ins(struct dcres_pager *p, bool hold);
 int dcres_pager_read_table(const struct dcres_pager *p, uint64_t first, uint64_t n,
 			   uint8_t *loc, uint8_t *history);
 
+/* Calls fn for every run of pages first..first+n-1 not resident here (any
+ * location but DCRES_PAGER_LOCAL), in order, as the table says while it
+ * runs (a page moving meanwhile may or may not count). */
+void dcres_pager_for_each_nonresident(const struct dcres_pager *p,
+				      void (*fn)(void *opaque, uint64_t first, uint64_t n),
+				      void *opaque);
+
 #endif
