@@ -5,7 +5,7 @@
 #     of its RAM, the rest lives on memory servers in test hosts 1 and 2
 #     (network namespaces, each with a private disk the others cannot see),
 #     paged in and out on demand; the verifier must keep passing, and
-#     QEMU's "info dcres" shows the paging;
+#     dcres-status (QEMU's query-dcres) shows the paging;
 #  3. a live D-CRES checkpoint of the split VM while it runs: every host
 #     saves its own pages in parallel to its own disk, and then copies its
 #     part to one other host (--replicas 1), so that the checkpoint survives
@@ -71,11 +71,11 @@ mapfile -t args < <(guest_memtest_args 1G "hot=10 rate=2000")
 start=$SECONDS
 split_guest_start split 1G 256M "${args[@]}"
 watch_passes split 1 600
-echo "== (qemu) info dcres"
-"$QMP" "$TEST_TMP/split.qmp" --hmp "info dcres"
+echo "== dcres-status"
+"$DCRES_STATUS" --qmp "$TEST_TMP/split.qmp"
 watch_passes split 2 600
-echo "== (qemu) info dcres"
-"$QMP" "$TEST_TMP/split.qmp" --hmp "info dcres"
+echo "== dcres-status"
+"$DCRES_STATUS" --qmp "$TEST_TMP/split.qmp"
 echo "== OK: the split guest verified all its RAM twice, errors=0 ($((SECONDS - start)) s)"
 echo "   QEMU resident (host 0): $(split_rss_mib "$(guest_pid split)") MiB of a 1024 MiB guest"
 for k in 1 2; do
@@ -106,10 +106,10 @@ host_exec 0 "$DCRES_RESTORE" --ckpt "$ckpt" --hosts "main,$s1,$s3" \
   --qemu "$DCRES_QEMU" --qmp "$TEST_TMP/restored.qmp" --run-dir "$TEST_TMP/restore" \
   -- "${base[@]}" "${args[@]}" | tee "$TEST_TMP/restore.txt"
 guest_track restored "$(sed -n 's/.*QEMU pid \([0-9]*\).*/\1/p' "$TEST_TMP/restore.txt" | head -n 1)"
-echo "== (qemu) info dcres, right after the restore"
-"$QMP" "$TEST_TMP/restored.qmp" --hmp "info dcres"
+echo "== dcres-status, right after the restore"
+"$DCRES_STATUS" --qmp "$TEST_TMP/restored.qmp"
 watch_passes restored $((pass + 2)) 600
-echo "== (qemu) info dcres"
-"$QMP" "$TEST_TMP/restored.qmp" --hmp "info dcres"
+echo "== dcres-status"
+"$DCRES_STATUS" --qmp "$TEST_TMP/restored.qmp"
 echo "== OK: host 2 was lost and the VM is back on the survivors and a spare; the guest"
 echo "   went on from pass $pass and verified all its RAM, errors=0"

@@ -35,6 +35,7 @@ use_build() {
   DCRES_MERGE=$1/tools/merge/dcres-merge
   DCRES_RESTORE=$1/tools/restore/dcres-restore
   DCRES_INSPECT=$1/tools/inspect/dcres-inspect
+  DCRES_STATUS=$1/tools/status/dcres-status
 }
 
 TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/dcres-test.XXXXXX")

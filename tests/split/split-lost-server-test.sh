@@ -2,7 +2,8 @@
 # A memory server of a split-memory VM out of reach: the memtest guest runs
 # split over two servers; the link to test host 2 is cut. QEMU must raise
 # DCRES_SERVER_LOST naming the server and pause the VM (not crash), show
-# the server as disconnected in query-dcres, and make no progress; when
+# the server as disconnected in query-dcres (and dcres-status), and make
+# no progress; when
 # the link is back it must raise DCRES_SERVER_BACK, resume the VM, and the
 # guest's verifier must go on with a clean pass over all its memory (no
 # page was lost). Lost again, QEMU must still exit on SIGTERM.
@@ -43,6 +44,10 @@ info=$(split_dcres lost)
 [[ $info == *"\"address\": \"$(host_addr 2):7700\", \"connected\": false, \"pages\": "[1-9]* ]] \
   || fail "query-dcres does not show server 2 lost: $info"
 note "while lost: $info"
+out=$("$DCRES_STATUS" --qmp "$TEST_TMP/lost.qmp")
+[[ $out == *"server 2 $(host_addr 2):7700: "[1-9]*" pages, LOST"* &&
+   $out == *"server 1 $(host_addr 1):7700: "[1-9]*" pages, connected"* ]] \
+  || fail "dcres-status does not show server 2 lost and server 1 connected: $out"
 # Paused: no paging at all (a running guest pages from server 1 all along).
 moves() { split_paging "$(split_dcres lost)"; }
 before=$(moves)
