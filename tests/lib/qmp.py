@@ -4,8 +4,6 @@
   qmp.py SOCKET COMMAND [JSON-ARGUMENTS]  run a command, print its return
                                           value as JSON; exit 1 with QEMU's
                                           error message on stderr
-  qmp.py SOCKET --hmp 'info dcres'        run a human monitor command, print
-                                          its output
   qmp.py SOCKET --events FILE             append every event to FILE, one
                                           JSON object per line, until QEMU
                                           closes the socket
@@ -68,10 +66,6 @@ def main(argv):
                     if "event" in msg:
                         out.write(json.dumps(msg, sort_keys=True) + "\n")
                         out.flush()
-            return 0
-        if argv[2] == "--hmp":
-            print(execute(stream, "human-monitor-command",
-                          {"command-line": argv[3]}), end="")
             return 0
         args = json.loads(argv[3]) if len(argv) > 3 else None
         print(json.dumps(execute(stream, argv[2], args), sort_keys=True))

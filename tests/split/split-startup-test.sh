@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The dcres-split object at QEMU start-up. Without the object QEMU is stock:
 # the memtest guest runs, no userfaultfd is opened, query-dcres and
-# "info dcres" say the VM is not split. With it, a wrong pre-shared key or
+# dcres-status say the VM is not split. With it, a wrong pre-shared key or
 # an unreachable memory server makes QEMU exit at start-up with a message
 # naming the server, before the guest runs.
 set -euo pipefail
@@ -21,8 +21,10 @@ if out=$("$QMP" "$TEST_TMP/stock.qmp" query-dcres 2>&1); then
   fail "query-dcres answered on a VM that is not split: $out"
 fi
 [[ $out == *"not split"* ]] || fail "query-dcres on a stock VM: unexpected answer: $out"
-out=$("$QMP" "$TEST_TMP/stock.qmp" --hmp "info dcres")
-[[ $out == *"not split"* ]] || fail "info dcres on a stock VM: unexpected answer: $out"
+if st=$("$DCRES_STATUS" --qmp "$TEST_TMP/stock.qmp" 2>&1); then
+  fail "dcres-status succeeded on a VM that is not split: $st"
+fi
+[[ $st == *"not split"* ]] || fail "dcres-status on a stock VM: unexpected answer: $st"
 st=$("$QMP" "$TEST_TMP/stock.qmp" query-status)
 [[ $st == *'"status": "running"'* ]] || fail "the stock VM is not running: $st"
 note "stock VM: no userfaultfd, query-dcres: $out"
