@@ -22,6 +22,7 @@
  * resumed, within this. */
 #define CKPT_FAST_POLL_MS 20
 #define DEFAULT_MAX_DOWNTIME_MS 20
+#define DEFAULT_LOST_TIMEOUT_S 5
 /* Once interrupted, how long a QMP answer may take: the tool returns
  * within seconds. */
 #define INTERRUPTED_REPLY_TIMEOUT_MS 3000
@@ -41,6 +42,7 @@ struct ckpt_opts {
 	bool json;
 	unsigned parallel;    /* migration channels; 1: no multifd */
 	unsigned max_downtime_ms; /* QEMU's downtime-limit while it runs */
+	unsigned lost_timeout_s;  /* a server out of reach this long fails it */
 	unsigned replicas;    /* copies of every part on other hosts */
 	const char *psk_path; /* the memory servers' key (needed for replicas) */
 };

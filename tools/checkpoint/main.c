@@ -25,11 +25,29 @@
 
 volatile sig_atomic_t ckpt_interrupted;
 
+/* Parses --name's argument arg as a decimal number in min..max into *out;
+ * -EINVAL, with a message, otherwise. */
+static int parse_number(const char *name, const char *arg, long min, long max, unsigned *out)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(arg, &end, 10);
+	if (errno || end == arg || *end || n < min || n > max) {
+		fprintf(stderr, "dcres-checkpoint: --%s %s: expected %ld to %ld\n", name, arg, min,
+			max);
+		return -EINVAL;
+	}
+	*out = (unsigned)n;
+	return 0;
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: dcres-checkpoint --qmp SOCKET --dir DIR [--live] [--parallel N]\n"
-		"                        [--max-downtime MS]\n"
+		"                        [--max-downtime MS] [--lost-timeout S]\n"
 		"                        [--direct-io] [--conventional] [--json]\n"
 		"                        [--replicas N --psk FILE]\n"
 		"                        [--log-level error|warn|info|debug]\n"
@@ -50,6 +68,8 @@ static void usage(FILE *out)
 		"  --max-downtime MS  the VM stops for the last pass only once QEMU expects\n"
 		"                   to finish within MS milliseconds (QEMU's downtime-limit;\n"
 		"                   default 20)\n"
+		"  --lost-timeout S  a memory server out of reach for S seconds during the\n"
+		"                   migration fails the checkpoint (default 5)\n"
 		"  --direct-io      write main.mem with O_DIRECT (needs --parallel N > 1)\n"
 		"  --conventional   save every page through the main host, as stock QEMU\n"
 		"                   does (paging in the ones on memory servers)\n"
@@ -128,6 +148,7 @@ static int parse_options(int argc, char **argv, struct ckpt_opts *o)
 		{ "live", no_argument, NULL, 'l' },
 		{ "parallel", required_argument, NULL, 'p' },
 		{ "max-downtime", required_argument, NULL, 'T' },
+		{ "lost-timeout", required_argument, NULL, 'S' },
 		{ "direct-io", no_argument, NULL, 'D' },
 		{ "conventional", no_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' },
@@ -139,11 +160,10 @@ static int parse_options(int argc, char **argv, struct ckpt_opts *o)
 		{ 0 },
 	};
 	enum dcres_log_level level;
-	char *end;
-	long n;
 	int opt;
 
-	*o = (struct ckpt_opts){ .parallel = 1, .max_downtime_ms = DEFAULT_MAX_DOWNTIME_MS };
+	*o = (struct ckpt_opts){ .parallel = 1, .max_downtime_ms = DEFAULT_MAX_DOWNTIME_MS,
+				 .lost_timeout_s = DEFAULT_LOST_TIMEOUT_S };
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'q': o->qmp_path = optarg; break;
@@ -154,34 +174,20 @@ static int parse_options(int argc, char **argv, struct ckpt_opts *o)
 		case 'j': o->json = true; break;
 		case 'k': o->psk_path = optarg; break;
 		case 'R':
-			errno = 0;
-			n = strtol(optarg, &end, 10);
-			if (errno || end == optarg || *end || n < 0 || n > 253) {
-				fprintf(stderr, "dcres-checkpoint: --replicas %s: expected 0 to 253\n",
-					optarg);
+			if (parse_number("replicas", optarg, 0, 253, &o->replicas))
 				return 2;
-			}
-			o->replicas = (unsigned)n;
 			break;
 		case 'p':
-			errno = 0;
-			n = strtol(optarg, &end, 10);
-			if (errno || end == optarg || *end || n < 1 || n > 255) {
-				fprintf(stderr, "dcres-checkpoint: --parallel %s: expected 1 to 255\n",
-					optarg);
+			if (parse_number("parallel", optarg, 1, 255, &o->parallel))
 				return 2;
-			}
-			o->parallel = (unsigned)n;
 			break;
 		case 'T':
-			errno = 0;
-			n = strtol(optarg, &end, 10);
-			if (errno || end == optarg || *end || n < 1 || n > 2000000) {
-				fprintf(stderr, "dcres-checkpoint: --max-downtime %s: expected "
-					"milliseconds, 1 to 2000000\n", optarg);
+			if (parse_number("max-downtime", optarg, 1, 2000000, &o->max_downtime_ms))
 				return 2;
-			}
-			o->max_downtime_ms = (unsigned)n;
+			break;
+		case 'S':
+			if (parse_number("lost-timeout", optarg, 1, 3600, &o->lost_timeout_s))
+				return 2;
 			break;
 		case 'L':
 			if (dcres_log_parse_level(optarg, &level)) {

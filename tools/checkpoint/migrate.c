@@ -174,42 +174,68 @@ void ckpt_nap(int ms)
 		nanosleep(&ts, NULL);
 }
 
-/* Cancels the migration after an interrupt and waits until QEMU has
- * finished it one way or another; returns -EINTR. */
-static int cancel(struct ckpt_run *r)
+/* Cancels the migration (after an interrupt, or with ret -EIO because a
+ * server is lost) and waits until QEMU has finished it one way or
+ * another; returns ret. */
+static int cancel(struct ckpt_run *r, int ret)
 {
 	int64_t deadline = ckpt_now_ms() + CANCEL_TIMEOUT_MS;
 	struct ckpt_migration m;
 
 	progress_end();
-	pr_err("interrupted: cancelling the migration");
+	pr_err("%s: cancelling the migration", ret == -EINTR ? "interrupted" : "giving up");
 	dcres_qmp_set_reply_timeout(r->qmp, INTERRUPTED_REPLY_TIMEOUT_MS);
 	if (ckpt_qmp(r, "migrate_cancel", NULL, NULL))
-		return -EINTR;
+		return ret;
 	while (ckpt_now_ms() < deadline) {
 		if (migrate_query(r, &m))
-			return -EINTR;
+			return ret;
 		if (!strcmp(m.status, "completed"))
 			r->completed = true; /* too late to cancel: undone as a stop */
 		if (!strcmp(m.status, "completed") || !strcmp(m.status, "failed") ||
 		    !strcmp(m.status, "cancelled"))
-			return -EINTR;
+			return ret;
 		ckpt_nap(CKPT_POLL_MS);
 	}
 	pr_err("the migration did not end within %d s of migrate_cancel",
 	       CANCEL_TIMEOUT_MS / 1000);
-	return -EINTR;
+	return ret;
+}
+
+/* Whether a memory server of d has been out of reach for the run's
+ * --lost-timeout (*since: when one was first seen so, 0 while all are
+ * reachable); says which, naming it. QEMU may never end the migration
+ * itself then: a dirty-bitmap sync can wait for a vCPU that waits on one
+ * of that server's pages. */
+static bool lost_too_long(struct ckpt_run *r, const struct ckpt_dcres *d, int64_t *since)
+{
+	for (unsigned k = 0; k < d->nservers; k++) {
+		if (d->servers[k].connected)
+			continue;
+		if (!*since)
+			*since = ckpt_now_ms();
+		if (ckpt_now_ms() - *since < (int64_t)r->opts.lost_timeout_s * 1000)
+			return false;
+		progress_end();
+		pr_err("the checkpoint into %s failed: memory server %u (%s) has been out of "
+		       "reach for %u s", r->dir, k + 1, d->servers[k].address,
+		       r->opts.lost_timeout_s);
+		return true;
+	}
+	*since = 0;
+	return false;
 }
 
 int migrate_wait(struct ckpt_run *r)
 {
 	struct ckpt_migration m;
 	static struct ckpt_dcres d;
+	int64_t lost_since = 0;
 	int err;
 
 	for (;;) {
 		if (ckpt_interrupted)
-			return cancel(r);
+			return cancel(r, -EINTR);
 		err = migrate_query(r, &m);
 		if (!err && r->split)
 			err = vm_query_dcres(r, &d);
@@ -218,6 +244,8 @@ int migrate_wait(struct ckpt_run *r)
 			return err;
 		}
 		progress_show(r, &m, r->split ? &d : NULL);
+		if (r->split && strcmp(m.status, "completed") && lost_too_long(r, &d, &lost_since))
+			return cancel(r, -EIO);
 		if (!strcmp(m.status, "completed")) {
 			progress_end();
 			r->completed = true;
