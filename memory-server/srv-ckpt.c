@@ -217,8 +217,9 @@ static void ckpt_end(struct vm *vm, struct srv_ckpt *c)
 }
 
 /* Gives c room for a tail of cap pages (at least one), faulted in now so
- * that final, inside the caller's stop window, only copies; a previous
- * tail's room is freed.  -ENOMEM leaves c's previous room in place. */
+ * that final (the main host's page-ins wait for it) only copies; a
+ * previous tail's room is freed.  -ENOMEM leaves c's previous room in
+ * place. */
 static int tail_alloc(struct srv_ckpt *c, uint64_t cap)
 {
 	uint64_t *tail;
