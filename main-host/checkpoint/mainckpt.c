@@ -70,7 +70,24 @@ static enum dcres_mainckpt_state get_state(struct dcres_mainckpt *c)
 	return state;
 }
 
-static bool tell_committer(struct dcres_mainckpt *c, enum go go, const char *why);
+/* Tells the committer thread, waiting past the stop point, to commit or
+ * abort; false if it is not waiting. */
+static bool tell_committer(struct dcres_mainckpt *c, enum go go, const char *why)
+{
+	bool waiting;
+
+	pthread_mutex_lock(&c->lock);
+	waiting = c->committer_running && c->go == GO_WAIT;
+	if (waiting) {
+		c->go = go;
+		snprintf(c->abort_why, sizeof(c->abort_why), "%s", why ? why : "");
+		if (go == GO_COMMIT && c->status.state == DCRES_MAINCKPT_STOPPED)
+			c->status.state = DCRES_MAINCKPT_COMMITTING;
+		pthread_cond_broadcast(&c->cond);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return waiting;
+}
 
 /* Lets eviction go on again if the stop point held it. */
 static void release_eviction(struct dcres_mainckpt *c)
@@ -224,8 +241,6 @@ static int capture_table(struct dcres_mainckpt *c, char *err, size_t err_len)
 	return ret;
 }
 
-static void *committer_main(void *arg);
-
 /* The committer thread's last word: c's final state (and error). */
 static void finish(struct dcres_mainckpt *c, enum dcres_mainckpt_state state, const char *error)
 {
@@ -233,33 +248,6 @@ static void finish(struct dcres_mainckpt *c, enum dcres_mainckpt_state state, co
 	c->committer_done = true;
 	pthread_mutex_unlock(&c->lock);
 	set_state(c, state, error);
-}
-
-int dcres_mainckpt_stop_point(struct dcres_mainckpt *c, const struct dcres_mapped_ram *main_file,
-			      char *err, size_t err_len)
-{
-	int ret;
-
-	if (get_state(c) != DCRES_MAINCKPT_RUNNING) {
-		snprintf(err, err_len, "no checkpoint is running");
-		return -EINVAL;
-	}
-	dcres_pager_hold_eviction(c->cfg.pager, true);
-	c->holding = true;
-	dcres_pager_hold_page_ins(c->cfg.pager, true);
-	ret = check_late_page_ins(c, err, err_len);
-	mainckpt_unwatch(c);
-	c->table.main_file = *main_file;
-	snprintf(c->table.server_dir, sizeof(c->table.server_dir), "%s", c->server_dir);
-	c->go = GO_WAIT;
-	c->committer_done = false;
-	if (!ret && (ret = -pthread_create(&c->committer, NULL, committer_main, c)))
-		snprintf(err, err_len, "cannot start the commit thread");
-	c->committer_running = ret == 0;
-	if (ret)
-		dcres_pager_hold_page_ins(c->cfg.pager, false);
-	set_state(c, ret ? DCRES_MAINCKPT_FAILED : DCRES_MAINCKPT_STOPPED, ret ? err : NULL);
-	return ret;
 }
 
 /* Publishes main.loc: the captured table, with the servers' parts as
@@ -304,12 +292,9 @@ static void *committer_main(void *arg)
 	if (!ret)
 		ret = capture_table(c, err, sizeof(err));
 	dcres_pager_hold_page_ins(c->cfg.pager, false);
-	pthread_mutex_lock(&c->lock);
-	if (ret && !c->status.error[0])
-		snprintf(c->status.error, sizeof(c->status.error), "%s", err);
 	if (ret)
-		c->status.state = DCRES_MAINCKPT_FAILED;
-	pthread_cond_broadcast(&c->cond);
+		set_state(c, DCRES_MAINCKPT_FAILED, err);
+	pthread_mutex_lock(&c->lock);
 	while (c->go == GO_WAIT)
 		pthread_cond_wait(&c->cond, &c->lock);
 	pthread_mutex_unlock(&c->lock);
@@ -334,23 +319,36 @@ static void *committer_main(void *arg)
 	return NULL;
 }
 
-/* Tells the committer thread, waiting past the stop point, to commit or
- * abort; false if it is not waiting. */
-static bool tell_committer(struct dcres_mainckpt *c, enum go go, const char *why)
+int dcres_mainckpt_stop_point(struct dcres_mainckpt *c, const struct dcres_mapped_ram *main_file,
+			      char *err, size_t err_len)
 {
-	bool waiting;
+	int ret;
 
-	pthread_mutex_lock(&c->lock);
-	waiting = c->committer_running && c->go == GO_WAIT;
-	if (waiting) {
-		c->go = go;
-		snprintf(c->abort_why, sizeof(c->abort_why), "%s", why ? why : "");
-		if (go == GO_COMMIT && c->status.state == DCRES_MAINCKPT_STOPPED)
-			c->status.state = DCRES_MAINCKPT_COMMITTING;
-		pthread_cond_broadcast(&c->cond);
+	if (get_state(c) != DCRES_MAINCKPT_RUNNING) {
+		snprintf(err, err_len, "no checkpoint is running");
+		return -EINVAL;
 	}
-	pthread_mutex_unlock(&c->lock);
-	return waiting;
+	dcres_pager_hold_eviction(c->cfg.pager, true);
+	c->holding = true;
+	dcres_pager_hold_page_ins(c->cfg.pager, true);
+	ret = check_late_page_ins(c, err, err_len);
+	mainckpt_unwatch(c);
+	if (!ret) {
+		c->table.main_file = *main_file;
+		snprintf(c->table.server_dir, sizeof(c->table.server_dir), "%s", c->server_dir);
+		c->go = GO_WAIT;
+		c->committer_done = false;
+		/* STOPPED first: a final failing at once makes it FAILED. */
+		set_state(c, DCRES_MAINCKPT_STOPPED, NULL);
+		if ((ret = -pthread_create(&c->committer, NULL, committer_main, c)))
+			snprintf(err, err_len, "cannot start the commit thread");
+	}
+	c->committer_running = ret == 0;
+	if (ret) {
+		dcres_pager_hold_page_ins(c->cfg.pager, false);
+		set_state(c, DCRES_MAINCKPT_FAILED, err);
+	}
+	return ret;
 }
 
 int dcres_mainckpt_commit(struct dcres_mainckpt *c)
