@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,8 +21,7 @@
 #define WRITERS 3          /* batches in flight: copying overlaps writing */
 #define SYNC_REMAINING 256 /* sync answers when at most this many are left */
 #define FLUSH_EVERY (256ull << 20) /* bytes between fdatasyncs while writing */
-#define TAIL_MAX 4096      /* final copies at most this many pages (16 MiB,
-                             * made ready at begin) */
+#define TAIL_MAX 4096      /* final copies at most this many pages (16 MiB) */
 
 /* What a checkpoint is doing; vm->ckpt points at it in every phase. */
 enum ckpt_phase {
@@ -49,7 +47,6 @@ struct srv_ckpt {
 	uint64_t *tail;           /* after final: pages still dirty then, */
 	void *tail_buf;           /* their content then, */
 	uint64_t ntail;           /* how many; written by commit */
-	uint64_t tail_cap;        /* pages tail and tail_buf hold */
 	enum ckpt_phase phase;
 	bool tracking;            /* page moves update dirty and present */
 	bool final_requested, stop;
@@ -198,8 +195,7 @@ static void ckpt_free(struct srv_ckpt *c)
 	free(c->dirty);
 	free(c->inflight);
 	free(c->tail);
-	if (c->tail_buf)
-		munmap(c->tail_buf, c->tail_cap * DCRES_PAGE_SIZE);
+	free(c->tail_buf);
 	pthread_cond_destroy(&c->cond);
 	free(c);
 }
@@ -214,35 +210,6 @@ static void ckpt_end(struct vm *vm, struct srv_ckpt *c)
 	vm->ckpt = NULL;
 	pthread_mutex_unlock(&vm->lock);
 	ckpt_free(c);
-}
-
-/* Gives c room for a tail of cap pages (at least one), faulted in now so
- * that final (the main host's page-ins wait for it) only copies; a
- * previous tail's room is freed.  -ENOMEM leaves c's previous room in
- * place. */
-static int tail_alloc(struct srv_ckpt *c, uint64_t cap)
-{
-	uint64_t *tail;
-	void *buf;
-
-	if (!cap)
-		cap = 1;
-	tail = calloc(cap, sizeof(*tail));
-	buf = mmap(NULL, cap * DCRES_PAGE_SIZE, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-	if (!tail || buf == MAP_FAILED) {
-		free(tail);
-		if (buf != MAP_FAILED)
-			munmap(buf, cap * DCRES_PAGE_SIZE);
-		return -ENOMEM;
-	}
-	free(c->tail);
-	if (c->tail_buf)
-		munmap(c->tail_buf, c->tail_cap * DCRES_PAGE_SIZE);
-	c->tail = tail;
-	c->tail_buf = buf;
-	c->tail_cap = cap;
-	return 0;
 }
 
 /* Allocates c's state for vm, the files' names, and nothing on disk. */
@@ -270,7 +237,6 @@ static struct srv_ckpt *ckpt_new(struct vmstore *s, struct vm *vm, const char *r
 	c->dirty = calloc((vm->npages + 63) / 64, sizeof(uint64_t));
 	c->inflight = calloc((vm->npages + 63) / 64, sizeof(uint64_t));
 	if (!c->dirty || !c->inflight ||
-	    tail_alloc(c, vm->npages < TAIL_MAX ? vm->npages : TAIL_MAX) ||
 	    dcres_presence_init(&c->present, vm->npages, DCRES_PAGE_SIZE)) {
 		snprintf(err, err_len, "no memory for the checkpoint of %llu pages",
 			 (unsigned long long)vm->npages);
@@ -521,9 +487,14 @@ static int take_tail(struct srv_ckpt *c)
 	struct vm *vm = c->vm;
 	uint64_t n = 0;
 
-	/* More than the room made at begin only when the writers stopped. */
-	if (c->ndirty > c->tail_cap && tail_alloc(c, c->ndirty))
+	c->tail = malloc((c->ndirty ? c->ndirty : 1) * sizeof(*c->tail));
+	if (!c->tail || posix_memalign(&c->tail_buf, DCRES_PAGE_SIZE,
+				       (c->ndirty ? c->ndirty : 1) * DCRES_PAGE_SIZE)) {
+		free(c->tail);
+		c->tail = NULL;
+		c->tail_buf = NULL;
 		return -ENOMEM;
+	}
 	for (uint64_t w = 0; w < (vm->npages + 63) / 64; w++) {
 		for (uint64_t bits = c->dirty[w]; bits; bits &= bits - 1) {
 			uint64_t page = w * 64 + (uint64_t)__builtin_ctzll(bits);
