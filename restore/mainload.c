@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,12 +175,28 @@ int dcres_mainload_open(const char *plan_path, uint64_t ram_size, unsigned nserv
 	return 0;
 }
 
-int dcres_mainload_check_block(const struct dcres_mainload *m, const char *block_id,
-			       uint64_t used_length, uint64_t bitmap_offset,
-			       uint64_t pages_offset, char *err, size_t err_len)
+/* Whether path names the file the plan's main.mem is. */
+static bool is_main_file(const struct dcres_mainload *m, const char *path)
+{
+	char want[PATH_MAX], real_path[PATH_MAX], real_want[PATH_MAX];
+
+	snprintf(want, sizeof(want), "%s/main.mem", m->plan.ckpt_dir);
+	return realpath(path, real_path) && realpath(want, real_want) &&
+	       strcmp(real_path, real_want) == 0;
+}
+
+int dcres_mainload_check_block(const struct dcres_mainload *m, const char *file,
+			       const char *block_id, uint64_t used_length,
+			       uint64_t bitmap_offset, uint64_t pages_offset, char *err,
+			       size_t err_len)
 {
 	const struct dcres_mapped_ram *g = &m->plan.main_file;
 
+	if (!is_main_file(m, file)) {
+		snprintf(err, err_len, "the restore plan is for %s/main.mem, not %s",
+			 m->plan.ckpt_dir, file);
+		return -EINVAL;
+	}
 	if (strcmp(g->block_id, block_id) || g->used_length != used_length ||
 	    g->bitmap_offset != bitmap_offset || g->pages_offset != pages_offset) {
 		snprintf(err, err_len, "the file's RAM block %s (%llu bytes, pages at %llu) is "
@@ -317,11 +334,6 @@ int dcres_mainload_start(struct dcres_mainload *m, struct dcres_pager *p, bool l
 			 "(the log names the file and page)", (unsigned long long)n,
 			 m->plan.ckpt_dir, strerror(-ret));
 	return ret;
-}
-
-const char *dcres_mainload_dir(const struct dcres_mainload *m)
-{
-	return m->plan.ckpt_dir;
 }
 
 uint64_t dcres_mainload_main_pages(const struct dcres_mainload *m)

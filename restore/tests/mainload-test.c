@@ -187,6 +187,24 @@ int main(void)
 	CHECK(dcres_mainload_open(plan, RAM * 2, 0, &m, err, sizeof(err)) == -EINVAL);
 	CHECK_MSG(strstr(err, plan) != NULL, "the refusal does not name the plan: %s", err);
 
+	/* The incoming file must be the plan's main.mem (by any path), with
+	 * the RAM block the plan was made for. */
+	char main_mem[700], other[700];
+	snprintf(main_mem, sizeof(main_mem), "%s/../%s/main.mem", dir, strrchr(dir, '/') + 1);
+	CHECK_MSG(dcres_mainload_open(plan, RAM, 0, &m, err, sizeof(err)) == 0, "open: %s", err);
+	CHECK_MSG(dcres_mainload_check_block(m, main_mem, geo.block_id, geo.used_length,
+					     geo.bitmap_offset, geo.pages_offset, err,
+					     sizeof(err)) == 0, "check_block: %s", err);
+	snprintf(other, sizeof(other), "%s/host-1.mem", dir);
+	CHECK(dcres_mainload_check_block(m, other, geo.block_id, geo.used_length,
+					 geo.bitmap_offset, geo.pages_offset, err, sizeof(err)) == -EINVAL);
+	CHECK_MSG(strstr(err, other) && strstr(err, "main.mem"),
+		  "the refusal does not name both files: %s", err);
+	CHECK(dcres_mainload_check_block(m, main_mem, geo.block_id, geo.used_length,
+					 geo.bitmap_offset, geo.pages_offset + 4096, err,
+					 sizeof(err)) == -EINVAL);
+	dcres_mainload_close(m);
+
 	refused_sources(base);
 
 	/* A corrupted page of host-1.mem stops the load, named. */

@@ -29,11 +29,14 @@ struct dcres_mainload;
 int dcres_mainload_open(const char *plan_path, uint64_t ram_size, unsigned nservers,
 			struct dcres_mainload **out, char *err, size_t err_len);
 
-/* Checks that main.mem's RAM block block_id (used_length bytes, bitmap
- * and pages at these file offsets) is the one the plan was made for. */
-int dcres_mainload_check_block(const struct dcres_mainload *m, const char *block_id,
-			       uint64_t used_length, uint64_t bitmap_offset,
-			       uint64_t pages_offset, char *err, size_t err_len);
+/* Checks that file (the incoming migration's) is the plan's main.mem,
+ * and its RAM block block_id (used_length bytes, bitmap and pages at
+ * these file offsets) the one the plan was made for: -EINVAL otherwise,
+ * err naming both. */
+int dcres_mainload_check_block(const struct dcres_mainload *m, const char *file,
+			       const char *block_id, uint64_t used_length,
+			       uint64_t bitmap_offset, uint64_t pages_offset, char *err,
+			       size_t err_len);
 
 /* Records the plan's remote pages and history in pager p (started on the
  * VM's RAM, nothing loaded yet). */
@@ -46,9 +49,6 @@ int dcres_mainload_place(struct dcres_mainload *m, struct dcres_pager *p, char *
  * stops). */
 int dcres_mainload_start(struct dcres_mainload *m, struct dcres_pager *p, bool lazy,
 			 char *err, size_t err_len);
-
-/* The checkpoint directory the plan loads from. */
-const char *dcres_mainload_dir(const struct dcres_mainload *m);
 
 /* Pages the plan puts on the main host. */
 uint64_t dcres_mainload_main_pages(const struct dcres_mainload *m);
