@@ -204,9 +204,9 @@ static int cancel(struct ckpt_run *r, int ret)
 
 /* Whether a memory server of d has been out of reach for the run's
  * --lost-timeout (*since: when one was first seen so, 0 while all are
- * reachable); says which, naming it. QEMU may never end the migration
- * itself then: a dirty-bitmap sync can wait for a vCPU that waits on one
- * of that server's pages. */
+ * reachable); says which, naming it. QEMU fails the migration itself
+ * within seconds, except when, under TCG, it stops the VM just as a vCPU
+ * waits on one of that server's pages: stopping waits for that vCPU. */
 static bool lost_too_long(struct ckpt_run *r, const struct ckpt_dcres *d, int64_t *since)
 {
 	for (unsigned k = 0; k < d->nservers; k++) {

@@ -198,7 +198,6 @@ static void *ev_noter(void *arg)
 	return NULL;
 }
 
-
 /* dcres_pager_for_each_nonresident's runs, checked against loc (a copy of
  * the table): pages counted, pages in a run though resident, out of order. */
 struct nonresident_runs {
@@ -217,6 +216,7 @@ static void note_nonresident_run(void *opaque, uint64_t first, uint64_t n)
 	r->pages += n;
 	r->next = first + n + 1;
 }
+
 /* Waits until the pager has finished the evictions the last fault started
  * (its counts stay the same for 100 ms). */
 static void wait_quiet(struct dcres_pager *pager)
