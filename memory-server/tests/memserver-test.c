@@ -1419,12 +1419,10 @@ static void test_poisoned_connection(void)
 	struct timespec t0, t1;
 	uint64_t page = 7;
 	uint8_t *buf = pages_buf(1);
-	int ret, status;
+	int ret;
 
 	dcres_memclient_set_timeout(c, 200);
-	kill(server.pid, SIGSTOP);
-	REQUIRE(waitpid(server.pid, &status, WUNTRACED) == server.pid && WIFSTOPPED(status),
-		"the server did not stop");
+	REQUIRE(test_memserver_stop(&server) == 0, "the server did not stop");
 	ret = dcres_memclient_stats(c, &st);
 	CHECK(ret == -ETIMEDOUT && dcres_memclient_reason(c) == DCRES_MEM_REASON_NONE,
 	      "stats of a stopped server returned %d, reason %s", ret,

@@ -343,29 +343,6 @@ static void test_late_page(struct dcres_mainckpt *ck, const struct dcres_mapped_
 	CHECK(!partial_exists(dir, 1) && !partial_exists(dir, 2), "abort left partial files");
 }
 
-/* Stops process pid and returns once it is stopped (kill only asks). */
-static void stop_process(pid_t pid)
-{
-	char path[64], stat[256] = "";
-
-	kill(pid, SIGSTOP);
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	for (int i = 0; i < 1000; i++) {
-		FILE *f = fopen(path, "re");
-		char *paren;
-		size_t n = f ? fread(stat, 1, sizeof(stat) - 1, f) : 0;
-
-		if (f)
-			fclose(f);
-		stat[n] = '\0';
-		paren = strrchr(stat, ')');
-		if (paren && paren[1] == ' ' && paren[2] == 'T')
-			return;
-		usleep(1000);
-	}
-	CHECK(0, "process %d did not stop", (int)pid);
-}
-
 /* 4. Server 2 stops answering before the stop point: the stop point
  * does not wait for its final, the checkpoint then fails naming it, and
  * server 1 drops its partial file. */
@@ -379,7 +356,7 @@ static void test_final_unanswered(struct dcres_mainckpt *ck, const struct dcres_
 	for (int i = 0; i < 100 && dcres_mainckpt_pending(ck, true) >= DCRES_MAINCKPT_NOT_YET; i++)
 		usleep(50 * 1000);
 	save_pass(ck);
-	stop_process(servers[1].pid);
+	CHECK(test_memserver_stop(&servers[1]) == 0, "memory server 2 did not stop");
 	ret = dcres_mainckpt_stop_point(ck, geo, err, sizeof(err));
 	dcres_mainckpt_status(ck, &st);
 	CHECK(ret == 0 && st.state == DCRES_MAINCKPT_STOPPED,

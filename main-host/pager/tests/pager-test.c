@@ -413,7 +413,7 @@ static void test_lost_server(uint64_t *buf)
 	for (uint64_t p = 0; p < 2 * ON_SERVER; p++)
 		dcres_pager_place(pager, p, (uint8_t)home(p));
 
-	kill(servers[1].pid, SIGSTOP);
+	CHECK(test_memserver_stop(&servers[1]) == 0, "memory server 2 did not stop");
 	pthread_create(&t, NULL, lost_reader, (void *)(uintptr_t)(ON_SERVER + 5));
 	CHECK(wait_for(&lost_events[2], 5000), "a frozen server was not reported lost");
 	for (uint64_t p = 0; p < 100; p++) {
@@ -476,7 +476,7 @@ static void test_lost_page_out(void)
 		CHECK(0, "pager start");
 		return;
 	}
-	kill(servers[1].pid, SIGSTOP);
+	CHECK(test_memserver_stop(&servers[1]) == 0, "memory server 2 did not stop");
 	r[1024 * PAGE] = 1; /* a fault, after which the pager evicts */
 	CHECK(wait_for(&lost_events[1], 5000), "a server frozen during a page-out not reported lost");
 	kill(servers[1].pid, SIGCONT);

@@ -70,6 +70,14 @@ int test_memserver_start(struct test_memserver *s, const char *binary, const cha
 	return -ETIMEDOUT;
 }
 
+int test_memserver_stop(const struct test_memserver *s)
+{
+	int status;
+
+	kill(s->pid, SIGSTOP);
+	return waitpid(s->pid, &status, WUNTRACED) == s->pid && WIFSTOPPED(status) ? 0 : -ECHILD;
+}
+
 void test_memserver_kill(struct test_memserver *s)
 {
 	if (s->pid > 0) {

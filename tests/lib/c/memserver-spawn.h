@@ -18,6 +18,10 @@ struct test_memserver {
 int test_memserver_start(struct test_memserver *s, const char *binary, const char *capacity,
 			 const char *dir, const char *keyfile, const struct dcres_psk *psk);
 
+/* Stops the server (SIGSTOP) and returns once it is stopped (kill only
+ * asks); -ECHILD if it did not stop (it died). */
+int test_memserver_stop(const struct test_memserver *s);
+
 /* Kills the server (SIGKILL) and reaps it. */
 void test_memserver_kill(struct test_memserver *s);
 
