@@ -38,6 +38,7 @@ struct dcres_mainload {
 	uint8_t *scratch;                 /* one fill batch, for a server's pages */
 	uint64_t *scratch_pages;
 	size_t scratch_cap;
+	bool started;                     /* dcres_mainload_start was called */
 };
 
 static void server_source_close(struct server_source *s)
@@ -310,6 +311,12 @@ int dcres_mainload_start(struct dcres_mainload *m, struct dcres_pager *p, bool l
 	uint64_t *pages, n;
 	int ret;
 
+	if (m->started) {
+		snprintf(err, err_len, "this VM was restored already; start a new QEMU to "
+			 "restore again");
+		return -EBUSY;
+	}
+	m->started = true;
 	ret = dcres_plan_pages(&m->plan, DCRES_PLAN_MAIN, lazy, &pages, &n);
 	if (ret) {
 		snprintf(err, err_len, "listing the main host's pages: %s", strerror(-ret));
@@ -336,9 +343,14 @@ int dcres_mainload_start(struct dcres_mainload *m, struct dcres_pager *p, bool l
 	return ret;
 }
 
-uint64_t dcres_mainload_main_pages(const struct dcres_mainload *m)
+uint64_t dcres_mainload_pending(const struct dcres_mainload *m, struct dcres_pager *p)
 {
-	return dcres_plan_count(&m->plan, DCRES_PLAN_MAIN);
+	struct dcres_pager_stats st;
+
+	if (!m->started)
+		return dcres_plan_count(&m->plan, DCRES_PLAN_MAIN);
+	dcres_pager_get_stats(p, &st);
+	return st.fill_pending;
 }
 
 void dcres_mainload_close(struct dcres_mainload *m)

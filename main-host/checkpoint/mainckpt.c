@@ -3,6 +3,7 @@
 #include "dcres/mainckpt.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,9 +98,29 @@ static void release_eviction(struct dcres_mainckpt *c)
 	c->holding = false;
 }
 
-int dcres_mainckpt_begin(struct dcres_mainckpt *c, const char *dir, char *err, size_t err_len)
+/* The directory holding main_file, symlinks resolved, into dir
+ * (PATH_MAX bytes). */
+static int main_file_dir(const char *main_file, char *dir, char *err, size_t err_len)
+{
+	char parent[PATH_MAX];
+	const char *slash = strrchr(main_file, '/');
+	int n = slash ? (int)(slash - main_file) : 1;
+
+	snprintf(parent, sizeof(parent), "%.*s", n ? n : 1, slash ? main_file : ".");
+	if (!realpath(parent, dir)) {
+		int ret = -errno;
+		snprintf(err, err_len, "checkpoint directory %s: %s", parent, strerror(-ret));
+		return ret;
+	}
+	return 0;
+}
+
+int dcres_mainckpt_begin(struct dcres_mainckpt *c, const char *main_file, char *err,
+			 size_t err_len)
 {
 	enum dcres_mainckpt_state state = get_state(c);
+	struct dcres_pager_stats ps;
+	char dir[PATH_MAX];
 	int ret;
 
 	if (state == DCRES_MAINCKPT_RUNNING || state == DCRES_MAINCKPT_STOPPED ||
@@ -108,12 +129,21 @@ int dcres_mainckpt_begin(struct dcres_mainckpt *c, const char *dir, char *err, s
 			 state == DCRES_MAINCKPT_COMMITTING ? "being made durable" : "running");
 		return -EBUSY;
 	}
+	dcres_pager_get_stats(c->cfg.pager, &ps);
+	if (ps.fill_pending) {
+		snprintf(err, err_len, "the VM's restored pages are still loading (%llu left); "
+			 "checkpoint it once they are in", (unsigned long long)ps.fill_pending);
+		return -EBUSY;
+	}
 	if (c->committer_running) {
 		/* Past a stop point nobody committed (its final failed). */
 		tell_committer(c, GO_ABORT, "a new checkpoint began");
 		pthread_join(c->committer, NULL);
 		c->committer_running = false;
 	}
+	ret = main_file_dir(main_file, dir, err, err_len);
+	if (ret)
+		return ret;
 	ret = dcres_path_relative(c->root, dir, c->server_dir, sizeof(c->server_dir));
 	if (ret) {
 		if (ret == -EINVAL)
@@ -190,18 +220,20 @@ static int note_failure(struct dcres_mainckpt *c, const char *err)
 
 int dcres_mainckpt_check(struct dcres_mainckpt *c, bool probe, char *err, size_t err_len)
 {
-	if (get_state(c) != DCRES_MAINCKPT_RUNNING)
-		return 0;
+	bool running = get_state(c) == DCRES_MAINCKPT_RUNNING;
+
 	for (unsigned i = 0; i < c->n; i++) {
 		struct ckpt_server *s = &c->servers[i];
+		struct dcres_pager_server_info si;
 		struct dcres_memstats st;
 		int ret;
 
-		if (!mainckpt_server_answers(s)) {
+		if (running ? !mainckpt_server_answers(s) :
+			      dcres_pager_server_info(c->cfg.pager, s->k, &si) || !si.up) {
 			snprintf(err, err_len, "memory server %u (%s) is lost", s->k, s->addr);
-			return note_failure(c, err);
+			return running ? note_failure(c, err) : -EIO;
 		}
-		if (probe && s->ctl && (ret = dcres_memclient_stats(s->ctl, &st))) {
+		if (running && probe && s->ctl && (ret = dcres_memclient_stats(s->ctl, &st))) {
 			snprintf(err, err_len, "memory server %u (%s) does not answer: %s", s->k,
 				 s->addr, strerror(-ret));
 			return note_failure(c, err);

@@ -99,6 +99,8 @@ static void restore(const char *dir, bool lazy)
 	p = pager_on(&region);
 	CHECK_MSG(dcres_mainload_open(plan, RAM, 0, &m, err, sizeof(err)) == 0, "open: %s", err);
 	CHECK_MSG(dcres_mainload_place(m, p, err, sizeof(err)) == 0, "place: %s", err);
+	uint64_t planned = dcres_mainload_pending(m, p);
+	CHECK_MSG(planned > 0, "%llu pages pending before start", (unsigned long long)planned);
 	CHECK_MSG(dcres_mainload_start(m, p, lazy, err, sizeof(err)) == 0, "start: %s", err);
 	if (lazy) {
 		uint64_t hot = 0;
@@ -113,8 +115,10 @@ static void restore(const char *dir, bool lazy)
 		CHECK(dcres_pager_fill_wait(p) == 0);
 	}
 	dcres_pager_get_stats(p, &st);
-	CHECK(st.fill_pending == 0 && st.fill_error == 0);
+	CHECK(st.fill_pending == 0 && st.fill_error == 0 && dcres_mainload_pending(m, p) == 0);
 	check_region(region, lazy ? "lazy" : "eager");
+	CHECK_MSG(dcres_mainload_start(m, p, lazy, err, sizeof(err)) == -EBUSY &&
+		  strstr(err, "restored already"), "a second start: \"%s\"", err);
 	printf("mainload: %s restore, %llu pages loaded\n", lazy ? "lazy" : "eager",
 	       (unsigned long long)st.fill_loaded);
 	dcres_pager_stop(p);

@@ -71,6 +71,15 @@ static void bit_clear(_Atomic uint64_t *b, uint64_t i) { atomic_fetch_and(&b[i /
 static bool bit_test(_Atomic uint64_t *b, uint64_t i) { return atomic_load(&b[i / 64]) >> (i % 64) & 1; }
 
 /* Page p's content at version v. */
+/* dir's main.mem, as begin takes it (a static buffer). */
+static const char *main_mem(const char *dir)
+{
+	static char path[400];
+
+	snprintf(path, sizeof(path), "%s/main.mem", dir);
+	return path;
+}
+
 static void fill(uint8_t *dst, uint64_t p, uint32_t v)
 {
 	memset(dst, (int)((p * 7 + v) & 0xff), PAGE);
@@ -253,7 +262,7 @@ static void test_live(struct dcres_mainckpt *ck, const struct dcres_mapped_ram *
 	for (uint64_t w = 0; w < NPAGES / 64; w++)
 		atomic_store(&dirty[w], ~0ull); /* migration starts with all dirty */
 	dcres_pager_get_stats(pager, &before);
-	ret = dcres_mainckpt_begin(ck, dir, err, sizeof(err));
+	ret = dcres_mainckpt_begin(ck, main_mem(dir), err, sizeof(err));
 	CHECK(ret == 0, "begin: %s", err);
 	if (ret)
 		finish();
@@ -301,9 +310,54 @@ static void test_live(struct dcres_mainckpt *ck, const struct dcres_mapped_ram *
 	      (unsigned long long)dcres_mainckpt_server_bytes(ck, 1),
 	      (unsigned long long)dcres_mainckpt_server_bytes(ck, 2));
 	check_exactly_once(dir, at_stop);
-	ret = dcres_mainckpt_begin(ck, dir, err, sizeof(err));
+	ret = dcres_mainckpt_begin(ck, main_mem(dir), err, sizeof(err));
 	CHECK(ret != 0 && strstr(err, "host-1.mem"), "a second checkpoint into %s: %d %s", dir,
 	      ret, err);
+}
+
+static void *read_page(void *page)
+{
+	(void)*(volatile uint8_t *)(region + (uintptr_t)page * PAGE);
+	return NULL;
+}
+
+/* Starts a thread reading a page that lives on server k; false if none
+ * does. */
+static bool start_reader_on(uint8_t k, pthread_t *t)
+{
+	for (uint64_t p = 0; p < NPAGES; p++)
+		if (dcres_pager_location(pager, p) == k)
+			return pthread_create(t, NULL, read_page, (void *)(uintptr_t)p) == 0;
+	return false;
+}
+
+static int fetch_pattern(void *opaque, const uint64_t *pages, size_t n, void *buf)
+{
+	(void)opaque;
+	for (size_t i = 0; i < n; i++)
+		fill((uint8_t *)buf + i * PAGE, pages[i], 7);
+	return 0;
+}
+
+/* 7. No checkpoint begins while restored pages are still loading (a
+ * fill not yet let go): they are neither here nor on a server. */
+static void test_fill_pending(struct dcres_mainckpt *ck)
+{
+	char err[512];
+	uint64_t p = 0;
+	int ret;
+
+	while (p < NPAGES && dcres_pager_location(pager, p) != DCRES_PAGER_ZERO)
+		p++;
+	ret = p < NPAGES ? dcres_pager_fill_start(pager, &p, 1, fetch_pattern, NULL) : -ENOENT;
+	CHECK(ret == 0, "fill of a never-written page: %d", ret);
+	if (ret)
+		return;
+	ret = dcres_mainckpt_begin(ck, main_mem(tmpdir), err, sizeof(err));
+	CHECK(ret == -EBUSY && strstr(err, "still loading"), "begin during a fill: %d \"%s\"",
+	      ret, err);
+	CHECK(dcres_pager_fill_go(pager) == 0 && dcres_pager_fill_wait(pager) == 0, "fill");
+	CHECK(same(region + p * PAGE, p, 7), "page %llu was not filled", (unsigned long long)p);
 }
 
 /* Makes tmpdir/name (its path into dir) and begins a checkpoint into it;
@@ -315,7 +369,7 @@ static void begin_into(struct dcres_mainckpt *ck, const char *name, char *dir, s
 
 	snprintf(dir, len, "%s/%s", tmpdir, name);
 	mkdir(dir, 0700);
-	ret = dcres_mainckpt_begin(ck, dir, err, sizeof(err));
+	ret = dcres_mainckpt_begin(ck, main_mem(dir), err, sizeof(err));
 	CHECK(ret == 0, "begin into %s: %s", dir, err);
 	if (ret)
 		finish();
@@ -433,7 +487,7 @@ int main(int argc, char **argv)
 	test_late_page(ck, &geo);
 
 	/* 3. A directory the servers cannot name is refused before anything. */
-	ret = dcres_mainckpt_begin(ck, "/var/tmp", err, sizeof(err));
+	ret = dcres_mainckpt_begin(ck, "/var/tmp/main.mem", err, sizeof(err));
 	CHECK(ret == -EINVAL && strstr(err, "not below"), "outside the root: %d %s", ret, err);
 
 	test_final_unanswered(ck, &geo);
@@ -453,8 +507,23 @@ int main(int argc, char **argv)
 	CHECK(st.state == DCRES_MAINCKPT_FAILED && strstr(st.error, servers[1].addr),
 	      "status after abort: %d %s", st.state, st.error);
 
+	/* 6. With no checkpoint running, check reports the server once the
+	 * pager has lost it (a fault on one of its pages waits meanwhile). */
+	pthread_t reader;
+	bool reading = start_reader_on(2, &reader);
+	CHECK(reading, "no page lives on server 2");
+	ret = 0;
+	for (int i = 0; i < 100 && !ret; i++, usleep(100 * 1000))
+		ret = dcres_mainckpt_check(ck, false, err, sizeof(err));
+	CHECK(ret == -EIO && strstr(err, servers[1].addr),
+	      "check without a checkpoint, server 2 dead: %d \"%s\"", ret, err);
+
+	test_fill_pending(ck);
+
 	dcres_mainckpt_free(ck);
-	dcres_pager_stop(pager);
+	dcres_pager_stop(pager); /* lets the waiting fault read zeros */
+	if (reading)
+		pthread_join(reader, NULL);
 	munmap(region, (size_t)NPAGES * PAGE);
 	free(main_buf);
 	finish();

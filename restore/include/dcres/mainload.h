@@ -43,15 +43,17 @@ int dcres_mainload_check_block(const struct dcres_mainload *m, const char *file,
 int dcres_mainload_place(struct dcres_mainload *m, struct dcres_pager *p, char *err,
 			 size_t err_len);
 
-/* Loads the main host's pages: returns once all are in (eager), or at
+/* Loads the main host's pages (once: -EBUSY, err saying so, after the
+ * first call): returns once all are in (eager), or at
  * once, pages loading when touched and, after dcres_pager_fill_go, in
  * the background, hottest first (lazy; m must stay open until the pager
  * stops). */
 int dcres_mainload_start(struct dcres_mainload *m, struct dcres_pager *p, bool lazy,
 			 char *err, size_t err_len);
 
-/* Pages the plan puts on the main host. */
-uint64_t dcres_mainload_main_pages(const struct dcres_mainload *m);
+/* Pages the plan puts on the main host that are not loaded yet into p:
+ * all of them before dcres_mainload_start. */
+uint64_t dcres_mainload_pending(const struct dcres_mainload *m, struct dcres_pager *p);
 
 void dcres_mainload_close(struct dcres_mainload *m);
 

@@ -37,7 +37,8 @@
  *
  * Errors are negative errnos with a message (err) naming the server or
  * page. begin, check, pending, take_paged_in, stop_point, commit and abort
- * are called from one thread; status and server_bytes from any. */
+ * are called from one thread; status, server_bytes and check without
+ * probe from any. */
 #ifndef DCRES_MAINCKPT_H
 #define DCRES_MAINCKPT_H
 
@@ -90,10 +91,13 @@ int dcres_mainckpt_new(const struct dcres_mainckpt_config *cfg, struct dcres_mai
  * way, and frees c (before the pager stops). NULL is a no-op. */
 void dcres_mainckpt_free(struct dcres_mainckpt *c);
 
-/* Starts a checkpoint into dir (absolute, below cfg->root) on every
- * server. -EBUSY while another runs or commits; on failure nothing is
- * left running and err names the server. */
-int dcres_mainckpt_begin(struct dcres_mainckpt *c, const char *dir, char *err, size_t err_len);
+/* Starts a checkpoint on every server into the directory of main_file
+ * (the caller's main.mem; the directory, symlinks resolved, must be
+ * below cfg->root). -EBUSY while another runs or commits, or while
+ * restored pages are still loading (a pager fill); on failure
+ * nothing is left running and err names the directory or server. */
+int dcres_mainckpt_begin(struct dcres_mainckpt *c, const char *main_file, char *err,
+			 size_t err_len);
 
 /* Pages the servers still have to write, as bytes for the caller's
  * estimate of what is left (with exact, asked now; otherwise as last
@@ -105,9 +109,11 @@ int dcres_mainckpt_begin(struct dcres_mainckpt *c, const char *dir, char *err, s
 #define DCRES_MAINCKPT_NOT_YET (1ull << 40)
 uint64_t dcres_mainckpt_pending(struct dcres_mainckpt *c, bool exact);
 
-/* -EIO (err naming it) if a server of the running checkpoint is lost (the
- * pager says so, or, with probe, it does not answer now); otherwise 0.
- * The first such error stays in status as the checkpoint's error. */
+/* -EIO (err naming it) if a memory server is lost (the pager says so, or,
+ * while a checkpoint runs, it stopped answering the checkpoint or, with
+ * probe, does not answer now); otherwise 0. While a checkpoint runs, the
+ * first such error stays in status as the checkpoint's error. Without
+ * probe, from any thread. */
 int dcres_mainckpt_check(struct dcres_mainckpt *c, bool probe, char *err, size_t err_len);
 
 /* Calls fn for every page paged in since the last call (its server
