@@ -4,7 +4,7 @@
  *
  *   offset size field
  *        0    8 magic "DCRESLOC"
- *        8    4 version (3)
+ *        8    4 version (4)
  *       12    4 page size
  *       16    8 page count N (at most LOC_MAX_PAGES)
  *       24  256 main.mem geometry: RAM block id, NUL-padded (at least one NUL)
@@ -18,10 +18,13 @@
  *                4 host, 8 pages, 8 memory file size, 4 its CRC-32C,
  *                8 presence file size, 4 its CRC-32C, 2 address length A,
  *                A address bytes
+ *       .   16 the checkpoint's id
+ *       .    1 1 if it is incremental, else 0; then 16 bytes: its parent's id
  *       .    4 CRC-32C of all the bytes before it
  *
- * Version 2 ends after the history bytes (CRC follows): read with no
- * parts. Version 1 (no geometry, host bytes at 24) is refused: only early
+ * Version 3 ends after the parts (CRC follows): read with a zero id and
+ * no parent. Version 2 ends after the history bytes: read with no parts
+ * either. Version 1 (no geometry, host bytes at 24) is refused: only early
  * tests wrote it. Published with dcres_publish_file. */
 #include "dcres/loctable.h"
 
@@ -37,7 +40,8 @@
 #include "ondisk.h"
 
 #define LOC_MAGIC "DCRESLOC"
-#define LOC_VERSION 3u
+#define LOC_VERSION 4u
+#define LOC_IDS_LEN 33u /* version 4: id, incremental flag, parent id */
 #define LOC_PART_FIXED 38u /* a part's bytes before its address */
 #define LOC_GEO_OFF 24u
 #define LOC_HDR_SIZE (LOC_GEO_OFF + DCRES_MAPPED_RAM_GEO_LEN)
@@ -45,7 +49,7 @@
 #define LOC_MAX_PAGES (1ull << 32)
 #define LOC_MAX_PARTS 254u
 #define LOC_MAX_TAIL (2 + DCRES_LOC_TEXT_MAX + 4 + LOC_MAX_PARTS * (LOC_PART_FIXED + 256))
-#define LOC_MAX_FILE (LOC_HDR_SIZE + 2 * LOC_MAX_PAGES + LOC_MAX_TAIL + 4)
+#define LOC_MAX_FILE (LOC_HDR_SIZE + 2 * LOC_MAX_PAGES + LOC_MAX_TAIL + LOC_IDS_LEN + 4)
 
 int dcres_loctable_init(struct dcres_loctable *t, uint64_t npages, uint32_t page_size)
 {
@@ -100,7 +104,7 @@ int dcres_loctable_add_part(struct dcres_loctable *t, const struct dcres_loc_par
 /* Bytes of t's parts section. */
 static size_t tail_len(const struct dcres_loctable *t)
 {
-	size_t len = 2 + strlen(t->server_dir) + 4;
+	size_t len = 2 + strlen(t->server_dir) + 4 + LOC_IDS_LEN;
 
 	for (unsigned i = 0; i < t->nparts; i++)
 		len += LOC_PART_FIXED + strlen(t->parts[i].address);
@@ -131,14 +135,30 @@ static void encode_tail(const struct dcres_loctable *t, uint8_t *q)
 		memcpy(q + LOC_PART_FIXED, p->address, a);
 		q += LOC_PART_FIXED + a;
 	}
+	memcpy(q, t->ckpt_id, 16);
+	q[16] = t->has_parent;
+	memcpy(q + 17, t->parent_id, 16);
 }
 
-/* Decodes the parts section at q (len bytes, exactly) into t; -EINVAL
- * naming path when it does not parse. */
-static int decode_tail(const char *path, const uint8_t *q, size_t len,
+/* Decodes the parts section at q (len bytes, exactly; with the ids after
+ * it in a version 4 file) into t; -EINVAL naming path when it does not
+ * parse. */
+static int decode_tail(const char *path, const uint8_t *q, size_t len, uint32_t version,
 		       struct dcres_loctable *t)
 {
 	const uint8_t *end = q + len;
+
+	if (version == 4) {
+		if (len < LOC_IDS_LEN)
+			goto bad;
+		end -= LOC_IDS_LEN;
+		if (end[16] > 1)
+			goto bad;
+		memcpy(t->ckpt_id, end, 16);
+		t->has_parent = end[16];
+		memcpy(t->parent_id, end + 17, 16);
+		len -= LOC_IDS_LEN;
+	}
 	uint32_t n;
 	size_t d;
 
@@ -233,7 +253,7 @@ static int check_file(const char *path, const uint8_t *buf, size_t len)
 	version = get_be32(buf + 8);
 	page_size = get_be32(buf + 12);
 	npages = get_be64(buf + 16);
-	if (version != LOC_VERSION && version != 2) {
+	if (version < 2 || version > LOC_VERSION) {
 		pr_err("%s: unsupported version %u", path, version);
 		return -EINVAL;
 	}
@@ -286,9 +306,10 @@ int dcres_loctable_read(const char *path, struct dcres_loctable *t)
 		memcpy(t->host, buf + LOC_HDR_SIZE, t->npages);
 		memcpy(t->history, buf + LOC_HDR_SIZE + t->npages, t->npages);
 		dcres_mapped_ram_decode(buf + LOC_GEO_OFF, &t->main_file);
-		if (get_be32(buf + 8) == LOC_VERSION)
+		if (get_be32(buf + 8) >= 3)
 			ret = decode_tail(path, buf + LOC_HDR_SIZE + 2 * t->npages,
-					  len - 4 - LOC_HDR_SIZE - 2 * t->npages, t);
+					  len - 4 - LOC_HDR_SIZE - 2 * t->npages,
+					  get_be32(buf + 8), t);
 		if (ret)
 			dcres_loctable_free(t);
 	}

@@ -1,4 +1,4 @@
-/* Unit test of loctable.c (version 2): round trip with the main.mem
+/* Unit test of loctable.c (version 4): round trip with the main.mem
  * geometry, detection of any flipped byte, truncation and trailing bytes,
  * refusal of version 1 and of an unterminated block id. */
 #include "testutil.h"
@@ -75,11 +75,15 @@ int main(void)
 	};
 	CHECK_EQ(dcres_loctable_add_part(&t, &parts[0]), 0);
 	CHECK_EQ(dcres_loctable_add_part(&t, &parts[1]), 0);
+	/* An incremental checkpoint's ids. */
+	memset(t.ckpt_id, 0xc1, 16);
+	t.has_parent = true;
+	memset(t.parent_id, 0x9a, 16);
 	CHECK_EQ(dcres_loctable_write(path, &t), 0);
 	CHECK(stat(path, &sb) == 0);
 	CHECK_EQ(sb.st_mode & 07777, 0600);
 	len = sb.st_size;
-	CHECK_EQ(len, HDR + 2 * NPAGES + (2 + 12 + 4) + (38 + 13) + (38 + 14) + 4);
+	CHECK_EQ(len, HDR + 2 * NPAGES + (2 + 12 + 4) + (38 + 13) + (38 + 14) + 33 + 4);
 	CHECK_EQ(dcres_loctable_read(path, &u), 0);
 	CHECK_EQ(u.npages, NPAGES);
 	CHECK_EQ(u.page_size, 4096);
@@ -100,6 +104,8 @@ int main(void)
 		CHECK_EQ(u.parts[i].present_size, parts[i].present_size);
 		CHECK_EQ(u.parts[i].present_crc, parts[i].present_crc);
 	}
+	CHECK(memcmp(u.ckpt_id, t.ckpt_id, 16) == 0 && u.has_parent &&
+	      memcmp(u.parent_id, t.parent_id, 16) == 0);
 	dcres_loctable_free(&u);
 
 	/* Any flipped byte is detected, naming the file. */

@@ -11,12 +11,17 @@
  * and per server its address, pages and the size and CRC-32C of its two
  * files), so that the manifest is made without reading those files.
  *
+ * And it names the checkpoint: its id and, for an incremental checkpoint
+ * (one holding only the pages changed since its parent's stop point),
+ * its parent's id.
+ *
  * On disk (see loctable.c): magic "DCRESLOC", version, page size, page
  * count, the main.mem geometry; the host bytes; the history bytes; the
- * parts; a CRC-32C of all that. Published atomically. */
+ * parts; the ids; a CRC-32C of all that. Published atomically. */
 #ifndef DCRES_LOCTABLE_H
 #define DCRES_LOCTABLE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "dcres/mappedram.h"
@@ -44,6 +49,9 @@ struct dcres_loctable {
 	char server_dir[DCRES_LOC_TEXT_MAX]; /* the servers' name of the directory */
 	unsigned nparts;
 	struct dcres_loc_part *parts;     /* nparts, by host; malloc'd */
+	uint8_t ckpt_id[16];              /* all zero in a version 2 or 3 file */
+	bool has_parent;                  /* incremental: parent_id is its parent */
+	uint8_t parent_id[16];
 };
 
 /* Allocates a table of npages pages, all DCRES_LOC_ZERO with history 0,
@@ -58,7 +66,8 @@ int dcres_loctable_write(const char *path, const struct dcres_loctable *t);
 int dcres_loctable_add_part(struct dcres_loctable *t, const struct dcres_loc_part *p);
 
 /* Reads and validates path into t (initialised by this call). A version 2
- * file (before parts were recorded) reads with none. */
+ * file (before parts were recorded) reads with none, a version 2 or 3 one
+ * (before ids) with a zero id and no parent. */
 int dcres_loctable_read(const char *path, struct dcres_loctable *t);
 
 #endif
