@@ -41,6 +41,7 @@ static int install(struct dcres_pager *p, uint64_t idx, const void *buf)
 	if (!existed)
 		atomic_fetch_add(&p->resident, 1);
 	atomic_fetch_or(&p->history[idx], PAGER_HISTORY_SEEN);
+	pager_touch(p, idx);
 	atomic_store(&p->loc[idx], DCRES_PAGER_LOCAL);
 	return existed;
 }

@@ -50,6 +50,8 @@ struct dcres_pager {
 
 	_Atomic uint8_t *loc;           /* network page table */
 	_Atomic uint8_t *history;       /* aged access history per page */
+	_Atomic uint64_t *touched;      /* bitmap: faulted in or noted since the
+					 * last dcres_pager_take_touched */
 	struct pager_server *servers;   /* servers[k - 1] is server k */
 	unsigned nservers, nlost;
 	uint64_t last_reconnect_us;
@@ -91,6 +93,8 @@ struct dcres_pager {
 uint64_t pager_now_us(void);
 /* Wakes the fault thread to look for new work. */
 int pager_kick(struct dcres_pager *p);
+/* Marks page touched (dcres_pager_take_touched); any thread. */
+void pager_touch(struct dcres_pager *p, uint64_t page);
 
 /* fault.c */
 void *pager_fault_main(void *arg);

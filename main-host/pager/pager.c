@@ -173,8 +173,9 @@ int dcres_pager_start(const struct dcres_pager_config *cfg, struct dcres_pager *
 	p->loc = malloc(p->npages);
 	p->history = calloc(p->npages, 1);
 	p->pins = calloc(p->npages, 1);
+	p->touched = calloc((p->npages + 63) / 64, sizeof(uint64_t));
 	p->servers = calloc(cfg->nservers ? cfg->nservers : 1, sizeof(*p->servers));
-	if (!p->loc || !p->history || !p->pins || !p->servers ||
+	if (!p->loc || !p->history || !p->pins || !p->touched || !p->servers ||
 	    posix_memalign(&p->buf, DCRES_PAGE_SIZE, DCRES_PAGE_SIZE)) {
 		ret = -ENOMEM;
 		goto err;
@@ -247,6 +248,7 @@ void dcres_pager_stop(struct dcres_pager *p)
 	free(p->pending);
 	free((void *)p->history);
 	free(p->pins);
+	free((void *)p->touched);
 	free((void *)p->loc);
 	free(p->buf);
 	pager_fill_free(p);
@@ -312,9 +314,22 @@ int dcres_pager_server_info(const struct dcres_pager *p, unsigned k,
 
 void dcres_pager_note_access(struct dcres_pager *p, uint64_t page)
 {
-	if (page < p->npages)
-		atomic_fetch_or_explicit(&p->history[page], PAGER_HISTORY_SEEN,
-					 memory_order_relaxed);
+	if (page >= p->npages)
+		return;
+	atomic_fetch_or_explicit(&p->history[page], PAGER_HISTORY_SEEN, memory_order_relaxed);
+	pager_touch(p, page);
+}
+
+void pager_touch(struct dcres_pager *p, uint64_t page)
+{
+	atomic_fetch_or_explicit(&p->touched[page / 64], 1ull << (page % 64),
+				 memory_order_relaxed);
+}
+
+void dcres_pager_take_touched(struct dcres_pager *p, uint64_t *bits, bool forget)
+{
+	for (uint64_t w = 0; w < (p->npages + 63) / 64; w++)
+		bits[w] |= forget ? atomic_exchange(&p->touched[w], 0) : atomic_load(&p->touched[w]);
 }
 
 int dcres_pager_watch_moves(struct dcres_pager *p, dcres_pager_move_fn fn, void *opaque)

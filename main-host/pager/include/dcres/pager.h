@@ -137,8 +137,16 @@ int dcres_pager_server_info(const struct dcres_pager *p, unsigned k,
 			    struct dcres_pager_server_info *out);
 
 /* Notes an access to page (e.g. found in a dirty-log sync): it counts as
- * hot for eviction, like a fault. Any thread. */
+ * hot for eviction, like a fault, and as touched. Any thread. */
 void dcres_pager_note_access(struct dcres_pager *p, uint64_t page);
+
+/* ORs into bits (one bit per page) the pages touched since the pager
+ * started or since the last call with forget: installed by a fault (from
+ * a server or as zeros) or noted (dcres_pager_note_access); with forget,
+ * they no longer count as touched. With the dirty log noted, a page not
+ * touched since a point is unchanged since then (incremental
+ * checkpoints). Any thread. */
+void dcres_pager_take_touched(struct dcres_pager *p, uint64_t *bits, bool forget);
 
 /* Keeps a resident page resident until unpinned (e.g. while a checkpoint
  * reads it); pins nest. -ENOENT if the page is not resident. Any thread;
