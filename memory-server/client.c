@@ -408,13 +408,20 @@ int dcres_memclient_stats(struct dcres_memclient *c, struct dcres_memstats *st)
 	return 0;
 }
 
-int dcres_memclient_ckpt_begin(struct dcres_memclient *c, const char *dir, uint32_t host_id)
+int dcres_memclient_ckpt_begin(struct dcres_memclient *c, const char *dir, uint32_t host_id,
+			       const uint8_t id[16], const uint8_t *parent_id)
 {
 	Dcres__Header h = memclient_request(DCRES__MSG_TYPE__MSG_CKPT_BEGIN);
 
 	h.path = (char *)dir;
 	h.has_host_id = 1;
 	h.host_id = host_id;
+	h.has_ckpt_id = 1;
+	h.ckpt_id = (ProtobufCBinaryData){ 16, (uint8_t *)id };
+	if (parent_id) {
+		h.has_parent_id = 1;
+		h.parent_id = (ProtobufCBinaryData){ 16, (uint8_t *)parent_id };
+	}
 	return memclient_simple_call(c, &h);
 }
 

@@ -377,10 +377,21 @@ static int dispatch(struct conn *c, struct dcres_frame *f)
 		if (!ret)
 			return reply_ok(c, seq, NULL, c->out, h->n_pages * DCRES_PAGE_SIZE);
 		break;
-	case DCRES__MSG_TYPE__MSG_CKPT_BEGIN:
-		ret = srv_ckpt_begin(&srv->store, c->vm, srv->dir_fd, h->path, h->host_id, c->id,
+	case DCRES__MSG_TYPE__MSG_CKPT_BEGIN: {
+		static const uint8_t no_id[16];
+
+		if ((h->has_ckpt_id && h->ckpt_id.len != 16) ||
+		    (h->has_parent_id && h->parent_id.len != 16)) {
+			snprintf(err, sizeof(err), "checkpoint ids are 16 bytes");
+			ret = -EINVAL;
+			break;
+		}
+		ret = srv_ckpt_begin(&srv->store, c->vm, srv->dir_fd, h->path, h->host_id,
+				     h->has_ckpt_id ? h->ckpt_id.data : no_id,
+				     h->has_parent_id ? h->parent_id.data : NULL, c->id,
 				     err, sizeof(err));
 		break;
+	}
 	case DCRES__MSG_TYPE__MSG_CKPT_SYNC:
 		ret = srv_ckpt_sync(c->vm, err, sizeof(err));
 		break;

@@ -16,6 +16,7 @@
 #include "dcres/log.h"
 #include "dcres/memfile.h"
 #include "dcres/presence.h"
+#include "dcres/uuid.h"
 
 #define WRITE_BATCH 512    /* pages per write: 2 MiB */
 #define WRITERS 3          /* batches in flight: copying overlaps writing */
@@ -34,6 +35,10 @@ enum ckpt_phase {
 struct srv_ckpt {
 	struct vmstore *store;
 	struct vm *vm;
+	uint8_t id[16];
+	uint64_t *next_since;     /* vm->since from final on (zeroed beforehand) */
+	uint64_t *frozen_since;   /* after final: vm->since up to it, merged
+				   * back unless the checkpoint commits */
 	uint64_t owner;
 	uint32_t host_id;
 	int dir_fd;               /* the checkpoint directory */
@@ -196,25 +201,31 @@ static void ckpt_free(struct srv_ckpt *c)
 	free(c->inflight);
 	free(c->tail);
 	free(c->tail_buf);
+	free(c->next_since);
+	free(c->frozen_since);
 	pthread_cond_destroy(&c->cond);
 	free(c);
 }
 
 /* Gives up the VM's checkpoint slot, removes c's partial file if it made
- * one, and frees c (no writer running). */
+ * one, and frees c (no writer running). Past its final, the pages stored
+ * since its parent's stop point count for the next increment again. */
 static void ckpt_end(struct vm *vm, struct srv_ckpt *c)
 {
 	if (c->mf)
 		unlinkat(c->dir_fd, c->partial_name, 0);
 	pthread_mutex_lock(&vm->lock);
 	vm->ckpt = NULL;
+	for (uint64_t w = 0; c->frozen_since && w < (vm->npages + 63) / 64; w++)
+		vm->since[w] |= c->frozen_since[w];
 	pthread_mutex_unlock(&vm->lock);
 	ckpt_free(c);
 }
 
 /* Allocates c's state for vm, the files' names, and nothing on disk. */
 static struct srv_ckpt *ckpt_new(struct vmstore *s, struct vm *vm, const char *rel,
-				 uint32_t host_id, uint64_t owner, char *err, size_t err_len)
+				 uint32_t host_id, const uint8_t id[16], uint64_t owner,
+				 char *err, size_t err_len)
 {
 	struct srv_ckpt *c = calloc(1, sizeof(*c));
 
@@ -224,6 +235,7 @@ static struct srv_ckpt *ckpt_new(struct vmstore *s, struct vm *vm, const char *r
 	c->vm = vm;
 	c->owner = owner;
 	c->host_id = host_id;
+	memcpy(c->id, id, 16);
 	c->dir_fd = -1;
 	pthread_cond_init(&c->cond, NULL);
 	if (srv_host_file(c->mem_name, sizeof(c->mem_name), c->mem_display,
@@ -236,7 +248,8 @@ static struct srv_ckpt *ckpt_new(struct vmstore *s, struct vm *vm, const char *r
 	}
 	c->dirty = calloc((vm->npages + 63) / 64, sizeof(uint64_t));
 	c->inflight = calloc((vm->npages + 63) / 64, sizeof(uint64_t));
-	if (!c->dirty || !c->inflight ||
+	c->next_since = calloc((vm->npages + 63) / 64, sizeof(uint64_t));
+	if (!c->dirty || !c->inflight || !c->next_since ||
 	    dcres_presence_init(&c->present, vm->npages, DCRES_PAGE_SIZE)) {
 		snprintf(err, err_len, "no memory for the checkpoint of %llu pages",
 			 (unsigned long long)vm->npages);
@@ -289,8 +302,27 @@ static int ckpt_create_files(struct srv_ckpt *c, int base_fd, const char *rel, c
 	return ret;
 }
 
+/* Why vm's last checkpoint here is not parent, into err (vm->lock held). */
+static int not_the_parent(const struct vm *vm, const uint8_t parent[16], char *err,
+			  size_t err_len)
+{
+	char want[40], have[40];
+
+	dcres_uuid_format(parent, want);
+	dcres_uuid_format(vm->base_id, have);
+	if (vm->has_base)
+		snprintf(err, err_len, "VM %s: an incremental checkpoint on checkpoint %s, but "
+			 "its last checkpoint here is %s: take a full one", vm->name, want, have);
+	else
+		snprintf(err, err_len, "VM %s: an incremental checkpoint on checkpoint %s, but "
+			 "no checkpoint here covers its pages (none yet, or pages restored "
+			 "since): take a full one", vm->name, want);
+	return -ESTALE;
+}
+
 int srv_ckpt_begin(struct vmstore *s, struct vm *vm, int base_fd, const char *rel,
-		   uint32_t host_id, uint64_t owner, char *err, size_t err_len)
+		   uint32_t host_id, const uint8_t id[16], const uint8_t *parent,
+		   uint64_t owner, char *err, size_t err_len)
 {
 	struct srv_ckpt *c;
 	int ret;
@@ -301,7 +333,7 @@ int srv_ckpt_begin(struct vmstore *s, struct vm *vm, int base_fd, const char *re
 	}
 	if ((ret = srv_ckpt_path_check(rel, err, err_len)))
 		return ret;
-	c = ckpt_new(s, vm, rel, host_id, owner, err, err_len);
+	c = ckpt_new(s, vm, rel, host_id, id, owner, err, err_len);
 	if (!c)
 		return -ENOMEM;
 	/* The slot first: a refused begin touches no file. */
@@ -311,6 +343,12 @@ int srv_ckpt_begin(struct vmstore *s, struct vm *vm, int base_fd, const char *re
 		snprintf(err, err_len, "a checkpoint of VM %s is already running", vm->name);
 		ckpt_free(c);
 		return -EBUSY;
+	}
+	if (parent && (!vm->has_base || memcmp(vm->base_id, parent, 16))) {
+		ret = not_the_parent(vm, parent, err, err_len);
+		pthread_mutex_unlock(&vm->lock);
+		ckpt_free(c);
+		return ret;
 	}
 	vm->ckpt = c;
 	pthread_mutex_unlock(&vm->lock);
@@ -322,7 +360,7 @@ int srv_ckpt_begin(struct vmstore *s, struct vm *vm, int base_fd, const char *re
 	}
 	pthread_mutex_lock(&vm->lock);
 	for (uint64_t p = 0; p < vm->npages; p++) {
-		if (vm->slot[p] != ARENA_NO_SLOT) {
+		if (vm->slot[p] != ARENA_NO_SLOT && (!parent || bit_test(vm->since, p))) {
 			bit_set(c->dirty, p);
 			c->ndirty++;
 			dcres_presence_set(&c->present, p, 0);
@@ -348,8 +386,9 @@ int srv_ckpt_begin(struct vmstore *s, struct vm *vm, int base_fd, const char *re
 	}
 	c->phase = CKPT_RUNNING;
 	pthread_mutex_unlock(&vm->lock);
-	pr_info("VM %s: checkpoint to %s begun, %llu pages to save", vm->name,
-		c->partial_display, (unsigned long long)c->ndirty);
+	pr_info("VM %s: %s checkpoint to %s begun, %llu pages to save", vm->name,
+		parent ? "incremental" : "full", c->partial_display,
+		(unsigned long long)c->ndirty);
 	return 0;
 }
 
@@ -534,6 +573,11 @@ int srv_ckpt_final(struct vm *vm, char *err, size_t err_len)
 		c->tracking = false;
 		c->phase = CKPT_FROZEN;
 		c->final_requested = true;
+		/* The stop point: what is stored from now on is the next
+		 * increment's. */
+		c->frozen_since = vm->since;
+		vm->since = c->next_since;
+		c->next_since = NULL;
 		pthread_cond_broadcast(&c->cond);
 	}
 	pthread_mutex_unlock(&vm->lock);
@@ -582,6 +626,12 @@ int srv_ckpt_commit(struct vm *vm, struct srv_ckpt_result *out, char *err, size_
 	} else {
 		dcres_memfile_close(c->mf);
 		c->mf = NULL; /* published: ckpt_end leaves it */
+		pthread_mutex_lock(&vm->lock);
+		memcpy(vm->base_id, c->id, 16);
+		vm->has_base = true;
+		free(c->frozen_since); /* the next increment is on this one */
+		c->frozen_since = NULL;
+		pthread_mutex_unlock(&vm->lock);
 		out->bytes_written = c->bytes_written;
 		out->pages = dcres_presence_count(&c->present);
 		snprintf(out->mem_name, sizeof(out->mem_name), "%s", c->mem_name);

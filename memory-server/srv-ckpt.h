@@ -42,11 +42,15 @@ int srv_ckpt_dir_open(int base_fd, const char *rel, bool create, char *err, size
 int srv_host_file(char *name, size_t name_len, char *display, size_t display_len,
 		  const char *rel, uint32_t host_id, const char *suffix);
 
-/* Starts a checkpoint of vm into rel below base_fd as host host_id; owner
+/* Starts checkpoint id of vm into rel below base_fd as host host_id; owner
  * names the connection that runs it (it is aborted if that connection goes
- * away). A checkpoint of vm already running is -EBUSY, nothing touched. */
+ * away). A checkpoint of vm already running is -EBUSY, nothing touched.
+ * With parent (else NULL), incremental: saves only the pages stored since
+ * the stop point of vm's last committed checkpoint here, which must be
+ * parent (-ESTALE, nothing touched, otherwise). */
 int srv_ckpt_begin(struct vmstore *s, struct vm *vm, int base_fd, const char *rel,
-		   uint32_t host_id, uint64_t owner, char *err, size_t err_len);
+		   uint32_t host_id, const uint8_t id[16], const uint8_t *parent,
+		   uint64_t owner, char *err, size_t err_len);
 
 /* Hooks called by page-out and page-in with vm->lock held. */
 void srv_ckpt_page_arrived(struct srv_ckpt *c, uint64_t page);

@@ -282,6 +282,7 @@ int srv_restore(struct vmstore *s, struct vm *vm, int base_fd, const char *rel,
 		for (uint64_t i = 0; i < list.n; i++)
 			vm->slot[list.v[i]] = slots[i];
 		vm->held += list.n;
+		vm->has_base = false; /* restored pages: no increment on any checkpoint */
 		pr_info("VM %s: restored %llu pages from %s", vm->name,
 			(unsigned long long)list.n, h.mem_path);
 	}

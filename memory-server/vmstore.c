@@ -25,6 +25,7 @@ void vmstore_destroy(struct vmstore *s)
 	for (vm = s->vms; vm; vm = next) {
 		next = vm->next;
 		free(vm->slot);
+		free(vm->since);
 		free(vm->retained_page);
 		free(vm->retained_slot);
 		pthread_mutex_destroy(&vm->lock);
@@ -64,10 +65,16 @@ int vmstore_attach(struct vmstore *s, const uint8_t uuid[16], uint64_t ram_size,
 		return 0;
 	}
 	vm = calloc(1, sizeof(*vm));
-	if (vm)
+	if (vm) {
 		vm->slot = malloc(npages * sizeof(uint32_t));
-	if (!vm || !vm->slot) {
+		vm->since = calloc((npages + 63) / 64, sizeof(uint64_t));
+	}
+	if (!vm || !vm->slot || !vm->since) {
 		pthread_mutex_unlock(&s->lock);
+		if (vm) {
+			free(vm->slot);
+			free(vm->since);
+		}
 		free(vm);
 		snprintf(err_msg, err_len, "no memory for a subtable of %llu pages",
 			 (unsigned long long)npages);
@@ -256,6 +263,7 @@ int vm_release(struct vmstore *s, struct vm *vm, uint64_t conn_id, uint64_t *rel
 	}
 	*released = drop_held(s, vm);
 	drop_retained(s, vm);
+	vm->has_base = false;
 	pthread_mutex_unlock(&vm->lock);
 	return 0;
 }
@@ -319,6 +327,7 @@ int vm_page_out(struct vmstore *s, struct vm *vm, uint64_t epoch, const uint64_t
 		}
 		memcpy(arena_page(s->arena, *slot), (const char *)data + i * DCRES_PAGE_SIZE,
 		       DCRES_PAGE_SIZE);
+		vm->since[pages[i] / 64] |= 1ull << (pages[i] % 64);
 		if (vm->ckpt)
 			srv_ckpt_page_arrived(vm->ckpt, pages[i]);
 	}

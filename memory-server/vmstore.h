@@ -12,6 +12,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "arena.h"
@@ -37,6 +38,13 @@ struct vm {
 	 * no longer count). Its peer name, for messages. */
 	uint64_t running;
 	char running_peer[96];
+	/* For incremental checkpoints: the pages page-outs stored since the
+	 * stop point of the VM's last committed checkpoint here, base_id;
+	 * has_base false while that is unknown (none yet, or pages restored
+	 * or released since). A bitmap of npages bits. */
+	uint64_t *since;
+	uint8_t base_id[16];
+	bool has_base;
 	pthread_mutex_t lock; /* guards everything above and ckpt */
 	struct srv_ckpt *ckpt;/* running checkpoint, or NULL */
 	struct vm *next;

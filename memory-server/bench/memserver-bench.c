@@ -28,6 +28,8 @@
 #include "dcres/memclient.h"
 #include "dcres/wire.h"
 
+static const uint8_t bench_ckpt_id[16] = { 0xc7 }; /* checkpoints' id */
+
 #define PAGE DCRES_PAGE_SIZE
 #define LAT_ROUNDS 2000
 #define BATCH 256
@@ -212,7 +214,7 @@ int main(int argc, char **argv)
 		t_plain[r] = plain_write(plain, npages * PAGE, buf);
 		snprintf(name, sizeof(name), "bench-ckpt-%d", r);
 		t0 = now_s();
-		if ((ret = dcres_memclient_ckpt_begin(c, name, 1)) ||
+		if ((ret = dcres_memclient_ckpt_begin(c, name, 1, bench_ckpt_id, NULL)) ||
 		    (ret = dcres_memclient_ckpt_sync(c)))
 			die("checkpoint begin/sync", ret);
 		t_sync[r] = now_s() - t0;

@@ -34,6 +34,8 @@
 #include "ckpt-build.h"
 #include "memserver-spawn.h"
 
+static const uint8_t test_ckpt_id[16] = { 0xc7 }; /* checkpoints' id */
+
 #define PAGE DCRES_PAGE_SIZE
 #define CAPACITY_PAGES 2048u  /* --capacity 8M */
 #define VM_PAGES 4096u        /* 16 MiB of guest RAM */
@@ -612,7 +614,7 @@ static void test_checkpoint_restore(void)
 	for (uint64_t i = 0; i < 1000; i++)
 		pages[i] = i * 3;
 	page_out_versions(c, pages, 1000, 1);
-	ret = dcres_memclient_ckpt_begin(c, "c1", 1);
+	ret = dcres_memclient_ckpt_begin(c, "c1", 1, test_ckpt_id, NULL);
 	REQUIRE(ret == 0, "ckpt begin: %s", strerror(-ret));
 	CHECK(stats(c).ckpt_state == 1, "checkpoint not running after begin");
 	for (uint64_t i = 0; i < 200; i++)
@@ -680,8 +682,8 @@ static void test_checkpoint_restore(void)
 	uint32_t mem_crc = file_crc(mem), pres_crc = file_crc(pres);
 	static uint32_t saved[VM_PAGES];
 	memcpy(saved, held_version, sizeof(saved));
-	CHECK(dcres_memclient_ckpt_begin(c, "c1", 1) == -EEXIST, "second begin into c1");
-	CHECK(dcres_memclient_ckpt_begin(c, "c1b", 1) == 0, "begin into c1b");
+	CHECK(dcres_memclient_ckpt_begin(c, "c1", 1, test_ckpt_id, NULL) == -EEXIST, "second begin into c1");
+	CHECK(dcres_memclient_ckpt_begin(c, "c1b", 1, test_ckpt_id, NULL) == 0, "begin into c1b");
 	pages[0] = 5;
 	page_out_versions(c, pages, 1, 9);
 	CHECK(dcres_memclient_ckpt_final(c) == 0, "final of c1b");
@@ -831,7 +833,7 @@ static void test_release(void)
 	}
 	REQUIRE(dcres_memclient_page_out(c, pages, buf, N) == 0, "page-out before release");
 	before = stats(c);
-	REQUIRE(dcres_memclient_ckpt_begin(c, "rel", 4) == 0 &&
+	REQUIRE(dcres_memclient_ckpt_begin(c, "rel", 4, test_ckpt_id, NULL) == 0 &&
 		ckpt_final_commit(c) == 0, "checkpoint rel");
 	CHECK(page_in_one(c, pages[0], 21) == 0, "page-in of page %llu",
 	      (unsigned long long)pages[0]);
@@ -839,7 +841,7 @@ static void test_release(void)
 	CHECK(ret == -EEXIST && strstr(dcres_memclient_error(c), "already held"),
 	      "restore over held pages returned %d: %s", ret, dcres_memclient_error(c));
 
-	CHECK(dcres_memclient_ckpt_begin(c, "rel-busy", 4) == 0, "begin rel-busy");
+	CHECK(dcres_memclient_ckpt_begin(c, "rel-busy", 4, test_ckpt_id, NULL) == 0, "begin rel-busy");
 	check_release_refused(c, "checkpointed", before.vm_pages - 1, "during a checkpoint");
 	CHECK(dcres_memclient_ckpt_abort(c) == 0, "abort rel-busy");
 
@@ -907,7 +909,7 @@ static void test_owner_disconnect(void)
 	uint64_t page = 11;
 
 	page_out_versions(c, &page, 1, 5);
-	CHECK(dcres_memclient_ckpt_begin(c, "c2", 2) == 0, "begin c2");
+	CHECK(dcres_memclient_ckpt_begin(c, "c2", 2, test_ckpt_id, NULL) == 0, "begin c2");
 	CHECK(count_partials("c2", 2) == 1, "no partial file while c2 runs");
 	dcres_memclient_close(c);
 	for (int i = 0; i < 50 && count_partials("c2", 2); i++)
@@ -946,7 +948,7 @@ static void test_full_disk(void)
 	/* The error surfaces at sync or at final, depending on timing. */
 	char why[512] = "";
 	enum dcres_mem_reason reason = DCRES_MEM_REASON_NONE;
-	ret = dcres_memclient_ckpt_begin(c, "full", 3);
+	ret = dcres_memclient_ckpt_begin(c, "full", 3, test_ckpt_id, NULL);
 	if (ret == 0) {
 		ret = dcres_memclient_ckpt_sync(c);
 		if (ret == 0)
@@ -1048,7 +1050,7 @@ static void test_release_during_final(const char *binary)
 		REQUIRE(dcres_memclient_page_out(a, pages, buf, N) == 0, "page-out round %d", round);
 		char fin[16];
 		snprintf(fin, sizeof(fin), "fin%d", round);
-		REQUIRE(dcres_memclient_ckpt_begin(a, fin, 8) == 0, "begin round %d", round);
+		REQUIRE(dcres_memclient_ckpt_begin(a, fin, 8, test_ckpt_id, NULL) == 0, "begin round %d", round);
 		REQUIRE(pthread_create(&t, NULL, final_main, &f) == 0, "final thread");
 		usleep(2000);
 		/* One page leaves while final drains (round 0 only): it is then
@@ -1100,8 +1102,8 @@ static void test_second_begin(void)
 		fill(buf + i * PAGE, pages[i], 41);
 	}
 	REQUIRE(dcres_memclient_page_out(a, pages, buf, 200) == 0, "page-out");
-	REQUIRE(dcres_memclient_ckpt_begin(a, "twice", 9) == 0, "first begin");
-	ret = dcres_memclient_ckpt_begin(b, "twice", 9);
+	REQUIRE(dcres_memclient_ckpt_begin(a, "twice", 9, test_ckpt_id, NULL) == 0, "first begin");
+	ret = dcres_memclient_ckpt_begin(b, "twice", 9, test_ckpt_id, NULL);
 	CHECK(ret == -EBUSY && strstr(dcres_memclient_error(b), "already running"),
 	      "second begin returned %d: %s", ret, dcres_memclient_error(b));
 	CHECK(count_partials("twice", 9) == 1, "the refused begin touched the partial file "
@@ -1150,7 +1152,7 @@ static void test_symlinks(const char *binary)
 	REQUIRE(symlink(outside, path) == 0, "symlink %s", path);
 	const char *dirs[] = { "linkdir", "linkdir/sub" };
 	for (int i = 0; i < 2; i++) {
-		ret = dcres_memclient_ckpt_begin(c, dirs[i], 10);
+		ret = dcres_memclient_ckpt_begin(c, dirs[i], 10, test_ckpt_id, NULL);
 		CHECK(ret < 0 && strstr(dcres_memclient_error(c), "symlink") &&
 		      !strstr(dcres_memclient_error(c), store),
 		      "begin into %s returned %d: %s", dirs[i], ret, dcres_memclient_error(c));
@@ -1170,7 +1172,7 @@ static void test_symlinks(const char *binary)
 		REQUIRE(symlink(victim, path) == 0, "symlink %s", path);
 	}
 	/* A published name taken (here by a symlink) refuses the begin. */
-	ret = dcres_memclient_ckpt_begin(c, "sy", 10);
+	ret = dcres_memclient_ckpt_begin(c, "sy", 10, test_ckpt_id, NULL);
 	CHECK(ret == -EEXIST && strstr(dcres_memclient_error(c), "nothing is replaced"),
 	      "begin into a directory holding host-10.mem returned %d: %s", ret,
 	      dcres_memclient_error(c));
@@ -1179,7 +1181,7 @@ static void test_symlinks(const char *binary)
 		CHECK(lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode), "%s was replaced", path);
 		unlink(path);
 	}
-	ret = dcres_memclient_ckpt_begin(c, "sy", 10);
+	ret = dcres_memclient_ckpt_begin(c, "sy", 10, test_ckpt_id, NULL);
 	CHECK(ret == 0, "begin sy: %s", dcres_memclient_error(c));
 	if (ret == 0) {
 		ret = ckpt_final_commit(c);
@@ -1239,7 +1241,7 @@ static void test_restore_duplicates(void)
 
 	fill(buf, page, 61);
 	REQUIRE(dcres_memclient_page_out(c, &page, buf, 1) == 0 &&
-		dcres_memclient_ckpt_begin(c, "dup", 11) == 0 &&
+		dcres_memclient_ckpt_begin(c, "dup", 11, test_ckpt_id, NULL) == 0 &&
 		ckpt_final_commit(c) == 0, "checkpoint dup");
 	REQUIRE(dcres_memclient_release(c, &released) == 0 && released == 1, "release");
 	before = stats(c);
@@ -1281,7 +1283,7 @@ static void test_error_replies(void)
 	      !strstr(dcres_memclient_error(held), tmpdir),
 	      "restore of a missing checkpoint returned %d: %s", ret,
 	      dcres_memclient_error(held));
-	ret = dcres_memclient_ckpt_begin(held, "no-such-ckpt/../x", 1);
+	ret = dcres_memclient_ckpt_begin(held, "no-such-ckpt/../x", 1, test_ckpt_id, NULL);
 	CHECK(ret == -EINVAL && !strstr(dcres_memclient_error(held), tmpdir),
 	      "begin with '..' returned %d: %s", ret, dcres_memclient_error(held));
 	dcres_memclient_close(c);
@@ -1344,7 +1346,7 @@ static void test_error_reasons(void)
 	/* Bad requests: a page beyond the VM, a path with '..', another size. */
 	ret = dcres_memclient_page_out(c, &beyond, buf, 1);
 	CHECK_REASON(c, ret, -ERANGE, DCRES_MEM_REASON_BAD_REQUEST, "page-out beyond the VM");
-	ret = dcres_memclient_ckpt_begin(c, "a/../b", 1);
+	ret = dcres_memclient_ckpt_begin(c, "a/../b", 1, test_ckpt_id, NULL);
 	CHECK_REASON(c, ret, -EINVAL, DCRES_MEM_REASON_BAD_REQUEST, "begin with '..'");
 	ret = dcres_memclient_attach(c, id, 2 * PAGE);
 	CHECK_REASON(c, ret, -EINVAL, DCRES_MEM_REASON_BAD_REQUEST, "attach of another size");
@@ -1352,8 +1354,8 @@ static void test_error_reasons(void)
 	/* Busy: a second checkpoint, a release while one runs. Exists: a
 	 * restore over pages held. */
 	REQUIRE(dcres_memclient_page_out(c, pages, buf, 1) == 0 &&
-		dcres_memclient_ckpt_begin(c, "reasons", 5) == 0, "page-out and begin");
-	ret = dcres_memclient_ckpt_begin(c, "reasons", 5);
+		dcres_memclient_ckpt_begin(c, "reasons", 5, test_ckpt_id, NULL) == 0, "page-out and begin");
+	ret = dcres_memclient_ckpt_begin(c, "reasons", 5, test_ckpt_id, NULL);
 	CHECK_REASON(c, ret, -EBUSY, DCRES_MEM_REASON_BUSY, "a second begin");
 	ret = dcres_memclient_release(c, NULL);
 	CHECK_REASON(c, ret, -EBUSY, DCRES_MEM_REASON_BUSY, "release during a checkpoint");
@@ -1680,7 +1682,7 @@ static void test_replicas(const char *binary)
 		fill(buf + i * PAGE, pages[i], 41);
 	}
 	REQUIRE(dcres_memclient_page_out(a, pages, buf, N) == 0, "page-out");
-	REQUIRE(dcres_memclient_ckpt_begin(a, "rep/c", 3) == 0, "begin");
+	REQUIRE(dcres_memclient_ckpt_begin(a, "rep/c", 3, test_ckpt_id, NULL) == 0, "begin");
 	REQUIRE(dcres_memclient_ckpt_final(a) == 0 && dcres_memclient_ckpt_commit(a, &part) == 0,
 		"final and commit");
 
@@ -1792,6 +1794,89 @@ static void test_replicas(const char *binary)
 	free(buf);
 }
 
+/* Pages of VM id's checkpoint name on this server (host_id), as its
+ * presence file lists them: -1 if it cannot be read. */
+static long long present_pages(const char *name, unsigned host_id, uint64_t page, bool *has)
+{
+	char path[512];
+	struct dcres_presence pr;
+	long long n;
+
+	snprintf(path, sizeof(path), "%s/%s/host-%u.present", store, name, host_id);
+	if (dcres_presence_read(path, &pr))
+		return -1;
+	n = (long long)dcres_presence_count(&pr);
+	*has = dcres_presence_test(&pr, page);
+	dcres_presence_free(&pr);
+	return n;
+}
+
+/* Incremental checkpoints: a child saves only the pages stored since its
+ * parent's stop point; a parent that is not the server's last committed
+ * checkpoint is refused, and so is one after a restore; a child aborted
+ * after its final leaves its pages to the next child. */
+static void test_incremental(void)
+{
+	static const uint8_t vm[16] = { 0x1c, 0x4e };
+	static const uint8_t id1[16] = { 1 }, id2[16] = { 2 }, id3[16] = { 3 }, idx[16] = { 9 };
+	struct dcres_memclient *c = connect_to(vm, true);
+	uint64_t pages[100];
+	void *buf = malloc(100 * PAGE);
+	struct dcres_ckpt_part part;
+	bool has;
+
+	for (uint64_t i = 0; i < 100; i++) {
+		pages[i] = i;
+		fill((char *)buf + i * PAGE, i, 1);
+	}
+	REQUIRE(buf && dcres_memclient_page_out(c, pages, buf, 100) == 0, "page-outs");
+	/* Nothing to build on yet. */
+	CHECK(dcres_memclient_ckpt_begin(c, "inc0", 1, id1, id1) == -ESTALE &&
+	      strstr(dcres_memclient_error(c), "take a full one"),
+	      "an increment without a committed parent: \"%s\"", dcres_memclient_error(c));
+	REQUIRE(dcres_memclient_ckpt_begin(c, "inc1", 1, id1, NULL) == 0 &&
+		dcres_memclient_ckpt_final(c) == 0 && dcres_memclient_ckpt_commit(c, &part) == 0,
+		"full checkpoint inc1");
+	CHECK(part.pages == 100, "inc1 saved %llu pages", (unsigned long long)part.pages);
+	/* 10 pages rewritten since: the child holds those 10. */
+	fill(buf, 5, 2);
+	for (uint64_t i = 0; i < 10; i++)
+		pages[i] = 20 + i;
+	REQUIRE(dcres_memclient_page_out(c, pages, buf, 10) == 0, "rewrites");
+	CHECK(dcres_memclient_ckpt_begin(c, "incx", 1, idx, idx) == -ESTALE &&
+	      strstr(dcres_memclient_error(c), "last checkpoint here is"),
+	      "an increment on another parent: \"%s\"", dcres_memclient_error(c));
+	REQUIRE(dcres_memclient_ckpt_begin(c, "inc2", 1, id2, id1) == 0 &&
+		dcres_memclient_ckpt_final(c) == 0, "incremental checkpoint inc2");
+	/* Stored after the stop point: the next increment's, not this one's. */
+	pages[0] = 50;
+	REQUIRE(dcres_memclient_page_out(c, pages, buf, 1) == 0, "page-out after final");
+	REQUIRE(dcres_memclient_ckpt_commit(c, &part) == 0, "commit inc2");
+	CHECK(part.pages == 10 && present_pages("inc2", 1, 25, &has) == 10 && has,
+	      "inc2 saved %llu pages (want the 10 rewritten)", (unsigned long long)part.pages);
+	/* An increment aborted after its final: its page counts for the next. */
+	REQUIRE(dcres_memclient_ckpt_begin(c, "inc3a", 1, id3, id2) == 0 &&
+		dcres_memclient_ckpt_final(c) == 0 && dcres_memclient_ckpt_abort(c) == 0,
+		"aborted increment");
+	pages[0] = 60;
+	REQUIRE(dcres_memclient_page_out(c, pages, buf, 1) == 0, "page-out after the abort");
+	REQUIRE(dcres_memclient_ckpt_begin(c, "inc3", 1, id3, id2) == 0 &&
+		dcres_memclient_ckpt_final(c) == 0 && dcres_memclient_ckpt_commit(c, &part) == 0,
+		"increment inc3 on inc2");
+	CHECK(part.pages == 2 && present_pages("inc3", 1, 50, &has) == 2 && has &&
+	      present_pages("inc3", 1, 60, &has) == 2 && has,
+	      "inc3 saved %llu pages (want pages 50 and 60)", (unsigned long long)part.pages);
+	/* After a restore, no increment builds on anything. */
+	uint64_t released;
+	REQUIRE(dcres_memclient_release(c, &released) == 0 &&
+		dcres_memclient_restore(c, "inc1", 1, NULL, 0) == 0, "release and restore inc1");
+	CHECK(dcres_memclient_ckpt_begin(c, "inc4", 1, idx, id3) == -ESTALE &&
+	      strstr(dcres_memclient_error(c), "restored since"),
+	      "an increment after a restore: \"%s\"", dcres_memclient_error(c));
+	free(buf);
+	dcres_memclient_close(c);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -1815,6 +1900,7 @@ int main(int argc, char **argv)
 	test_page_in_retry();
 	test_fencing();
 	test_checkpoint_restore();
+	test_incremental();
 	test_release();
 	test_owner_disconnect();
 	test_full_disk();

@@ -106,9 +106,13 @@ int dcres_memclient_page_in(struct dcres_memclient *c, const uint64_t *pages,
 
 int dcres_memclient_stats(struct dcres_memclient *c, struct dcres_memstats *st);
 
-/* Checkpoint of the attached VM's pages on this server as host host_id of
- * the checkpoint in dir (a path on the server). */
-int dcres_memclient_ckpt_begin(struct dcres_memclient *c, const char *dir, uint32_t host_id);
+/* Checkpoint id of the attached VM's pages on this server as host host_id
+ * of the checkpoint in dir (a path on the server). With parent_id (NULL
+ * for a full checkpoint), incremental: only the pages the server received
+ * since the stop point of its last committed checkpoint of the VM, which
+ * must be parent_id (-ESTALE otherwise). */
+int dcres_memclient_ckpt_begin(struct dcres_memclient *c, const char *dir, uint32_t host_id,
+			       const uint8_t id[16], const uint8_t *parent_id);
 int dcres_memclient_ckpt_sync(struct dcres_memclient *c);
 /* Final is the stop point (call it with the VM stopped): the pages the
  * server holds now are the checkpoint's; nothing is durable yet. It
