@@ -61,6 +61,18 @@ struct dcres_mainckpt {
 	enum go go;                   /* with lock: the committer's orders */
 	char abort_why[256];          /* with GO_ABORT */
 	bool committer_done;          /* with lock: it has set the final state */
+
+	/* Chains (mainckpt-chain.c). The main host's pages touched since
+	 * base's stop point are since_base | taken | what the pager has
+	 * touched since the last take. */
+	uint8_t id[16];               /* of the running or last checkpoint */
+	bool incremental;             /* it builds on base_id */
+	bool has_base;                /* a checkpoint was made durable */
+	uint8_t base_id[16];          /* the last one made durable */
+	uint64_t *since_base;         /* touched from base's stop point on */
+	uint64_t *taken;              /* touched up to the running one's stop
+				       * point (merged into since_base unless
+				       * it becomes durable) */
 };
 
 /* mainckpt-servers.c: whether s answers: the pager has not lost it and no
@@ -76,6 +88,20 @@ int mainckpt_start_poller(struct dcres_mainckpt *c);
 void mainckpt_stop_poller(struct dcres_mainckpt *c);
 /* Aborts the checkpoint on every server that began it; closes all. */
 void mainckpt_end_servers(struct dcres_mainckpt *c);
+
+/* mainckpt-chain.c: at begin, checks that parent (NULL: a full
+ * checkpoint) is the last durable checkpoint and gives the new one an id;
+ * -ESTALE naming both otherwise. */
+int mainckpt_chain_begin(struct dcres_mainckpt *c, const uint8_t *parent, char *err,
+			 size_t err_len);
+/* Writes the running checkpoint's ids into t. */
+void mainckpt_chain_ids(const struct dcres_mainckpt *c, struct dcres_loctable *t);
+/* At the stop point (the caller has noted the dirty log): the pages
+ * touched up to it. */
+void mainckpt_chain_stop_point(struct dcres_mainckpt *c);
+/* After a stop point: the checkpoint became durable (the next builds on
+ * it) or failed (the next builds on the one before). */
+void mainckpt_chain_end(struct dcres_mainckpt *c, bool durable);
 
 /* mainckpt-moves.c: watching the pager's page moves while tracking. */
 int mainckpt_watch(struct dcres_mainckpt *c);

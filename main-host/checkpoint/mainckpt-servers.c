@@ -37,8 +37,8 @@ static int begin_server(struct ckpt_server *s)
 	if (!ret)
 		ret = connect_attached(s, &s->poll);
 	if (!ret)
-		ret = dcres_memclient_ckpt_begin(s->ctl, s->c->server_dir, s->k, (const uint8_t[16]){ 0 },
-						 NULL);
+		ret = dcres_memclient_ckpt_begin(s->ctl, s->c->server_dir, s->k, s->c->id,
+						 s->c->incremental ? s->c->base_id : NULL);
 	s->begun = ret == 0;
 	return ret;
 }

@@ -31,9 +31,13 @@ int dcres_mainckpt_new(const struct dcres_mainckpt_config *cfg, struct dcres_mai
 	c->n = dcres_pager_server_count(cfg->pager);
 	c->servers = calloc(c->n ? c->n : 1, sizeof(*c->servers));
 	c->paged_in = calloc((c->npages + 63) / 64, sizeof(*c->paged_in));
-	if (!c->servers || !c->paged_in) {
+	c->since_base = calloc((c->npages + 63) / 64, sizeof(uint64_t));
+	c->taken = calloc((c->npages + 63) / 64, sizeof(uint64_t));
+	if (!c->servers || !c->paged_in || !c->since_base || !c->taken) {
 		free(c->servers);
 		free(c->paged_in);
+		free(c->since_base);
+		free(c->taken);
 		free(c);
 		return -ENOMEM;
 	}
@@ -115,8 +119,8 @@ static int main_file_dir(const char *main_file, char *dir, char *err, size_t err
 	return 0;
 }
 
-int dcres_mainckpt_begin(struct dcres_mainckpt *c, const char *main_file, char *err,
-			 size_t err_len)
+int dcres_mainckpt_begin(struct dcres_mainckpt *c, const char *main_file,
+			 const uint8_t *parent, char *err, size_t err_len)
 {
 	enum dcres_mainckpt_state state = get_state(c);
 	struct dcres_pager_stats ps;
@@ -141,7 +145,9 @@ int dcres_mainckpt_begin(struct dcres_mainckpt *c, const char *main_file, char *
 		pthread_join(c->committer, NULL);
 		c->committer_running = false;
 	}
-	ret = main_file_dir(main_file, dir, err, err_len);
+	ret = mainckpt_chain_begin(c, parent, err, err_len);
+	if (!ret)
+		ret = main_file_dir(main_file, dir, err, err_len);
 	if (ret)
 		return ret;
 	ret = dcres_path_relative(c->root, dir, c->server_dir, sizeof(c->server_dir));
@@ -170,6 +176,7 @@ int dcres_mainckpt_begin(struct dcres_mainckpt *c, const char *main_file, char *
 		set_state(c, DCRES_MAINCKPT_FAILED, err);
 		return ret;
 	}
+	mainckpt_chain_ids(c, &c->table);
 	/* Watch first: a page moving before a server begins is still seen. */
 	ret = mainckpt_watch(c);
 	if (ret)
@@ -334,6 +341,7 @@ static void *committer_main(void *arg)
 	if (ret || c->go == GO_ABORT) {
 		mainckpt_end_servers(c);
 		dcres_loctable_free(&c->table);
+		mainckpt_chain_end(c, false);
 		finish(c, DCRES_MAINCKPT_FAILED, c->abort_why);
 		return NULL;
 	}
@@ -347,6 +355,7 @@ static void *committer_main(void *arg)
 	dcres_loctable_free(&c->table);
 	if (ret)
 		pr_err("checkpoint into %s failed: %s", c->status.dir, err);
+	mainckpt_chain_end(c, ret == 0);
 	finish(c, ret ? DCRES_MAINCKPT_FAILED : DCRES_MAINCKPT_DURABLE, ret ? err : NULL);
 	return NULL;
 }
@@ -365,6 +374,7 @@ int dcres_mainckpt_stop_point(struct dcres_mainckpt *c, const struct dcres_mappe
 	dcres_pager_hold_page_ins(c->cfg.pager, true);
 	ret = check_late_page_ins(c, err, err_len);
 	mainckpt_unwatch(c);
+	mainckpt_chain_stop_point(c);
 	if (!ret) {
 		c->table.main_file = *main_file;
 		snprintf(c->table.server_dir, sizeof(c->table.server_dir), "%s", c->server_dir);
@@ -378,6 +388,7 @@ int dcres_mainckpt_stop_point(struct dcres_mainckpt *c, const struct dcres_mappe
 	c->committer_running = ret == 0;
 	if (ret) {
 		dcres_pager_hold_page_ins(c->cfg.pager, false);
+		mainckpt_chain_end(c, false);
 		set_state(c, DCRES_MAINCKPT_FAILED, err);
 	}
 	return ret;
@@ -446,6 +457,8 @@ void dcres_mainckpt_free(struct dcres_mainckpt *c)
 		pthread_join(c->committer, NULL);
 	free(c->servers);
 	free(c->paged_in);
+	free(c->since_base);
+	free(c->taken);
 	pthread_cond_destroy(&c->cond);
 	pthread_mutex_destroy(&c->lock);
 	free(c);

@@ -49,6 +49,9 @@ static _Atomic uint64_t dirty[NPAGES / 64]; /* written since the last pass */
 static _Atomic uint64_t main_bmap[NPAGES / 64]; /* pages in "main.mem" */
 static uint8_t *main_buf;                  /* "main.mem"'s pages */
 static atomic_bool guest_running;
+static unsigned hot_pages = WRITTEN;       /* the guest rewrites 0..hot_pages-1 */
+static _Atomic uint64_t c1_bmap[NPAGES / 64]; /* test_live's "main.mem", kept */
+static uint8_t *c1_buf;
 
 #define CHECK(cond, ...) do { if (!(cond)) { fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
 	fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); failures++; } } while (0)
@@ -106,6 +109,7 @@ static void guest_write(uint64_t p)
 	memcpy(region + p * PAGE, buf, PAGE);
 	atomic_store(&version[p], v);
 	bit_set(dirty, p);
+	dcres_pager_note_access(pager, p); /* QEMU notes its dirty log */
 }
 
 /* The guest: rewrites random pages of 0..WRITTEN-1 until stopped. */
@@ -115,7 +119,7 @@ static void *guest_main(void *arg)
 
 	while (atomic_load(&guest_running)) {
 		for (int i = 0; i < 64; i++)
-			guest_write((uint64_t)rand_r(&seed) % WRITTEN);
+			guest_write((uint64_t)rand_r(&seed) % hot_pages);
 		usleep(500);
 	}
 	return NULL;
@@ -262,7 +266,7 @@ static void test_live(struct dcres_mainckpt *ck, const struct dcres_mapped_ram *
 	for (uint64_t w = 0; w < NPAGES / 64; w++)
 		atomic_store(&dirty[w], ~0ull); /* migration starts with all dirty */
 	dcres_pager_get_stats(pager, &before);
-	ret = dcres_mainckpt_begin(ck, main_mem(dir), err, sizeof(err));
+	ret = dcres_mainckpt_begin(ck, main_mem(dir), NULL, err, sizeof(err));
 	CHECK(ret == 0, "begin: %s", err);
 	if (ret)
 		finish();
@@ -310,7 +314,10 @@ static void test_live(struct dcres_mainckpt *ck, const struct dcres_mapped_ram *
 	      (unsigned long long)dcres_mainckpt_server_bytes(ck, 1),
 	      (unsigned long long)dcres_mainckpt_server_bytes(ck, 2));
 	check_exactly_once(dir, at_stop);
-	ret = dcres_mainckpt_begin(ck, main_mem(dir), err, sizeof(err));
+	for (uint64_t w = 0; w < NPAGES / 64; w++)
+		atomic_store(&c1_bmap[w], atomic_load(&main_bmap[w]));
+	memcpy(c1_buf, main_buf, (size_t)NPAGES * PAGE);
+	ret = dcres_mainckpt_begin(ck, main_mem(dir), NULL, err, sizeof(err));
 	CHECK(ret != 0 && strstr(err, "host-1.mem"), "a second checkpoint into %s: %d %s", dir,
 	      ret, err);
 }
@@ -353,7 +360,7 @@ static void test_fill_pending(struct dcres_mainckpt *ck)
 	CHECK(ret == 0, "fill of a never-written page: %d", ret);
 	if (ret)
 		return;
-	ret = dcres_mainckpt_begin(ck, main_mem(tmpdir), err, sizeof(err));
+	ret = dcres_mainckpt_begin(ck, main_mem(tmpdir), NULL, err, sizeof(err));
 	CHECK(ret == -EBUSY && strstr(err, "still loading"), "begin during a fill: %d \"%s\"",
 	      ret, err);
 	CHECK(dcres_pager_fill_go(pager) == 0 && dcres_pager_fill_wait(pager) == 0, "fill");
@@ -369,7 +376,7 @@ static void begin_into(struct dcres_mainckpt *ck, const char *name, char *dir, s
 
 	snprintf(dir, len, "%s/%s", tmpdir, name);
 	mkdir(dir, 0700);
-	ret = dcres_mainckpt_begin(ck, main_mem(dir), err, sizeof(err));
+	ret = dcres_mainckpt_begin(ck, main_mem(dir), NULL, err, sizeof(err));
 	CHECK(ret == 0, "begin into %s: %s", dir, err);
 	if (ret)
 		finish();
@@ -395,6 +402,174 @@ static void test_late_page(struct dcres_mainckpt *ck, const struct dcres_mapped_
 	CHECK(ret != 0 && strstr(err, want), "stop point after a late page-in: %d %s", ret, err);
 	dcres_mainckpt_abort(ck, err);
 	CHECK(!partial_exists(dir, 1) && !partial_exists(dir, 2), "abort left partial files");
+}
+
+/* Reads dir's main.loc into t; the test ends if it cannot. */
+static void read_loc(const char *dir, struct dcres_loctable *t)
+{
+	char path[400];
+
+	snprintf(path, sizeof(path), "%s/main.loc", dir);
+	if (dcres_loctable_read(path, t)) {
+		CHECK(0, "read %s", path);
+		finish();
+	}
+}
+
+/* Layer of a chain: "main.mem" (bmap, buf) and the servers' files of dir. */
+struct layer {
+	_Atomic uint64_t *bmap;
+	const uint8_t *buf;
+	struct dcres_memfile *mf[2];
+	struct dcres_presence pres[2];
+	uint64_t pages;
+};
+
+static void layer_open(struct layer *l, const char *dir, _Atomic uint64_t *bmap,
+		       const uint8_t *buf)
+{
+	char path[400];
+
+	memset(l, 0, sizeof(*l));
+	l->bmap = bmap;
+	l->buf = buf;
+	for (unsigned k = 0; k < 2; k++) {
+		snprintf(path, sizeof(path), "%s/host-%u.mem", dir, k + 1);
+		CHECK(dcres_memfile_open(path, &l->mf[k]) == 0, "open %s", path);
+		snprintf(path, sizeof(path), "%s/host-%u.present", dir, k + 1);
+		CHECK(dcres_presence_read(path, &l->pres[k]) == 0, "read %s", path);
+		if (!l->mf[k] || !l->pres[k].bits)
+			finish();
+		l->pages += dcres_presence_count(&l->pres[k]);
+	}
+	for (uint64_t p = 0; p < NPAGES; p++)
+		l->pages += bit_test(bmap, p);
+}
+
+static void layer_close(struct layer *l)
+{
+	for (unsigned k = 0; k < 2; k++) {
+		dcres_memfile_close(l->mf[k]);
+		dcres_presence_free(&l->pres[k]);
+	}
+}
+
+/* Copies of page p in layer l (at most one expected), its content in buf. */
+static unsigned layer_get(struct layer *l, uint64_t p, uint8_t *buf)
+{
+	unsigned copies = 0;
+
+	if (bit_test(l->bmap, p)) {
+		memcpy(buf, l->buf + p * PAGE, PAGE);
+		copies++;
+	}
+	for (unsigned k = 0; k < 2; k++)
+		if (dcres_presence_test(&l->pres[k], p) &&
+		    dcres_memfile_read_pages(l->mf[k], &p, buf, 1) == 0)
+			copies++;
+	return copies;
+}
+
+static void clear_dirty_run(void *opaque, uint64_t first, uint64_t n)
+{
+	(void)opaque;
+	for (uint64_t p = first; p < first + n; p++)
+		bit_clear(dirty, p);
+}
+
+/* 8. An incremental checkpoint on test_live's (c1, still the last durable
+ * one: test_late_page's failed at its stop point), live, the guest
+ * rewriting a hot set while pages move: at its stop point every written
+ * page is in the increment (once) or, unchanged, in c1, with its content
+ * then; the increment holds fewer pages; its main.loc names c1. A parent
+ * that is not the last durable checkpoint is refused. */
+static void test_incremental(struct dcres_mainckpt *ck, const struct dcres_mapped_ram *geo)
+{
+	static uint32_t at_stop[NPAGES];
+	static _Alignas(4096) uint8_t buf[PAGE];
+	char c1[300], dir[300], err[512];
+	struct dcres_loctable t1, t;
+	struct layer inc, base;
+	uint64_t wrong_count = 0, wrong_content = 0, from_base = 0;
+	uint8_t other[16] = { 0x5e };
+	pthread_t guest;
+	int ret;
+
+	snprintf(c1, sizeof(c1), "%s/c1", tmpdir);
+	read_loc(c1, &t1);
+	snprintf(dir, sizeof(dir), "%s/inc", tmpdir);
+	mkdir(dir, 0700);
+	ret = dcres_mainckpt_begin(ck, main_mem(dir), other, err, sizeof(err));
+	CHECK(ret == -ESTALE && strstr(err, "not this VM's last"), "a stranger parent: %d \"%s\"",
+	      ret, err);
+	ret = dcres_mainckpt_begin(ck, main_mem(dir), t1.ckpt_id, err, sizeof(err));
+	CHECK(ret == 0, "incremental begin on c1: %s", err);
+	if (ret)
+		finish();
+	/* The first pass: all dirty, less what c1 holds unchanged. */
+	memset(main_bmap, 0, sizeof(main_bmap));
+	for (uint64_t w = 0; w < NPAGES / 64; w++)
+		atomic_store(&dirty[w], ~0ull);
+	dcres_mainckpt_for_each_unchanged(ck, clear_dirty_run, NULL);
+	hot_pages = WRITTEN / 8;
+	start_guest(&guest, 3);
+	for (int pass = 0; pass < 10; pass++) {
+		save_pass(ck);
+		usleep(50 * 1000);
+	}
+	for (int i = 0; i < 100 && dcres_mainckpt_pending(ck, true) >= DCRES_MAINCKPT_NOT_YET; i++)
+		usleep(50 * 1000);
+	stop_guest(guest);
+	hot_pages = WRITTEN;
+	save_pass(ck);
+	for (uint64_t p = 0; p < NPAGES; p++)
+		at_stop[p] = atomic_load(&version[p]);
+	ret = dcres_mainckpt_stop_point(ck, geo, err, sizeof(err));
+	CHECK(ret == 0, "stop point: %s", err);
+	if (ret)
+		finish();
+	CHECK(dcres_mainckpt_commit(ck) == 0 && dcres_mainckpt_wait(ck, err, sizeof(err)) == 0,
+	      "commit of the increment: %s", err);
+
+	read_loc(dir, &t);
+	CHECK(t.has_parent && !memcmp(t.parent_id, t1.ckpt_id, 16) &&
+	      memcmp(t.ckpt_id, t1.ckpt_id, 16), "the increment's main.loc does not name c1");
+	layer_open(&inc, dir, main_bmap, main_buf);
+	layer_open(&base, c1, c1_bmap, c1_buf);
+	for (uint64_t p = 0; p < NPAGES; p++) {
+		unsigned copies;
+
+		if (at_stop[p] == 0)
+			continue;
+		copies = layer_get(&inc, p, buf);
+		if (copies == 0) {
+			copies = layer_get(&base, p, buf);
+			from_base++;
+		}
+		if (copies != 1) {
+			if (wrong_count++ < 5)
+				fprintf(stderr, "page %llu: %u copies in its newest layer\n",
+					(unsigned long long)p, copies);
+			continue;
+		}
+		if (!same(buf, p, at_stop[p]) && wrong_content++ < 5)
+			fprintf(stderr, "page %llu: not its content at the increment's stop "
+				"point (version %u)\n", (unsigned long long)p, at_stop[p]);
+	}
+	CHECK(wrong_count == 0, "%llu pages not once in their newest layer",
+	      (unsigned long long)wrong_count);
+	CHECK(wrong_content == 0, "%llu pages with the wrong content in the chain",
+	      (unsigned long long)wrong_content);
+	CHECK(from_base > 0 && inc.pages < base.pages,
+	      "the increment holds %llu pages, c1 %llu, %llu unchanged: nothing was left out",
+	      (unsigned long long)inc.pages, (unsigned long long)base.pages,
+	      (unsigned long long)from_base);
+	printf("mainckpt: increment %llu pages on a full checkpoint of %llu\n",
+	       (unsigned long long)inc.pages, (unsigned long long)base.pages);
+	layer_close(&inc);
+	layer_close(&base);
+	dcres_loctable_free(&t1);
+	dcres_loctable_free(&t);
 }
 
 /* 4. Server 2 stops answering before the stop point: the stop point
@@ -458,6 +633,7 @@ int main(int argc, char **argv)
 	region = mmap(NULL, (size_t)NPAGES * PAGE, PROT_READ | PROT_WRITE,
 		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	main_buf = calloc(NPAGES, PAGE);
+	c1_buf = calloc(NPAGES, PAGE);
 	const char *addrs[2] = { servers[0].addr, servers[1].addr };
 	struct dcres_pager_config pcfg = {
 		.base = region, .size = (size_t)NPAGES * PAGE, .servers = addrs,
@@ -485,9 +661,10 @@ int main(int argc, char **argv)
 
 	test_live(ck, &geo);
 	test_late_page(ck, &geo);
+	test_incremental(ck, &geo);
 
 	/* 3. A directory the servers cannot name is refused before anything. */
-	ret = dcres_mainckpt_begin(ck, "/var/tmp/main.mem", err, sizeof(err));
+	ret = dcres_mainckpt_begin(ck, "/var/tmp/main.mem", NULL, err, sizeof(err));
 	CHECK(ret == -EINVAL && strstr(err, "not below"), "outside the root: %d %s", ret, err);
 
 	test_final_unanswered(ck, &geo);
@@ -526,5 +703,6 @@ int main(int argc, char **argv)
 		pthread_join(reader, NULL);
 	munmap(region, (size_t)NPAGES * PAGE);
 	free(main_buf);
+	free(c1_buf);
 	finish();
 }

@@ -95,9 +95,26 @@ void dcres_mainckpt_free(struct dcres_mainckpt *c);
  * (the caller's main.mem; the directory, symlinks resolved, must be
  * below cfg->root). -EBUSY while another runs or commits, or while
  * restored pages are still loading (a pager fill); on failure
- * nothing is left running and err names the directory or server. */
-int dcres_mainckpt_begin(struct dcres_mainckpt *c, const char *main_file, char *err,
-			 size_t err_len);
+ * nothing is left running and err names the directory or server.
+ *
+ * With parent (NULL: a full checkpoint), incremental: every host saves
+ * only the pages that changed since the stop point of the checkpoint of
+ * that id, which must be the last one made durable (-ESTALE otherwise,
+ * nothing started): the servers the pages they received since, the
+ * caller the pages touched since (see dcres_mainckpt_for_each_unchanged).
+ * The checkpoint's id and its parent's go into main.loc. */
+int dcres_mainckpt_begin(struct dcres_mainckpt *c, const char *main_file,
+			 const uint8_t *parent, char *err, size_t err_len);
+
+/* For an incremental checkpoint, after the caller noted the dirty log
+ * into the pager (dcres_pager_note_access) at its first pass: calls fn
+ * for every run of pages resident here and untouched since the parent's
+ * stop point (its chain holds them: the caller leaves them out). Nothing
+ * for a full checkpoint. The caller notes the dirty log again right
+ * before the stop point. */
+void dcres_mainckpt_for_each_unchanged(struct dcres_mainckpt *c,
+				       void (*fn)(void *opaque, uint64_t first, uint64_t n),
+				       void *opaque);
 
 /* Pages the servers still have to write, as bytes for the caller's
  * estimate of what is left (with exact, asked now; otherwise as last
