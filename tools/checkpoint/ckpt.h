@@ -45,6 +45,8 @@ struct ckpt_opts {
 	unsigned lost_timeout_s;  /* a server out of reach this long fails it */
 	unsigned replicas;    /* copies of every part on other hosts */
 	const char *psk_path; /* the memory servers' key (needed for replicas) */
+	const char *parent;   /* --parent: incremental on this checkpoint */
+	bool incremental;     /* on the newest checkpoint beside dir */
 };
 
 /* A file of the checkpoint with its size and CRC-32C. */
@@ -75,6 +77,7 @@ struct ckpt_server {
 
 /* One query-dcres answer. */
 struct ckpt_dcres {
+	char id[128];         /* the dcres-split object's */
 	bool has_ram_size;
 	uint64_t ram_size;
 	uint64_t page_ins;
@@ -113,6 +116,7 @@ struct ckpt_settings {
 	bool has_max_bandwidth, has_multifd_channels, has_downtime_limit;
 	uint64_t max_bandwidth, multifd_channels, downtime_limit;
 	bool direct_io;
+	char zero_page_detection[16]; /* "" when QEMU does not say */
 };
 
 /* Everything one run learns and does. */
@@ -155,6 +159,11 @@ struct ckpt_run {
 	char server_dir[DCRES_LOC_TEXT_MAX]; /* the servers' name of DIR */
 	struct ckpt_file_sum main_files[2];  /* main.mem, main.loc */
 	unsigned nmain_files;
+	uint8_t ckpt_id[16];       /* from main.loc */
+	bool has_parent;           /* incremental on parent_dir */
+	char parent_dir[PATH_MAX];
+	uint8_t parent_id[16];
+	uint32_t parent_manifest_crc;
 	struct dcres_psk psk;
 	struct ckpt_replica *replicas;
 	unsigned nreplicas;
@@ -264,6 +273,18 @@ void files_remove(struct ckpt_run *r);
 /* Formats dir/host-K.suffix into out (PATH_MAX bytes); -ENAMETOOLONG
  * (logged) if it does not fit. */
 int files_host_path(const struct ckpt_run *r, unsigned k, const char *suffix, char *out);
+
+/* parent.c: incremental checkpoints. */
+/* With --parent or --incremental, after vm_query: finds the parent (the
+ * newest checkpoint beside DIR for --incremental), checks it is a D-CRES
+ * checkpoint of this VM, and notes its id and manifest CRC. */
+int parent_find(struct ckpt_run *r);
+/* Before migrate: sets the dcres-split object's ckpt-parent (a no-op
+ * for a full checkpoint). */
+int parent_tell_qemu(struct ckpt_run *r);
+/* Notes the checkpoint's id from its main.loc and checks that it builds
+ * on the parent asked for (or on nothing). */
+int parent_check_loc(struct ckpt_run *r, const struct dcres_loctable *loc);
 
 /* manifest-out.c: writes DIR/manifest for the run (atomically), the
  * servers' files as their parts describe them, and the replicas made so

@@ -190,6 +190,8 @@ int files_count_pages(struct ckpt_run *r)
 		err = count_main(r, &loc);
 	/* One part per server, in host order (replicate.c relies on it), as
 	 * each final reported it. */
+	if (!err)
+		err = parent_check_loc(r, &loc);
 	if (!err && loc.nparts != r->after.nservers) {
 		pr_err("%s records %u memory servers' parts; the VM has %u servers", r->loc_path,
 		       loc.nparts, r->after.nservers);

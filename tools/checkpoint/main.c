@@ -50,6 +50,7 @@ static void usage(FILE *out)
 		"                        [--max-downtime MS] [--lost-timeout S]\n"
 		"                        [--direct-io] [--conventional] [--json]\n"
 		"                        [--replicas N --psk FILE]\n"
+		"                        [--parent PARENT | --incremental]\n"
 		"                        [--log-level error|warn|info|debug]\n"
 		"\n"
 		"Checkpoints the VM whose QMP socket is SOCKET into DIR (created, mode 0700;\n"
@@ -77,6 +78,11 @@ static void usage(FILE *out)
 		"                   hosts (memory servers), server to server, so that the\n"
 		"                   checkpoint survives the loss of any N hosts\n"
 		"  --psk FILE       the memory servers' pre-shared key (for --replicas)\n"
+		"  --parent PARENT  incremental: every host saves only the pages that changed\n"
+		"                   since checkpoint PARENT's stop point (PARENT must be the\n"
+		"                   VM's last checkpoint, of its chain); readers take the\n"
+		"                   others from PARENT and its own parents\n"
+		"  --incremental    --parent the newest checkpoint in DIR's directory\n"
 		"  --json           print the summary as one JSON object\n"
 		"  --help, --version\n"
 		"\n"
@@ -154,6 +160,8 @@ static int parse_options(int argc, char **argv, struct ckpt_opts *o)
 		{ "json", no_argument, NULL, 'j' },
 		{ "replicas", required_argument, NULL, 'R' },
 		{ "psk", required_argument, NULL, 'k' },
+		{ "parent", required_argument, NULL, 'P' },
+		{ "incremental", no_argument, NULL, 'I' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -173,6 +181,8 @@ static int parse_options(int argc, char **argv, struct ckpt_opts *o)
 		case 'c': o->conventional = true; break;
 		case 'j': o->json = true; break;
 		case 'k': o->psk_path = optarg; break;
+		case 'P': o->parent = optarg; break;
+		case 'I': o->incremental = true; break;
 		case 'R':
 			if (parse_number("replicas", optarg, 0, 253, &o->replicas))
 				return 2;
@@ -210,6 +220,11 @@ static int parse_options(int argc, char **argv, struct ckpt_opts *o)
 		usage(stderr);
 		return 2;
 	}
+	if (o->parent && o->incremental) {
+		fprintf(stderr, "dcres-checkpoint: --parent and --incremental both name the "
+			"parent: give one\n");
+		return 2;
+	}
 	if (o->direct_io && o->parallel < 2) {
 		fprintf(stderr, "dcres-checkpoint: --direct-io needs --parallel N with N > 1 "
 			"(QEMU writes with O_DIRECT only on multifd channels)\n");
@@ -243,12 +258,14 @@ static int run_steps(struct ckpt_run *r)
 		pr_err("%s", err);
 		return e;
 	}
-	if ((e = vm_query(r)) || (e = disk_find(r)) ||
+	if ((e = vm_query(r)) || (e = parent_find(r)) || (e = disk_find(r)) ||
 	    (e = migrate_setup(r)) || (e = check_interrupt()))
 		return e;
 	if (!r->opts.live && r->was_running && (e = vm_stop(r)))
 		return e;
 	if (r->split && (e = vm_query_dcres(r, &r->before)))
+		return e;
+	if ((e = parent_tell_qemu(r)))
 		return e;
 	if ((e = replicate_check(r)))
 		return e;

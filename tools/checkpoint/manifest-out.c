@@ -23,7 +23,22 @@ struct manifest_buf {
 	Dcres__FileSum files[MAX_FILES];
 	Dcres__FileSum *file_ptrs[MAX_FILES];
 	char **disk_files;	/* r->ndisks entries */
+	Dcres__ParentRef parent;
+	char parent_rel[PATH_MAX];
 };
+
+/* The parent's directory as the manifest names it: relative to DIR when
+ * both are in one directory ("../NAME"), else absolute. */
+static void parent_relative(const struct ckpt_run *r, char *out, size_t len)
+{
+	const char *ps = strrchr(r->parent_dir, '/'), *ds = strrchr(r->dir, '/');
+
+	if (ps && ds && ps - r->parent_dir == ds - r->dir &&
+	    !strncmp(r->parent_dir, r->dir, (size_t)(ps - r->parent_dir)))
+		snprintf(out, len, "..%s", ps);
+	else
+		snprintf(out, len, "%s", r->parent_dir);
+}
 
 /* Adds file name with its size and CRC. */
 static void add_sum(Dcres__Manifest *m, struct manifest_buf *b, char *name, uint64_t size,
@@ -116,6 +131,19 @@ int manifest_out(struct ckpt_run *r)
 	m.loc_file = r->dcres_mode ? "main.loc" : NULL;
 	m.hosts = b->host_ptrs;
 	m.files = b->file_ptrs;
+	if (r->dcres_mode) {
+		m.has_checkpoint_id = true;
+		m.checkpoint_id = (ProtobufCBinaryData){ 16, r->ckpt_id };
+	}
+	if (r->has_parent) {
+		dcres__parent_ref__init(&b->parent);
+		b->parent.has_id = b->parent.has_manifest_crc = true;
+		b->parent.id = (ProtobufCBinaryData){ 16, r->parent_id };
+		b->parent.manifest_crc = r->parent_manifest_crc;
+		b->parent.dir = b->parent_rel;
+		parent_relative(r, b->parent_rel, sizeof(b->parent_rel));
+		m.parent = &b->parent;
+	}
 	m.disk_files = b->disk_files;
 	for (unsigned i = 0; i < r->ndisks; i++)
 		if (r->disks[i].snapshotted && r->disks[i].file[0])

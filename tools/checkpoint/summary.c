@@ -111,6 +111,12 @@ static void print_json(const struct ckpt_run *r)
 	json_object_object_add(o, "mode", json_object_new_string(mode_name(r)));
 	json_object_object_add(o, "live", json_object_new_boolean(r->opts.live));
 	json_object_object_add(o, "vm_uuid", json_object_new_string(uuid));
+	if (r->dcres_mode) {
+		dcres_uuid_format(r->ckpt_id, uuid);
+		json_object_object_add(o, "checkpoint_id", json_object_new_string(uuid));
+	}
+	json_object_object_add(o, "parent", r->has_parent ?
+			       json_object_new_string(r->parent_dir) : NULL);
 	json_object_object_add(o, "total_time_s",
 			       json_object_new_double_s((double)(r->finished_ms - r->started_ms) /
 							1000, secs));
@@ -163,6 +169,8 @@ static void print_text(const struct ckpt_run *r)
 	dcres_uuid_format(r->uuid, uuid);
 	printf("checkpoint of VM %s in %s (%s%s, %s)\n", uuid, r->dir, mode_name(r),
 	       r->split ? " mode" : " VM", r->opts.live ? "live" : "stopped");
+	if (r->has_parent)
+		printf("  incremental on %s: only the pages changed since\n", r->parent_dir);
 	printf("  time: %.3f s in all, durable after %.3f s, migration %" PRIu64
 	       " ms, downtime %" PRIu64 " ms",
 	       (double)(r->finished_ms - r->started_ms) / 1000,

@@ -94,6 +94,8 @@ static int parse_dcres(struct json_object *ret, struct ckpt_dcres *d)
 	size_t n;
 
 	memset(d, 0, sizeof(*d));
+	dir = dcres_qmp_get_str(ret, "id");
+	snprintf(d->id, sizeof(d->id), "%s", dir ? dir : "");
 	d->has_ram_size = dcres_qmp_get_u64(ret, "ram-size", &d->ram_size);
 	dcres_qmp_get_u64(ret, "page-ins", &d->page_ins);
 	dcres_qmp_get_u64(ret, "page-outs", &d->page_outs);

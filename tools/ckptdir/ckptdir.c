@@ -383,7 +383,7 @@ int ckptdir_check_placement(const struct ckptdir *c, uint64_t *duplicates)
 			if (present && owner != s->id)
 				REPORT("page %llu: %s has it, but %s places it %s", pg,
 				       s->present_path, c->loc_path, placement(owner, where));
-			if (!present && owner == s->id)
+			if (!present && owner == s->id && !c->loc.has_parent)
 				REPORT("page %llu: %s places it on host %u, but %s lacks it",
 				       pg, c->loc_path, s->id, s->present_path);
 		}

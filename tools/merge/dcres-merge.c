@@ -8,7 +8,10 @@
  * It reads DIR/manifest (when present; every file's checksum is verified),
  * DIR/main.loc, DIR/main.mem and each memory server's host-K.mem and
  * host-K.present; checks that every written page is in exactly one file,
- * the one main.loc names; then copies main.mem (holes kept) to a new
+ * the one main.loc names. An incremental checkpoint's parents are read
+ * too (in the directories its manifest names, checked against the ids
+ * and CRCs it records), each page from the newest one holding it. Then it
+ * copies main.mem (holes kept) to a new
  * OUT.partial.XXXXXXXX, puts every server page at its place with its bitmap bit set (each page's
  * CRC checked), fsyncs and renames it to OUT. Exit status: 0 done, 1 error
  * (logged on stderr naming the file and page), 2 usage. */
@@ -28,8 +31,9 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: dcres-merge [--check] [--json] [--psk FILE [--ckpt-root PATH]\n"
 		"                   [--servers LIST]] DIR [OUT]\n"
-		"  Merges the D-CRES checkpoint in DIR into OUT, a mapped-ram migration\n"
-		"  file that stock QEMU restores (migrate-incoming file:OUT).\n"
+		"  Merges the D-CRES checkpoint in DIR (with its parents, if incremental)\n"
+		"  into OUT, a mapped-ram migration file that stock QEMU restores\n"
+		"  (migrate-incoming file:OUT).\n"
 		"  --check  only verify DIR (placement, checksums); OUT is not written\n"
 		"  --json   print the summary as one JSON object\n"
 		"  --psk FILE  read memory servers' parts that are not in DIR through the\n"
@@ -55,10 +59,12 @@ static void json_string(const char *s)
 	putchar('"');
 }
 
-/* Prints the summary: pages per host, the total, the output. */
-static void summary(const struct ckptdir *c, const char *out, bool json,
+/* Prints the summary: the newest layer's pages per host, the total, the
+ * chain's length, the output. */
+static void summary(const struct ckptchain *ch, const char *out, bool json,
 		    uint64_t duplicates)
 {
+	const struct ckptdir *c = &ch->layer[0];
 	uint64_t total = c->main_pages;
 
 	for (unsigned i = 0; i < c->nservers; i++)
@@ -76,8 +82,8 @@ static void summary(const struct ckptdir *c, const char *out, bool json,
 		for (unsigned i = 0; i < c->nservers; i++)
 			printf(",\"host-%u\":%llu", c->servers[i].id,
 			       (unsigned long long)c->servers[i].pages);
-		printf("},\"total\":%llu,\"duplicates\":%llu}\n", (unsigned long long)total,
-		       (unsigned long long)duplicates);
+		printf("},\"total\":%llu,\"duplicates\":%llu,\"chain\":%u}\n",
+		       (unsigned long long)total, (unsigned long long)duplicates, ch->n);
 		return;
 	}
 	printf("checkpoint %s: %llu guest pages of %u bytes\n", c->dir,
@@ -90,6 +96,9 @@ static void summary(const struct ckptdir *c, const char *out, bool json,
 		printf("  %-10s %llu pages\n", name, (unsigned long long)c->servers[i].pages);
 	}
 	printf("  %-10s %llu pages\n", "total", (unsigned long long)total);
+	if (ch->n > 1)
+		printf("  incremental: a chain of %u checkpoints, down to %s\n", ch->n,
+		       ch->dir[ch->n - 1]);
 	if (out)
 		printf("merged into %s\n", out);
 	else
@@ -104,7 +113,7 @@ int main(int argc, char **argv)
 	const char *dir = NULL, *out = NULL, *given;
 	struct ckptview_opts remote = { 0 };
 	struct ckptview view = { 0 };
-	struct ckptdir c;
+	struct ckptchain ch;
 	uint64_t duplicates = 0;
 	int ret;
 
@@ -165,15 +174,15 @@ int main(int argc, char **argv)
 				view.parts[i].holders);
 		dir = view.dir;
 	}
-	ret = merge_open(dir, &c);
+	ret = ckptchain_open(dir, &ch);
 	if (ret)
 		goto fail;
-	ret = ckptdir_check_placement(&c, &duplicates);
+	ret = ckptchain_check(&ch, &duplicates);
 	if (!ret)
-		ret = check ? merge_verify_server_pages(&c) : merge_write(&c, out);
+		ret = check ? merge_verify_server_pages(&ch) : merge_write(&ch, out);
 	if (!ret)
-		summary(&c, out, json, duplicates);
-	ckptdir_close(&c);
+		summary(&ch, out, json, duplicates);
+	ckptchain_close(&ch);
 fail:
 	ckptview_close(&view);
 	if (!ret)

@@ -136,8 +136,9 @@ struct window {
 	bool *stored;       /* which pages of the window the output holds */
 };
 
-/* Reads server s's pages of window w (CRC-checked against its presence
- * file) into their places in w->data and marks them stored and set in out. */
+/* Reads server s's pages of window w not stored yet (CRC-checked against
+ * its presence file) into their places in w->data and marks them stored
+ * and set in out. */
 static int window_server(const struct ckptdir_server *s, struct window *w,
 			 struct dcres_mrfile *out)
 {
@@ -146,7 +147,7 @@ static int window_server(const struct ckptdir_server *s, struct window *w,
 	int ret;
 
 	for (uint64_t p = w->first; p < w->first + w->n; p++)
-		if (dcres_presence_test(&s->pres, p))
+		if (!w->stored[p - w->first] && dcres_presence_test(&s->pres, p))
 			w->list[n++] = p;
 	if (!n)
 		return 0;
@@ -170,29 +171,52 @@ static int window_server(const struct ckptdir_server *s, struct window *w,
 	return 0;
 }
 
-/* Fills window w from main.mem (pages with their bit set) and every
- * server, then writes each run of stored pages to out with one write;
- * pages stored nowhere stay holes. */
-static int window_merge(struct ckptdir *c, struct window *w,
-			struct dcres_mrfile *out)
+/* Reads layer c's main.mem pages of window w not stored yet (their bit
+ * set) into their places in w->data, one read for the span from first to
+ * last, and marks them stored and set in out. */
+static int window_main(struct ckptdir *c, struct window *w, struct dcres_mrfile *out)
 {
 	uint32_t ps = out->page_size;
 	uint64_t lo = UINT64_MAX, hi = 0;
-	int ret = 0;
+	int ret;
 
 	for (uint64_t i = 0; i < w->n; i++) {
-		w->stored[i] = dcres_mrfile_test(&c->main, w->first + i);
-		if (w->stored[i]) {
+		if (!w->stored[i] && dcres_mrfile_test(&c->main, w->first + i)) {
 			lo = lo < i ? lo : i;
 			hi = i + 1;
 		}
 	}
-	/* One read for the main host's pages: the span from first to last. */
-	if (hi)
-		ret = dcres_mrfile_read_pages(&c->main, w->first + lo, w->data + lo * ps,
-					      hi - lo);
-	for (unsigned k = 0; k < c->nservers && !ret; k++)
-		ret = window_server(&c->servers[k], w, out);
+	if (!hi)
+		return 0;
+	ret = dcres_mrfile_read_pages(&c->main, w->first + lo, w->sbuf, hi - lo);
+	for (uint64_t i = lo; i < hi && !ret; i++) {
+		if (w->stored[i] || !dcres_mrfile_test(&c->main, w->first + i))
+			continue;
+		memcpy(w->data + i * ps, w->sbuf + (i - lo) * ps, ps);
+		w->stored[i] = true;
+		dcres_mrfile_set(out, w->first + i);
+	}
+	return ret;
+}
+
+/* Fills window w from each layer of the chain, newest first (its main.mem
+ * pages with their bit set, then every server's), each page from the
+ * first layer holding it, then writes each run of stored pages to out
+ * with one write; pages stored nowhere stay holes. */
+static int window_merge(struct ckptchain *ch, struct window *w,
+			struct dcres_mrfile *out)
+{
+	uint32_t ps = out->page_size;
+	int ret = 0;
+
+	memset(w->stored, 0, w->n * sizeof(bool));
+	for (unsigned l = 0; l < ch->n && !ret; l++) {
+		struct ckptdir *c = &ch->layer[l];
+
+		ret = window_main(c, w, out);
+		for (unsigned k = 0; k < c->nservers && !ret; k++)
+			ret = window_server(&c->servers[k], w, out);
+	}
 	for (uint64_t i = 0, j; i < w->n && !ret; i = j) {
 		if (!w->stored[i]) {
 			j = i + 1;
@@ -206,7 +230,7 @@ static int window_merge(struct ckptdir *c, struct window *w,
 }
 
 /* Merges every page into out, window by window. */
-static int merge_pages(struct ckptdir *c, struct dcres_mrfile *out)
+static int merge_pages(struct ckptchain *ch, struct dcres_mrfile *out)
 {
 	size_t bytes = (size_t)WINDOW_PAGES * out->page_size;
 	struct window w = {
@@ -222,7 +246,7 @@ static int merge_pages(struct ckptdir *c, struct dcres_mrfile *out)
 	for (w.first = 0; w.first < out->npages && !ret; w.first += WINDOW_PAGES) {
 		w.n = out->npages - w.first < WINDOW_PAGES ? out->npages - w.first
 							    : WINDOW_PAGES;
-		ret = window_merge(c, &w, out);
+		ret = window_merge(ch, &w, out);
 	}
 	free(w.data);
 	free(w.sbuf);
@@ -256,13 +280,15 @@ static int check_out(const struct ckptdir *c, const char *out)
 	return 0;
 }
 
-int merge_write(struct ckptdir *c, const char *out)
+int merge_write(struct ckptchain *ch, const char *out)
 {
 	struct dcres_mrfile mr = { .fd = -1 };
 	char prefix[PATH_MAX], partial[PATH_MAX];
-	int ret;
+	struct ckptdir *c = &ch->layer[0];
+	int ret = 0;
 
-	ret = check_out(c, out);
+	for (unsigned l = 0; l < ch->n && !ret; l++)
+		ret = check_out(&ch->layer[l], out);
 	if (ret)
 		return ret;
 	if (snprintf(prefix, sizeof(prefix), "%s.partial", out) >= (int)sizeof(prefix) - 16) {
@@ -280,7 +306,7 @@ int merge_write(struct ckptdir *c, const char *out)
 	/* The copy has main.mem's bitmap; server pages' bits are set as they
 	 * are written. */
 	if (!ret)
-		ret = merge_pages(c, &mr);
+		ret = merge_pages(ch, &mr);
 	if (!ret)
 		ret = dcres_mrfile_write_bitmap(&mr); /* fsyncs the whole file */
 	dcres_mrfile_close(&mr);

@@ -27,6 +27,12 @@ static int check_manifest(struct rst_run *r)
 		       r->dir, DCRES_MANIFEST_NAME, RST_PAGE_SIZE);
 		return -EINVAL;
 	}
+	if (m->parent) {
+		pr_err("%s is an incremental checkpoint (on %s): dcres-restore does not read "
+		       "chains yet; restore a full checkpoint, or dcres-merge this one into a "
+		       "mapped-ram file for stock QEMU", r->dir, m->parent->dir ? m->parent->dir : "?");
+		return -ENOTSUP;
+	}
 	memcpy(r->uuid, r->cd.uuid, 16);
 	dcres_uuid_format(r->uuid, r->uuid_str);
 	r->ram_size = m->ram_size;

@@ -130,7 +130,7 @@ static void good(const char *base, const char *scratch, enum test_ckpt_variant v
 	CHECK_EQ(run(scratch, (const char *[]){ "--json", dir, out, NULL }), 0);
 	snprintf(want, sizeof(want),
 		 "{\"dir\":\"%s\",\"out\":\"%s\",\"page_size\":4096,\"pages\":{\"main\":%llu,"
-		 "\"host-1\":%llu,\"host-2\":%llu},\"total\":%llu,\"duplicates\":0}\n",
+		 "\"host-1\":%llu,\"host-2\":%llu},\"total\":%llu,\"duplicates\":0,\"chain\":1}\n",
 		 dir, out, (unsigned long long)m, (unsigned long long)h1,
 		 (unsigned long long)h2, (unsigned long long)(m + h1 + h2));
 	CHECK(strcmp(ran.out, want) == 0);

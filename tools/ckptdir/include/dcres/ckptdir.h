@@ -88,7 +88,9 @@ int ckptdir_open(struct ckptdir *c);
 void ckptdir_close(struct ckptdir *c);
 
 /* Checks, over the parts that opened (needs loc_ok), that every written
- * page is in exactly one file, the one main.loc names; each violation is
+ * page is in exactly one file, the one main.loc names (in an incremental
+ * checkpoint, at most one: the others are in its parents, see
+ * dcres/ckptchain.h); each violation is
  * logged naming page and files. Returns 0, or -EBADMSG when any was
  * found; *duplicates (may be NULL) counts the pages in more than one
  * file. Pages main.loc places on the main host without a bit in main.mem

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Incremental live checkpoints of a split-memory VM: the memtest guest
+# (-m 512M, local-size=128M, the rest on two memory servers in test hosts 1
+# and 2), rewriting its hot set while pages move, gets a full live
+# checkpoint c0 and then a chain of increments c1 (--parent c0), c2 and c3
+# (--incremental). Each increment must hold fewer pages than c0 on every
+# host and name its parent; dcres-merge of c1 and c3 takes every page from
+# the newest checkpoint of the chain holding it, and stock QEMU restores
+# the merged file with the guest's verifier finding its memory intact
+# (errors=0) and counting on. Refused, each with a clear error and the
+# chain left intact: an increment on a checkpoint that is not the VM's
+# last (QEMU and the servers say so), and a merge of c3 with c2 missing.
+set -euo pipefail
+. "$(dirname "$0")/../lib/split.sh"
+. "$(dirname "$0")/../lib/ckpt.sh"
+
+MEM=512M
+mapfile -t memtest < <(guest_memtest_args $MEM "hot=10 rate=2000")
+stock_args=("${memtest[@]}" -object "memory-backend-ram,id=ram0,size=$MEM"
+            -machine memory-backend=ram0)
+
+# Pages host $2 stored in checkpoint summary $1.
+host_pages() { ckpt_json "$TEST_TMP/$1.json" "j['hosts'][$2]['pages']"; }
+
+split_hosts_up 2
+split_servers_up 2 $MEM
+chain=$SPLIT_CKPT_ROOT/chain
+mkdir -p "$chain"
+split_guest_start split $MEM 128M "${memtest[@]}"
+guest_wait split '^MEMTEST start' 60 >/dev/null
+split_guest_passes split 1 400
+
+ckpt_take split "$chain/c0" --live
+declare -A before  # the guest's last pass before each checkpoint began
+# One after the other: the verifier reads every page in each pass, so
+# over a pass every page moves between hosts, and a page that moved is
+# saved again (its new host's copy is the one to restore).
+for c in c1 c2 c3; do
+  before[$c]=$(ckpt_last_pass split)
+  if [ $c = c1 ]; then
+    ckpt_take split "$chain/c1" --live --parent "$chain/c0"
+  else
+    ckpt_take split "$chain/$c" --live --incremental
+  fi
+  want=$([ $c = c1 ] && echo c0 || echo "c$(( ${c#c} - 1 ))")
+  [ "$(ckpt_json "$TEST_TMP/$c.json" 'j["parent"]')" = "$chain/$want" ] \
+    || fail "$c does not build on $want: $(cat "$TEST_TMP/$c.json")"
+  for k in 0 1 2; do
+    [ "$(host_pages $c $k)" -lt "$(host_pages c0 $k)" ] \
+      || fail "$c: host $k stored $(host_pages $c $k) pages, the full c0 $(host_pages c0 $k)"
+  done
+  note "$c: pages main $(host_pages $c 0), host 1 $(host_pages $c 1), host 2 $(host_pages $c 2) (c0: $(host_pages c0 0), $(host_pages c0 1), $(host_pages c0 2))"
+done
+
+# An increment on c1, no longer the VM's last checkpoint, is refused.
+rc=0
+"$DCRES_CHECKPOINT" --qmp "$TEST_TMP/split.qmp" --dir "$chain/bad" --live --parent "$chain/c1" \
+  > "$TEST_TMP/bad.out" 2> "$TEST_TMP/bad.log" || rc=$?
+[ $rc -eq 1 ] && grep -q "not this VM's last checkpoint" "$TEST_TMP/bad.log" \
+  || fail "an increment on c1 after c3: exit $rc: $(cat "$TEST_TMP/bad.log")"
+[ ! -e "$chain/bad/manifest" ] || fail "the refused increment left a manifest"
+split_guest_passes split $(($(ckpt_last_pass split) + 1)) 400
+kill "$(guest_pid split)"
+
+# dcres-restore does not read chains yet: it refuses an increment at once.
+rc=0
+"$DCRES_RESTORE" --ckpt "$chain/c3" --hosts main --run-dir "$TEST_TMP/rbad" -- "${stock_args[@]}" \
+  > /dev/null 2> "$TEST_TMP/rbad.log" || rc=$?
+[ $rc -ne 0 ] && grep -q "incremental checkpoint" "$TEST_TMP/rbad.log" \
+  || fail "dcres-restore of an increment: exit $rc: $(cat "$TEST_TMP/rbad.log")"
+
+# A chain with a gap is refused, naming the missing checkpoint.
+mv "$chain/c2" "$chain/c2.away"
+rc=0
+"$DCRES_MERGE" "$chain/c3" "$TEST_TMP/gap.mem" 2> "$TEST_TMP/gap.log" || rc=$?
+[ $rc -eq 1 ] && grep -q "parent ../c2 is missing" "$TEST_TMP/gap.log" && [ ! -e "$TEST_TMP/gap.mem" ] \
+  || fail "a merge of c3 without c2: exit $rc: $(cat "$TEST_TMP/gap.log")"
+mv "$chain/c2.away" "$chain/c2"
+
+# c1 and c3, merged through their chains, restore in QEMU without dcres.
+ckpt_merge "$chain/c1" "$TEST_TMP/c1.mem"
+ckpt_merge "$chain/c3" "$TEST_TMP/c3.mem"
+[ "$(ckpt_json "$TEST_TMP/c3.mem.json" 'j["chain"]')" -eq 4 ] \
+  || fail "c3's chain: $(cat "$TEST_TMP/c3.mem.json")"
+ckpt_restore_stock r1 "$TEST_TMP/c1.mem" "${stock_args[@]}"
+ckpt_verified r1 "${before[c1]}" 120
+kill "$(guest_pid r1)"
+ckpt_restore_stock r3 "$TEST_TMP/c3.mem" "${stock_args[@]}"
+ckpt_verified r3 "${before[c3]}" 120
+kill "$(guest_pid r3)"
+echo "PASS: a chain of live incremental checkpoints, merged and restored; bad parents refused"

@@ -1,0 +1,44 @@
+/* libdcres-ckptdir: a chain of checkpoints, for the readers. An
+ * incremental checkpoint holds only the pages that changed since its
+ * parent's stop point; its manifest names its parent (directory, id and
+ * manifest CRC), and so on down to a full checkpoint. A page's content is
+ * in the newest layer holding it; in the full layer, a page main.loc
+ * places without a copy reads as zeros (QEMU leaves zero pages out of a
+ * full checkpoint's main.mem; an increment's main.mem holds every page it
+ * saves, zeros too). Functions return 0 or a negative errno and log
+ * naming the checkpoint and file. */
+#ifndef DCRES_CKPTCHAIN_H
+#define DCRES_CKPTCHAIN_H
+
+#include "dcres/ckptdir.h"
+
+#define CKPTCHAIN_MAX 64 /* layers */
+
+struct ckptchain {
+	unsigned n;                          /* layers, newest first */
+	struct ckptdir layer[CKPTCHAIN_MAX];
+	char dir[CKPTCHAIN_MAX][PATH_MAX];   /* each layer's directory */
+};
+
+/* Opens the checkpoint in dir (as ckptdir_open after its manifest, if it
+ * has one, every file's checksum verified) and, when it is incremental,
+ * its parents:
+ * each where its child's manifest says (relative to the child's
+ * directory), with the id and manifest CRC it records and the same VM.
+ * A parent missing or not matching is -ENOENT or -EBADMSG naming both
+ * checkpoints. On failure ch is closed. */
+int ckptchain_open(const char *dir, struct ckptchain *ch);
+
+/* Checks each layer's placement (ckptdir_check_placement; increments
+ * may lack pages) and that every page the newest main.loc places on a
+ * host is in some layer, or is a zero page of the full layer's main
+ * host. -EBADMSG, each violation logged, otherwise. */
+int ckptchain_check(const struct ckptchain *ch, uint64_t *duplicates);
+
+/* The layer holding page p's content (newest first), or -1 when it reads
+ * as zeros. */
+int ckptchain_layer_of(const struct ckptchain *ch, uint64_t p);
+
+void ckptchain_close(struct ckptchain *ch);
+
+#endif
