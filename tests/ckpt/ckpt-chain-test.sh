@@ -10,9 +10,14 @@
 # (errors=0) and counting on. Refused, each with a clear error and the
 # chain left intact: an increment on a checkpoint that is not the VM's
 # last (QEMU and the servers say so), and a merge of c3 with c2 missing.
+# Then the periodic service (--every 2s --keep 3) runs until SIGTERM and
+# leaves exactly 3 checkpoints, each restorable, the oldest flattened
+# into a full one that stock QEMU restores and dcres-restore restores,
+# lazily, onto another host set.
 set -euo pipefail
 . "$(dirname "$0")/../lib/split.sh"
 . "$(dirname "$0")/../lib/ckpt.sh"
+. "$(dirname "$0")/../lib/restore.sh"
 
 MEM=512M
 mapfile -t memtest < <(guest_memtest_args $MEM "hot=10 rate=2000")
@@ -60,6 +65,38 @@ rc=0
   || fail "an increment on c1 after c3: exit $rc: $(cat "$TEST_TMP/bad.log")"
 [ ! -e "$chain/bad/manifest" ] || fail "the refused increment left a manifest"
 split_guest_passes split $(($(ckpt_last_pass split) + 1)) 400
+
+# The periodic service, --keep 3 over 6 checkpoints, stopped by SIGTERM:
+# exactly 3 checkpoints left, the oldest flattened into a full one.
+periodic=$SPLIT_CKPT_ROOT/periodic
+periodic_start=$(ckpt_last_pass split)
+"$DCRES_CHECKPOINT" --qmp "$TEST_TMP/split.qmp" --chain "$periodic" --every 2s --keep 3 --live \
+  > /dev/null 2> "$TEST_TMP/periodic.log" &
+service=$!
+for _ in $(seq 600); do
+  [ "$(grep -c 'checkpoint .*: \(full\|incremental\),' "$TEST_TMP/periodic.log")" -ge 6 ] && break
+  kill -0 $service 2>/dev/null || fail "the periodic service ended: $(cat "$TEST_TMP/periodic.log")"
+  sleep 0.5
+done
+periodic_before=$(ckpt_last_pass split)
+kill -TERM $service
+rc=0
+timeout 60 tail --pid=$service -f /dev/null || fail "the periodic service did not stop on SIGTERM"
+wait $service || rc=$?
+[ $rc -eq 0 ] || fail "the periodic service exited $rc: $(cat "$TEST_TMP/periodic.log")"
+note "periodic: $(grep -c 'checkpoint .*: \(full\|incremental\),' "$TEST_TMP/periodic.log") checkpoints; $(grep -m3 'checkpoint .*: ' "$TEST_TMP/periodic.log" | sed 's/^.*checkpoint //' | tr '\n' ';')"
+grep -q "checkpoint $periodic/000001: full," "$TEST_TMP/periodic.log" &&
+  grep -q "checkpoint $periodic/000002: incremental," "$TEST_TMP/periodic.log" \
+  || fail "the periodic service did not start full, then go incremental: $(cat "$TEST_TMP/periodic.log")"
+mapfile -t kept < <(cd "$periodic" && ls -d [0-9]*[0-9] 2>/dev/null)
+[ "${#kept[@]}" -eq 3 ] || fail "the periodic service left ${#kept[@]} checkpoints: ${kept[*]}: $(cat "$TEST_TMP/periodic.log")"
+for c in "${kept[@]}"; do
+  "$DCRES_MERGE" --check "$periodic/$c" > /dev/null 2> "$TEST_TMP/check-$c.log" \
+    || fail "kept checkpoint $c is not restorable: $(cat "$TEST_TMP/check-$c.log")"
+done
+ckpt_merge "$periodic/${kept[0]}" "$TEST_TMP/oldest.mem"
+[ "$(ckpt_json "$TEST_TMP/oldest.mem.json" 'j["chain"]')" -eq 1 ] \
+  || fail "the oldest kept checkpoint was not flattened: $(cat "$TEST_TMP/oldest.mem.json")"
 kill "$(guest_pid split)"
 
 # dcres-restore does not read chains yet: it refuses an increment at once.
@@ -76,6 +113,19 @@ rc=0
 [ $rc -eq 1 ] && grep -q "parent ../c2 is missing" "$TEST_TMP/gap.log" && [ ! -e "$TEST_TMP/gap.mem" ] \
   || fail "a merge of c3 without c2: exit $rc: $(cat "$TEST_TMP/gap.log")"
 mv "$chain/c2.away" "$chain/c2"
+
+# The flattened one restores in QEMU without dcres too.
+ckpt_restore_stock rp "$TEST_TMP/oldest.mem" "${stock_args[@]}"
+ckpt_verified rp "$periodic_start" 120
+kill "$(guest_pid rp)"
+
+# dcres-restore restores the flattened one, lazily, onto this host and
+# memory server 2 only (a host set of its own).
+restore_guest rf "$periodic/${kept[0]}" "main,$(host_addr 2):7700" --lazy \
+  --capacity main=128M -- "${memtest[@]}" \
+  || fail "dcres-restore of the flattened checkpoint failed: $(cat "$TEST_TMP/rf.log")"
+ckpt_verified rf "$periodic_start" 120
+kill "$(guest_pid rf)"
 
 # c1 and c3, merged through their chains, restore in QEMU without dcres.
 ckpt_merge "$chain/c1" "$TEST_TMP/c1.mem"

@@ -23,6 +23,7 @@
 #define CKPT_FAST_POLL_MS 20
 #define DEFAULT_MAX_DOWNTIME_MS 20
 #define DEFAULT_LOST_TIMEOUT_S 5
+#define DEFAULT_KEEP 5
 /* Once interrupted, how long a QMP answer may take: the tool returns
  * within seconds. */
 #define INTERRUPTED_REPLY_TIMEOUT_MS 3000
@@ -47,6 +48,11 @@ struct ckpt_opts {
 	const char *psk_path; /* the memory servers' key (needed for replicas) */
 	const char *parent;   /* --parent: incremental on this checkpoint */
 	bool incremental;     /* on the newest checkpoint beside dir */
+	unsigned every_s;     /* periodic: a checkpoint into chain every_s */
+	const char *chain;
+	unsigned keep;        /* checkpoints of the chain kept */
+	unsigned full_every;  /* every K-th is full; 0: only the first */
+	bool quiet;           /* no progress line (the periodic service's runs) */
 };
 
 /* A file of the checkpoint with its size and CRC-32C. */
@@ -305,6 +311,16 @@ int replicate_run(struct ckpt_run *r);
 /* How many hosts the checkpoint may lose: the fewest copies of a part
  * beyond the first. */
 unsigned replicate_survivable(const struct ckpt_run *r);
+
+/* main.c: one checkpoint as the command line o describes (o->dir);
+ * returns the exit status. */
+int ckpt_run_once(const struct ckpt_opts *o);
+
+/* periodic.c: --every: checkpoints into o->chain until SIGTERM or
+ * SIGINT (a checkpoint under way is finished or aborted, never left half
+ * published), keeping o->keep of them restorable; returns the exit
+ * status: 0 when stopped by a signal between checkpoints or after one. */
+int periodic_run(const struct ckpt_opts *o);
 
 /* summary.c: prints the run's summary to stdout (JSON with --json). */
 void summary_print(const struct ckpt_run *r);

@@ -51,6 +51,8 @@ static void usage(FILE *out)
 		"                        [--direct-io] [--conventional] [--json]\n"
 		"                        [--replicas N --psk FILE]\n"
 		"                        [--parent PARENT | --incremental]\n"
+		"       dcres-checkpoint --qmp SOCKET --chain DIR --every DURATION [--keep N]\n"
+		"                        [--full-every K] [the options above but --dir]\n"
 		"                        [--log-level error|warn|info|debug]\n"
 		"\n"
 		"Checkpoints the VM whose QMP socket is SOCKET into DIR (created, mode 0700;\n"
@@ -83,12 +85,38 @@ static void usage(FILE *out)
 		"                   VM's last checkpoint, of its chain); readers take the\n"
 		"                   others from PARENT and its own parents\n"
 		"  --incremental    --parent the newest checkpoint in DIR's directory\n"
+		"  --every DURATION, --chain DIR  run until SIGTERM, taking a checkpoint into\n"
+		"                   DIR/NNNNNN every DURATION (60s, 5m, 1h): a full one first\n"
+		"                   and every K-th with --full-every K, increments on the\n"
+		"                   previous between; one line per checkpoint on stderr\n"
+		"  --keep N         keep the newest N checkpoints of the chain (default 5),\n"
+		"                   each restorable: the oldest kept is flattened into a full\n"
+		"                   one (dcres-merge --flatten, DCRES_MERGE or from PATH)\n"
+		"                   before the older ones are removed\n"
 		"  --json           print the summary as one JSON object\n"
 		"  --help, --version\n"
 		"\n"
 		"Exit status: 0 done, 1 failed (the VM is resumed if this tool stopped it),\n"
 		"2 usage error, 3 the checkpoint is complete but a replica is missing (the\n"
 		"summary says which).\n");
+}
+
+/* Parses a duration ("90", "90s", "5m", "1h") into *out seconds (1 s to a
+ * day); 2 after a message otherwise. */
+static int parse_duration(const char *arg, unsigned *out)
+{
+	char *end;
+	unsigned long v = strtoul(arg, &end, 10);
+	unsigned long unit = !*end || !strcmp(end, "s") ? 1 : !strcmp(end, "m") ? 60 :
+			     !strcmp(end, "h") ? 3600 : 0;
+
+	if (end == arg || !unit || v == 0 || v * unit > 86400) {
+		fprintf(stderr, "dcres-checkpoint: --every %s: expected a duration such as "
+			"60s, 5m or 1h (at most a day)\n", arg);
+		return 2;
+	}
+	*out = (unsigned)(v * unit);
+	return 0;
 }
 
 /* Sets the interrupt flag; the steps check it. */
@@ -162,6 +190,10 @@ static int parse_options(int argc, char **argv, struct ckpt_opts *o)
 		{ "psk", required_argument, NULL, 'k' },
 		{ "parent", required_argument, NULL, 'P' },
 		{ "incremental", no_argument, NULL, 'I' },
+		{ "every", required_argument, NULL, 'E' },
+		{ "chain", required_argument, NULL, 'C' },
+		{ "keep", required_argument, NULL, 'K' },
+		{ "full-every", required_argument, NULL, 'F' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -171,7 +203,7 @@ static int parse_options(int argc, char **argv, struct ckpt_opts *o)
 	int opt;
 
 	*o = (struct ckpt_opts){ .parallel = 1, .max_downtime_ms = DEFAULT_MAX_DOWNTIME_MS,
-				 .lost_timeout_s = DEFAULT_LOST_TIMEOUT_S };
+				 .lost_timeout_s = DEFAULT_LOST_TIMEOUT_S, .keep = DEFAULT_KEEP };
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'q': o->qmp_path = optarg; break;
@@ -183,6 +215,19 @@ static int parse_options(int argc, char **argv, struct ckpt_opts *o)
 		case 'k': o->psk_path = optarg; break;
 		case 'P': o->parent = optarg; break;
 		case 'I': o->incremental = true; break;
+		case 'C': o->chain = optarg; break;
+		case 'E':
+			if (parse_duration(optarg, &o->every_s))
+				return 2;
+			break;
+		case 'K':
+			if (parse_number("keep", optarg, 1, 100000, &o->keep))
+				return 2;
+			break;
+		case 'F':
+			if (parse_number("full-every", optarg, 0, 100000, &o->full_every))
+				return 2;
+			break;
 		case 'R':
 			if (parse_number("replicas", optarg, 0, 253, &o->replicas))
 				return 2;
@@ -212,9 +257,14 @@ static int parse_options(int argc, char **argv, struct ckpt_opts *o)
 		default: usage(stderr); return 2;
 		}
 	}
-	if (optind < argc || !o->qmp_path || !o->dir || !*o->dir) {
+	if (optind < argc || !o->qmp_path || (o->every_s ? !o->chain || o->dir || o->parent ||
+						o->incremental
+					      : !o->dir || !*o->dir || o->chain)) {
 		if (optind < argc)
 			fprintf(stderr, "dcres-checkpoint: unexpected argument %s\n", argv[optind]);
+		else if (o->every_s || o->chain)
+			fprintf(stderr, "dcres-checkpoint: --every and --chain go together, "
+				"without --dir, --parent or --incremental\n");
 		else
 			fprintf(stderr, "dcres-checkpoint: --qmp and --dir are required\n");
 		usage(stderr);
@@ -299,15 +349,14 @@ static void undo(struct ckpt_run *r)
 	}
 }
 
-int main(int argc, char **argv)
+int ckpt_run_once(const struct ckpt_opts *o)
 {
-	static struct ckpt_run run = { .dir_lock_fd = -1 };
+	static struct ckpt_run run;
 	int e;
 
-	e = parse_options(argc, argv, &run.opts);
-	if (e)
-		return e == 1 ? 0 : e;
-	install_signals();
+	memset(&run, 0, sizeof(run));
+	run.dir_lock_fd = -1;
+	run.opts = *o;
 	run.started_ms = ckpt_now_ms();
 	e = run_steps(&run);
 	if (e && e != REPLICA_MISSING)
@@ -333,4 +382,16 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct ckpt_opts o;
+	int e;
+
+	e = parse_options(argc, argv, &o);
+	if (e)
+		return e == 1 ? 0 : e;
+	install_signals();
+	return o.every_s ? periodic_run(&o) : ckpt_run_once(&o);
 }

@@ -254,7 +254,8 @@ int migrate_wait(struct ckpt_run *r)
 			progress_end();
 			return err;
 		}
-		progress_show(r, &m, r->split ? &d : NULL);
+		if (!r->opts.quiet)
+			progress_show(r, &m, r->split ? &d : NULL);
 		if (r->split && strcmp(m.status, "completed") && lost_too_long(r, &d, &lost_since))
 			return cancel(r, -EIO);
 		if (!strcmp(m.status, "completed")) {

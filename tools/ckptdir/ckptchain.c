@@ -71,6 +71,8 @@ static int check_parent(const struct ckptchain *ch, unsigned i)
 	ret = dcres_file_checksum(path, &size, &crc);
 	if (ret)
 		return ret;
+	if (m->has_replaces_manifest_crc && m->replaces_manifest_crc == p->manifest_crc)
+		crc = p->manifest_crc; /* flattened from the parent the child was made on */
 	if (crc != p->manifest_crc || !m->has_checkpoint_id || m->checkpoint_id.len != 16 ||
 	    memcmp(m->checkpoint_id.data, p->id.data, 16) ||
 	    !child->loc.has_parent || memcmp(child->loc.parent_id, p->id.data, 16)) {

@@ -29,12 +29,15 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: dcres-merge [--check] [--json] [--psk FILE [--ckpt-root PATH]\n"
-		"                   [--servers LIST]] DIR [OUT]\n"
+		"usage: dcres-merge [--check] [--flatten] [--json] [--psk FILE\n"
+		"                   [--ckpt-root PATH] [--servers LIST]] DIR [OUT]\n"
 		"  Merges the D-CRES checkpoint in DIR (with its parents, if incremental)\n"
 		"  into OUT, a mapped-ram migration file that stock QEMU restores\n"
 		"  (migrate-incoming file:OUT).\n"
 		"  --check  only verify DIR (placement, checksums); OUT is not written\n"
+		"  --flatten  write OUT as a new directory: DIR's chain as one full D-CRES\n"
+		"           checkpoint (every page on the main host) of the same id, which\n"
+		"           DIR's children accept as their parent in DIR's place\n"
 		"  --json   print the summary as one JSON object\n"
 		"  --psk FILE  read memory servers' parts that are not in DIR through the\n"
 		"           servers holding a copy (those of --servers, then those the\n"
@@ -109,7 +112,7 @@ static void summary(const struct ckptchain *ch, const char *out, bool json,
  * returns the exit status described at the top of this file. */
 int main(int argc, char **argv)
 {
-	bool check = false, json = false, options = true;
+	bool check = false, flatten = false, json = false, options = true;
 	const char *dir = NULL, *out = NULL, *given;
 	struct ckptview_opts remote = { 0 };
 	struct ckptview view = { 0 };
@@ -124,6 +127,8 @@ int main(int argc, char **argv)
 			options = false;
 		} else if (options && !strcmp(a, "--check")) {
 			check = true;
+		} else if (options && !strcmp(a, "--flatten")) {
+			flatten = true;
 		} else if (options && !strcmp(a, "--json")) {
 			json = true;
 		} else if (options && (!strcmp(a, "--psk") || !strcmp(a, "--ckpt-root") ||
@@ -155,9 +160,10 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!dir || (!check && !out) || (check && out)) {
+	if (!dir || (!check && !out) || (check && out) || (check && flatten)) {
 		fprintf(stderr, "dcres-merge: %s\n",
 			!dir ? "DIR is required" :
+			check && flatten ? "--check and --flatten exclude each other" :
 			check ? "--check takes no OUT" : "OUT is required (or --check)");
 		usage(stderr);
 		return 2;
@@ -179,7 +185,8 @@ int main(int argc, char **argv)
 		goto fail;
 	ret = ckptchain_check(&ch, &duplicates);
 	if (!ret)
-		ret = check ? merge_verify_server_pages(&ch) : merge_write(&ch, out);
+		ret = check ? merge_verify_server_pages(&ch) :
+		      flatten ? merge_flatten(&ch, out) : merge_write(&ch, out);
 	if (!ret)
 		summary(&ch, out, json, duplicates);
 	ckptchain_close(&ch);

@@ -23,4 +23,13 @@ int merge_verify_server_pages(const struct ckptchain *ch);
  * Refuses an out that is one of the checkpoint's files. */
 int merge_write(struct ckptchain *ch, const char *out);
 
+/* Writes out_dir, a new directory (0700): the chain as one full D-CRES
+ * checkpoint of the same id. Every written page is in its main.mem (as
+ * merge_write makes it) and on the main host in its main.loc (the newest
+ * table's access history kept); its manifest is the newest one's, with
+ * no parent and replaces_manifest_crc naming that manifest, so the
+ * children of the newest checkpoint may take the flattened one as their
+ * parent. On failure out_dir is removed. */
+int merge_flatten(struct ckptchain *ch, const char *out_dir);
+
 #endif

@@ -24,7 +24,8 @@ struct ckptchain {
  * has one, every file's checksum verified) and, when it is incremental,
  * its parents:
  * each where its child's manifest says (relative to the child's
- * directory), with the id and manifest CRC it records and the same VM.
+ * directory), with the id and manifest CRC it records (or flattened from
+ * that one: dcres-merge --flatten) and the same VM.
  * A parent missing or not matching is -ENOENT or -EBADMSG naming both
  * checkpoints. On failure ch is closed. */
 int ckptchain_open(const char *dir, struct ckptchain *ch);
