@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,9 +242,14 @@ static int take_one(const struct ckpt_opts *base, const char *dir, const char *p
 	}
 	close(fds[0]);
 	out[len] = '\0';
-	while (waitpid(pid, &status, 0) < 0)
+	while (waitpid(pid, &status, 0) < 0) {
 		if (errno != EINTR)
 			return 1;
+		if (ckpt_interrupted && !forwarded) {
+			kill(pid, SIGTERM);
+			forwarded = true;
+		}
+	}
 	status = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 	log_line(dir, out, status == 3 ? 0 : status);
 	return status;

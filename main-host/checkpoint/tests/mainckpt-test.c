@@ -248,6 +248,30 @@ static void check_exactly_once(const char *dir, const uint32_t *at_stop)
 	dcres_loctable_free(&t);
 }
 
+/* The end of a live checkpoint, as QEMU goes about it: converges (the
+ * servers' pending pages counted), stops the guest, saves the last pass,
+ * notes every page's version then (at_stop) and passes the stop point;
+ * the test ends if that fails. */
+static void stop_at_stop_point(struct dcres_mainckpt *ck, pthread_t guest,
+			       const struct dcres_mapped_ram *geo, uint32_t *at_stop)
+{
+	char err[512];
+	int ret;
+
+	for (int i = 0; i < 100 && dcres_mainckpt_pending(ck, true) >= DCRES_MAINCKPT_NOT_YET; i++)
+		usleep(50 * 1000);
+	CHECK(dcres_mainckpt_pending(ck, true) < DCRES_MAINCKPT_NOT_YET,
+	      "the servers did not catch up");
+	stop_guest(guest); /* the VM stops */
+	save_pass(ck);
+	for (uint64_t p = 0; p < NPAGES; p++)
+		at_stop[p] = atomic_load(&version[p]);
+	ret = dcres_mainckpt_stop_point(ck, geo, err, sizeof(err));
+	CHECK(ret == 0, "stop point: %s", err);
+	if (ret)
+		finish();
+}
+
 /* 1. A live checkpoint while the guest writes and pages move. */
 static void test_live(struct dcres_mainckpt *ck, const struct dcres_mapped_ram *geo)
 {
@@ -278,19 +302,7 @@ static void test_live(struct dcres_mainckpt *ck, const struct dcres_mapped_ram *
 		save_pass(ck);
 		usleep(50 * 1000);
 	}
-	/* Converge as QEMU would: the servers' pending pages counted. */
-	for (int i = 0; i < 100 && dcres_mainckpt_pending(ck, true) >= DCRES_MAINCKPT_NOT_YET; i++)
-		usleep(50 * 1000);
-	CHECK(dcres_mainckpt_pending(ck, true) < DCRES_MAINCKPT_NOT_YET,
-	      "the servers did not catch up");
-	stop_guest(guest); /* the VM stops */
-	save_pass(ck);
-	for (uint64_t p = 0; p < NPAGES; p++)
-		at_stop[p] = atomic_load(&version[p]);
-	ret = dcres_mainckpt_stop_point(ck, geo, err, sizeof(err));
-	CHECK(ret == 0, "stop point: %s", err);
-	if (ret)
-		finish();
+	stop_at_stop_point(ck, guest, geo, at_stop);
 	dcres_pager_get_stats(pager, &after);
 	CHECK(after.page_ins > before.page_ins + 100 && after.page_outs > before.page_outs + 100,
 	      "too few pages moved during the checkpoint (%llu in, %llu out): the test "
@@ -517,17 +529,8 @@ static void test_incremental(struct dcres_mainckpt *ck, const struct dcres_mappe
 		save_pass(ck);
 		usleep(50 * 1000);
 	}
-	for (int i = 0; i < 100 && dcres_mainckpt_pending(ck, true) >= DCRES_MAINCKPT_NOT_YET; i++)
-		usleep(50 * 1000);
-	stop_guest(guest);
+	stop_at_stop_point(ck, guest, geo, at_stop);
 	hot_pages = WRITTEN;
-	save_pass(ck);
-	for (uint64_t p = 0; p < NPAGES; p++)
-		at_stop[p] = atomic_load(&version[p]);
-	ret = dcres_mainckpt_stop_point(ck, geo, err, sizeof(err));
-	CHECK(ret == 0, "stop point: %s", err);
-	if (ret)
-		finish();
 	CHECK(dcres_mainckpt_commit(ck) == 0 && dcres_mainckpt_wait(ck, err, sizeof(err)) == 0,
 	      "commit of the increment: %s", err);
 
