@@ -116,7 +116,7 @@ int main(int argc, char **argv)
 	const char *dir = NULL, *out = NULL, *given;
 	struct ckptview_opts remote = { 0 };
 	struct ckptview view = { 0 };
-	struct ckptchain ch;
+	static struct ckptchain ch; /* about a megabyte */
 	uint64_t duplicates = 0;
 	int ret;
 
