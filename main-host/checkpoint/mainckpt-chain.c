@@ -8,6 +8,7 @@
 #include "dcres/uuid.h"
 #include "mainckpt-internal.h"
 
+/* Words of a bitmap of c's pages. */
 static uint64_t words(const struct dcres_mainckpt *c)
 {
 	return (c->npages + 63) / 64;

@@ -15,6 +15,7 @@
 #include "dcres/manifest.h"
 #include "dcres/uuid.h"
 
+/* Whether dir holds a manifest (is a checkpoint). */
 static bool has_manifest(const char *dir)
 {
 	char path[PATH_MAX];

@@ -25,6 +25,7 @@ struct chain {
 	char (*names)[NAME_LEN]; /* ascending */
 };
 
+/* qsort order of two names. */
 static int by_name(const void *a, const void *b)
 {
 	return strcmp(a, b);

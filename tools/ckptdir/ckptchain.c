@@ -124,7 +124,9 @@ static bool holds(const struct ckptdir *c, uint64_t p)
 	return false;
 }
 
-int ckptchain_layer_of(const struct ckptchain *ch, uint64_t p)
+/* The layer holding page p's content (newest first), or -1 when it reads
+ * as zeros. */
+static int layer_of(const struct ckptchain *ch, uint64_t p)
 {
 	for (unsigned i = 0; i < ch->n; i++)
 		if (holds(&ch->layer[i], p))
@@ -146,7 +148,7 @@ int ckptchain_check(const struct ckptchain *ch, uint64_t *duplicates)
 	for (uint64_t p = 0; p < top->loc.npages; p++) {
 		uint8_t owner = top->loc.host[p];
 
-		if (owner == DCRES_LOC_ZERO || ckptchain_layer_of(ch, p) >= 0)
+		if (owner == DCRES_LOC_ZERO || layer_of(ch, p) >= 0)
 			continue;
 		/* A zero page the full layer's main host left out. */
 		if (owner == DCRES_LOC_MAIN && full->loc.host[p] == DCRES_LOC_MAIN)

@@ -36,10 +36,6 @@ int ckptchain_open(const char *dir, struct ckptchain *ch);
  * host. -EBADMSG, each violation logged, otherwise. */
 int ckptchain_check(const struct ckptchain *ch, uint64_t *duplicates);
 
-/* The layer holding page p's content (newest first), or -1 when it reads
- * as zeros. */
-int ckptchain_layer_of(const struct ckptchain *ch, uint64_t p);
-
 void ckptchain_close(struct ckptchain *ch);
 
 #endif
