@@ -285,6 +285,8 @@ int files_host_path(const struct ckpt_run *r, unsigned k, const char *suffix, ch
  * newest checkpoint beside DIR for --incremental), checks it is a D-CRES
  * checkpoint of this VM, and notes its id and manifest CRC. */
 int parent_find(struct ckpt_run *r);
+/* Whether dir holds a manifest, i.e. is a checkpoint. */
+bool parent_is_checkpoint(const char *dir);
 /* Before migrate: sets the dcres-split object's ckpt-parent (a no-op
  * for a full checkpoint). */
 int parent_tell_qemu(struct ckpt_run *r);

@@ -15,12 +15,11 @@
 #include "dcres/manifest.h"
 #include "dcres/uuid.h"
 
-/* Whether dir holds a manifest (is a checkpoint). */
-static bool has_manifest(const char *dir)
+bool parent_is_checkpoint(const char *dir)
 {
 	char path[PATH_MAX];
 
-	return snprintf(path, sizeof(path), "%s/manifest", dir) < (int)sizeof(path) &&
+	return snprintf(path, sizeof(path), "%s/" DCRES_MANIFEST_NAME, dir) < (int)sizeof(path) &&
 	       access(path, F_OK) == 0;
 }
 
@@ -46,7 +45,7 @@ static int newest_sibling(struct ckpt_run *r)
 
 		if (e->d_name[0] == '.' ||
 		    snprintf(path, sizeof(path), "%s/%s", chain, e->d_name) >= (int)sizeof(path) ||
-		    !strcmp(path, r->dir) || !has_manifest(path) || dcres_manifest_read(path, &m))
+		    !strcmp(path, r->dir) || !parent_is_checkpoint(path) || dcres_manifest_read(path, &m))
 			continue;
 		if (m->created_unix > best ||
 		    (m->created_unix == best && strcmp(path, r->parent_dir) > 0)) {
@@ -94,7 +93,7 @@ int parent_find(struct ckpt_run *r)
 		memcpy(r->parent_id, m->checkpoint_id.data, 16);
 	}
 	dcres_manifest_free(m);
-	if (!err && snprintf(path, sizeof(path), "%s/manifest", r->parent_dir) >= (int)sizeof(path))
+	if (!err && snprintf(path, sizeof(path), "%s/" DCRES_MANIFEST_NAME, r->parent_dir) >= (int)sizeof(path))
 		err = -ENAMETOOLONG;
 	if (!err && (err = dcres_file_checksum(path, &size, &r->parent_manifest_crc)))
 		pr_err("%s: cannot checksum it", path);

@@ -54,8 +54,8 @@ static int chain_list(const char *dir, struct chain *ch)
 	while ((e = readdir(d))) {
 		void *v;
 
-		snprintf(path, sizeof(path), "%s/%s/manifest", dir, e->d_name);
-		if (!seq_name(e->d_name) || access(path, F_OK))
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (!seq_name(e->d_name) || !parent_is_checkpoint(path))
 			continue;
 		v = realloc(ch->names, (ch->n + 1) * sizeof(*ch->names));
 		if (!v) {
@@ -100,7 +100,7 @@ static int remove_ckpt(const char *dir)
 	if (!d)
 		return -errno;
 	/* The manifest first: a half-removed directory is no checkpoint. */
-	snprintf(path, sizeof(path), "%s/manifest", dir);
+	snprintf(path, sizeof(path), "%s/" DCRES_MANIFEST_NAME, dir);
 	unlink(path);
 	while ((e = readdir(d)))
 		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
