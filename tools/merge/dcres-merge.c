@@ -186,7 +186,7 @@ int main(int argc, char **argv)
 	ret = ckptchain_check(&ch, &duplicates);
 	if (!ret)
 		ret = check ? merge_verify_server_pages(&ch) :
-		      flatten ? merge_flatten(&ch, out) : merge_write(&ch, out);
+		      flatten ? ckptchain_flatten(&ch, out) : ckptchain_merge(&ch, out);
 	if (!ret)
 		summary(&ch, out, json, duplicates);
 	ckptchain_close(&ch);

@@ -36,6 +36,26 @@ int ckptchain_open(const char *dir, struct ckptchain *ch);
  * host. -EBADMSG, each violation logged, otherwise. */
 int ckptchain_check(const struct ckptchain *ch, uint64_t *duplicates);
 
+/* Writes out: the newest layer's main.mem with every page put at its
+ * place from the newest layer holding it and its bitmap bit set (server
+ * pages CRC-checked on the way). Outside the pages area main.mem is
+ * copied as is (holes kept); in it, only pages with a set bit are
+ * written, so stale data of pages that moved away is dropped and pages
+ * stored nowhere are holes. Goes through out.partial.XXXXXXXX (a new
+ * file, 0600), fsynced and renamed; on failure it is removed and out is
+ * left as it was.
+ * Refuses an out that is one of the checkpoint's files. */
+int ckptchain_merge(struct ckptchain *ch, const char *out);
+
+/* Writes out_dir, a new directory (0700): the chain as one full D-CRES
+ * checkpoint of the same id. Every written page is in its main.mem (as
+ * ckptchain_merge makes it) and on the main host in its main.loc (the newest
+ * table's access history kept); its manifest is the newest one's, with
+ * no parent and replaces_manifest_crc naming that manifest, so the
+ * children of the newest checkpoint may take the flattened one as their
+ * parent. On failure out_dir is removed. */
+int ckptchain_flatten(struct ckptchain *ch, const char *out_dir);
+
 void ckptchain_close(struct ckptchain *ch);
 
 #endif

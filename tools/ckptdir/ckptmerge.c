@@ -1,6 +1,6 @@
-/* dcres-merge: writing the merged mapped-ram file (merge.h). */
+/* A chain merged into one mapped-ram file (dcres/ckptchain.h). */
 #define _GNU_SOURCE
-#include "merge.h"
+#include "dcres/ckptchain.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -280,7 +280,7 @@ static int check_out(const struct ckptdir *c, const char *out)
 	return 0;
 }
 
-int merge_write(struct ckptchain *ch, const char *out)
+int ckptchain_merge(struct ckptchain *ch, const char *out)
 {
 	struct dcres_mrfile mr = { .fd = -1 };
 	char prefix[PATH_MAX], partial[PATH_MAX];

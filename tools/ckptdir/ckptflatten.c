@@ -1,7 +1,6 @@
-/* dcres-merge --flatten: a chain made one full D-CRES checkpoint
- * (merge.h). */
+/* A chain made one full D-CRES checkpoint (dcres/ckptchain.h). */
 #define _GNU_SOURCE
-#include "merge.h"
+#include "dcres/ckptchain.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -102,7 +101,7 @@ static int write_manifest(const struct ckptchain *ch, const char *out_dir, uint6
 	return ret;
 }
 
-int merge_flatten(struct ckptchain *ch, const char *out_dir)
+int ckptchain_flatten(struct ckptchain *ch, const char *out_dir)
 {
 	char path[PATH_MAX];
 	struct dcres_mrfile mr = { .fd = -1 };
@@ -115,7 +114,7 @@ int merge_flatten(struct ckptchain *ch, const char *out_dir)
 	}
 	if (snprintf(path, sizeof(path), "%s/main.mem", out_dir) >= (int)sizeof(path))
 		return -ENAMETOOLONG;
-	ret = merge_write(ch, path);
+	ret = ckptchain_merge(ch, path);
 	if (!ret)
 		ret = dcres_mrfile_open(path, &ch->layer[0].loc.main_file, false, &mr);
 	if (!ret)
