@@ -48,6 +48,11 @@ static void usage(FILE *out)
 		"that took the checkpoint is gone), the main host's files are fetched into it\n"
 		"from a copy.\n"
 		"\n"
+		"An incremental checkpoint is restored through its chain: its parents are\n"
+		"read from their directories (where its manifest says) and the chain is\n"
+		"flattened into RUN/flat first, which the VM reads and which stays until the\n"
+		"run directory is removed.\n"
+		"\n"
 		"  --ckpt DIR          the checkpoint directory\n"
 		"  --hosts LIST        this host's name, then the memory servers as HOST:PORT\n"
 		"  --capacity LIST     pages each host may hold, as HOST=SIZE (K, M, G, T);\n"
@@ -63,7 +68,8 @@ static void usage(FILE *out)
 		"  --qemu PATH         the patched QEMU (default $DCRES_QEMU, else "
 		DEFAULT_QEMU ")\n"
 		"  --qmp PATH          the restored VM's QMP socket (default RUN/qmp.sock)\n"
-		"  --run-dir DIR       plan file and QEMU log (default /run/dcres/restore-UUID)\n"
+		"  --run-dir DIR       plan file, QEMU log and a flattened chain (default\n"
+		"                      /run/dcres/restore-UUID)\n"
 		"  --timeout SEC       how long loading main.mem may take, and the wait of\n"
 		"                      --wait-loaded (default %d)\n"
 		"  --log-level LEVEL   error, warn, info or debug\n"
@@ -224,11 +230,15 @@ static int run_steps(struct rst_run *r)
 	/* The checkpoint first: nothing is released or started before every
 	 * part of it is found and checks out. */
 	if ((e = setup_paths(r)) || (e = locate_main_files(r)) || (e = verify_checkpoint(r)) ||
-	    (e = locate_parts(r)))
+	    (!r->increment && (e = locate_parts(r))) || (e = setup_run_dir(r)))
 		return e;
-	r->verify_ms = rst_now_ms() - t;
-	if ((e = setup_run_dir(r)) || (e = rst_check_interrupt()) ||
-	    (e = servers_prepare(r)) || (e = rst_check_interrupt()))
+	/* An increment is read as its chain flattened into the run
+	 * directory (which outlives this tool: a lazy VM reads it later). */
+	if (r->increment && ((e = chain_flatten(r)) || (e = locate_parts(r))))
+		return e;
+	r->verify_ms = rst_now_ms() - t - r->flatten_ms;
+	if ((e = rst_check_interrupt()) || (e = servers_prepare(r)) ||
+	    (e = rst_check_interrupt()))
 		return e;
 	t = rst_now_ms();
 	if ((e = planning_make(r)))
@@ -258,6 +268,7 @@ static void undo(struct rst_run *r)
 	if (r->qemu_pid)
 		qemu_kill(r);
 	servers_release(r);
+	chain_remove(r);
 }
 
 int main(int argc, char **argv)

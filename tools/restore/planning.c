@@ -29,16 +29,6 @@ static unsigned same_as(const struct rst_run *r, unsigned k)
 	return 0;
 }
 
-/* Pages main.loc places on the main host: the old VM's resident set. */
-static uint64_t resident_pages(const struct rst_run *r)
-{
-	uint64_t n = 0;
-
-	for (uint64_t p = 0; p < r->cd.loc.npages; p++)
-		n += r->cd.loc.host[p] == DCRES_LOC_MAIN;
-	return n;
-}
-
 /* Writes "main=NAME sub-host 1=ADDR ..." into out (len bytes). */
 static void host_mapping(const struct rst_run *r, char *out, size_t len)
 {
@@ -80,7 +70,7 @@ int planning_make(struct rst_run *r)
 	int ret;
 
 	if (!m->has_capacity)
-		m->capacity = r->nhosts == 1 ? r->cd.loc.npages : resident_pages(r);
+		m->capacity = r->nhosts == 1 ? r->cd.loc.npages : r->resident_pages;
 	targets[0] = (struct dcres_plan_target){ .capacity = m->capacity };
 	for (unsigned k = 1; k < r->nhosts; k++) {
 		r->hosts[k].same_as = same_as(r, k);

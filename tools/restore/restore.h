@@ -85,6 +85,10 @@ struct rst_run {
 	uint8_t uuid[16];
 	char uuid_str[DCRES_UUID_STR_LEN];
 	uint64_t ram_size;
+	bool increment;            /* DIR is incremental: a chain (chain.c) */
+	char flat_dir[PATH_MAX];   /* RUN/flat, the chain flattened, or "" */
+	unsigned chain_layers;
+	uint64_t resident_pages;   /* pages DIR's main.loc places on the main host */
 	char root[PATH_MAX];       /* --ckpt-root, symlinks resolved */
 	char rel_dir[PATH_MAX];    /* dir relative to root: the servers' name for it */
 
@@ -113,7 +117,7 @@ struct rst_run {
 
 	/* Results; times are CLOCK_MONOTONIC milliseconds. */
 	int64_t started_ms;
-	int64_t verify_ms, plan_ms, servers_load_ms, main_load_ms;
+	int64_t verify_ms, flatten_ms, plan_ms, servers_load_ms, main_load_ms;
 	int64_t time_to_run_ms;
 	bool has_loaded_ms;
 	int64_t loaded_ms;         /* from the start until nothing was pending */
@@ -143,10 +147,28 @@ int hosts_parse_capacity(struct rst_run *r, const char *arg);
 /* Opens DIR (its manifest required) and main.loc, checks they agree,
  * verifies the checksums of the main host's files the manifest lists and
  * opens main.mem. The memory servers' files are not read here: their
- * servers check them (locate.c). */
+ * servers check them (locate.c). An incremental DIR only has its manifest
+ * read (r->increment set): chain_flatten opens the rest. */
 int verify_checkpoint(struct rst_run *r);
+/* Like verify_checkpoint of dir, read in place of DIR (a flattened chain). */
+int verify_open(struct rst_run *r, const char *dir);
+/* Pages table t places on the main host: the old VM's resident set. */
+uint64_t verify_resident(const struct dcres_loctable *t);
 /* Releases what verify_checkpoint holds (safe after a failure). */
 void verify_close(struct rst_run *r);
+
+/* chain.c: an incremental checkpoint. */
+/* Opens DIR's chain (every layer's files read from its own directory
+ * and verified, each parent where its child's manifest says, with the
+ * recorded id and manifest CRC), flattens it into RUN/flat (a full
+ * checkpoint, every page on the main host, the newest access history) and
+ * opens that in DIR's place; r->resident_pages stays DIR's resident set.
+ * Needs setup_run_dir first. A missing or mismatched parent, or parts not
+ * in their directories, is refused naming them; nothing is released or
+ * started then. */
+int chain_flatten(struct rst_run *r);
+/* Removes RUN/flat (after a failed run: a running VM may read it). */
+void chain_remove(struct rst_run *r);
 
 /* setup.c: paths and keys. */
 /* Resolves --ckpt-root and DIR (made, mode 0700, when missing and servers

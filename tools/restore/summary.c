@@ -44,7 +44,9 @@ static void print_json(const struct rst_run *r)
 	json_object_object_add(o, "pages_total", json_object_new_uint64(pages_total(r)));
 	json_object_object_add(o, "pages_moved", json_object_new_uint64(r->pages_moved));
 	json_object_object_add(o, "zero_pages", json_object_new_uint64(r->zero_pages));
+	json_object_object_add(o, "chain", json_object_new_int64(r->increment ? r->chain_layers : 1));
 	json_object_object_add(o, "verify_ms", json_object_new_int64(r->verify_ms));
+	json_object_object_add(o, "flatten_ms", json_object_new_int64(r->flatten_ms));
 	json_object_object_add(o, "plan_ms", json_object_new_int64(r->plan_ms));
 	json_object_object_add(o, "servers_load_ms", json_object_new_int64(r->servers_load_ms));
 	json_object_object_add(o, "main_load_ms", json_object_new_int64(r->main_load_ms));
@@ -67,10 +69,12 @@ static void print_text(const struct rst_run *r)
 {
 	printf("restored VM %s from %s (%s); it runs in QEMU pid %d\n", r->uuid_str, r->dir,
 	       r->opts.lazy ? "lazy" : "all pages loaded first", (int)r->qemu_pid);
-	printf("  time to run %.3f s: verify %" PRId64 " ms, plan %" PRId64 " ms, memory "
-	       "servers %" PRId64 " ms, main host %" PRId64 " ms\n",
-	       (double)r->time_to_run_ms / 1000, r->verify_ms, r->plan_ms,
-	       r->servers_load_ms, r->main_load_ms);
+	printf("  time to run %.3f s: verify %" PRId64 " ms, ", (double)r->time_to_run_ms / 1000,
+	       r->verify_ms);
+	if (r->increment)
+		printf("flatten a chain of %u %" PRId64 " ms, ", r->chain_layers, r->flatten_ms);
+	printf("plan %" PRId64 " ms, memory servers %" PRId64 " ms, main host %" PRId64 " ms\n",
+	       r->plan_ms, r->servers_load_ms, r->main_load_ms);
 	if (r->has_loaded_ms)
 		printf("  every page loaded after %.3f s\n", (double)r->loaded_ms / 1000);
 	else if (r->has_pending && r->pending_at_resume)

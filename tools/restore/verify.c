@@ -27,12 +27,6 @@ static int check_manifest(struct rst_run *r)
 		       r->dir, DCRES_MANIFEST_NAME, RST_PAGE_SIZE);
 		return -EINVAL;
 	}
-	if (m->parent) {
-		pr_err("%s is an incremental checkpoint (on %s): dcres-restore does not read "
-		       "chains yet; restore a full checkpoint, or dcres-merge this one into a "
-		       "mapped-ram file for stock QEMU", r->dir, m->parent->dir ? m->parent->dir : "?");
-		return -ENOTSUP;
-	}
 	memcpy(r->uuid, r->cd.uuid, 16);
 	dcres_uuid_format(r->uuid, r->uuid_str);
 	r->ram_size = m->ram_size;
@@ -54,7 +48,7 @@ static bool server_file(const Dcres__Manifest *m, const char *name)
 
 /* Verifies the size and CRC of the main host's files the manifest lists
  * (the servers' files are their servers' to check). */
-static int verify_main_files(struct rst_run *r)
+static int verify_main_files(struct rst_run *r, const char *dir)
 {
 	const Dcres__Manifest *m = r->cd.manifest;
 
@@ -67,7 +61,7 @@ static int verify_main_files(struct rst_run *r)
 
 		if (!f->name || server_file(m, f->name))
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", r->dir, f->name);
+		snprintf(path, sizeof(path), "%s/%s", dir, f->name);
 		if ((ret = dcres_file_checksum(path, &size, &crc)))
 			return ret;
 		if (size != f->size || crc != f->crc32c) {
@@ -93,13 +87,40 @@ static bool qemu_id_ok(const char *id)
 	return true;
 }
 
+uint64_t verify_resident(const struct dcres_loctable *t)
+{
+	uint64_t n = 0;
+
+	for (uint64_t p = 0; p < t->npages; p++)
+		n += t->host[p] == DCRES_LOC_MAIN;
+	return n;
+}
+
 int verify_checkpoint(struct rst_run *r)
 {
 	int ret;
 
 	if ((ret = ckptdir_init(&r->cd, r->dir)) || (ret = ckptdir_load_manifest(&r->cd)) ||
+	    (ret = check_manifest(r)))
+		return ret;
+	if (r->cd.manifest->parent) {
+		r->increment = true;
+		return 0;
+	}
+	if ((ret = verify_open(r, r->dir)))
+		return ret;
+	r->resident_pages = verify_resident(&r->cd.loc);
+	return 0;
+}
+
+int verify_open(struct rst_run *r, const char *dir)
+{
+	int ret;
+
+	verify_close(r);
+	if ((ret = ckptdir_init(&r->cd, dir)) || (ret = ckptdir_load_manifest(&r->cd)) ||
 	    (ret = check_manifest(r)) || (ret = ckptdir_open_loc(&r->cd)) ||
-	    (ret = ckptdir_find_servers(&r->cd)) || (ret = verify_main_files(r)))
+	    (ret = ckptdir_find_servers(&r->cd)) || (ret = verify_main_files(r, dir)))
 		return ret;
 	if (!qemu_id_ok(r->cd.loc.main_file.block_id)) {
 		pr_err("%s: the guest RAM block is '%s', which cannot be the id of the memory "
