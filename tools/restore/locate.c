@@ -279,7 +279,7 @@ static bool local_part(const struct rst_run *r, const Dcres__HostPart *h)
 		char path[PATH_MAX + 32];
 		struct stat sb;
 
-		snprintf(path, sizeof(path), "%s/%s", r->dir, names[j] ? names[j] : "");
+		snprintf(path, sizeof(path), "%s/%s", r->cd.dir, names[j] ? names[j] : "");
 		if (!want || stat(path, &sb) || (uint64_t)sb.st_size != want->size)
 			return false;
 	}

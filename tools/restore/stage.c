@@ -1,7 +1,8 @@
 /* The files QEMU loads this host's pages from (restore.h): RUN/parts,
  * the plan's checkpoint directory. main.mem and main.loc are links to
- * DIR's; a server part the plan takes pages from for this host is a link
- * to DIR's files when DIR has them (a shared directory), otherwise a
+ * DIR's (an increment's: to its flattened chain's, RUN/flat); a server
+ * part the plan takes pages from for this host is a link to DIR's files
+ * when DIR has them (a shared directory), otherwise a
  * memory and presence file holding only those pages, which a server with
  * a copy serves (each page's CRC checked there and again by QEMU). */
 #define _GNU_SOURCE
@@ -19,12 +20,13 @@
 
 #define SERVE_BATCH 4096 /* pages per SERVE: 16 MiB */
 
-/* Links stage/name to DIR/name (replacing an old link). */
+/* Links stage/name to name in the directory read: DIR, or the flattened
+ * chain (replacing an old link). */
 static int link_file(const struct rst_run *r, const char *name)
 {
 	char from[PATH_MAX + 32], to[PATH_MAX + 32];
 
-	snprintf(to, sizeof(to), "%s/%s", r->dir, name);
+	snprintf(to, sizeof(to), "%s/%s", r->cd.dir, name);
 	snprintf(from, sizeof(from), "%s/%s", r->stage_dir, name);
 	unlink(from);
 	if (symlink(to, from) < 0) {
