@@ -57,7 +57,10 @@ static void count_pages(struct rst_run *r)
 			continue;
 		}
 		r->hosts[t].pages++;
-		if (t == DCRES_PLAN_MAIN ? s != DCRES_PLAN_MAIN : s != r->hosts[t].same_as)
+		/* A sub that is none of the checkpoint's servers (same_as 0)
+		 * takes every page from another host, the main host too. */
+		if (t == DCRES_PLAN_MAIN ? s != DCRES_PLAN_MAIN
+					 : s == DCRES_PLAN_MAIN || s != r->hosts[t].same_as)
 			r->hosts[t].moved_in++;
 	}
 }
