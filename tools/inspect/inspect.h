@@ -89,6 +89,10 @@ struct inspect {
 	bool dir_opened;         /* ckptdir_init was called: close c */
 	bool conventional;       /* the manifest lists no main.loc */
 
+	char **chain;            /* an increment's layers, newest first (the dirs
+				  * as found), once its chain opened */
+	unsigned nchain;
+
 	struct insp_host *hosts;
 	unsigned nhosts;
 	bool have_loc_facts;     /* main.loc read: the counts below are valid */

@@ -67,6 +67,21 @@ static void put_manifest(const struct inspect *in, struct json_object *o)
 	put(o, "live", m && m->has_live ? json_object_new_boolean(m->live) : NULL);
 	put(o, "disk_snapshot", str_or_null(m ? m->disk_snapshot : NULL));
 	put(o, "conventional", json_object_new_boolean(in->conventional));
+	put(o, "parent", str_or_null(m && m->parent ? m->parent->dir : NULL));
+}
+
+/* An increment's layers, newest first (the checkpoint itself first), or
+ * null when it is full or its chain did not open. */
+static struct json_object *chain(const struct inspect *in)
+{
+	struct json_object *a;
+
+	if (!in->nchain)
+		return NULL;
+	a = json_object_new_array();
+	for (unsigned i = 0; i < in->nchain; i++)
+		json_object_array_add(a, json_object_new_string(in->chain[i]));
+	return a;
 }
 
 /* The host table. */
@@ -216,6 +231,7 @@ void insp_print_json(const struct inspect *in)
 	put(o, "dir", json_object_new_string(in->given_dir));
 	put(o, "remote_parts", remote_parts(in));
 	put_manifest(in, o);
+	put(o, "chain", chain(in));
 	put(o, "hosts", hosts(in));
 	put(o, "zero_pages", u64_or_null(in->have_loc_facts, in->zero_pages));
 	put(o, "main_zero_pages", u64_or_null(in->have_loc_facts && in->c.main_ok,

@@ -35,6 +35,11 @@ static void print_manifest(const struct inspect *in)
 	       m->disk_snapshot && *m->disk_snapshot ? m->disk_snapshot : "none");
 	printf("  %-15s %s\n", "location table",
 	       in->conventional ? "none (conventional checkpoint)" : m->loc_file);
+	if (m->parent)
+		printf("  %-15s incremental on %s\n", "parent", m->parent->dir ? m->parent->dir : "?");
+	for (unsigned i = 1; i < in->nchain; i++)
+		printf("  %-15s %s%s\n", i == 1 ? "chain" : "", in->chain[i],
+		       i == in->nchain - 1 ? " (full)" : "");
 }
 
 /* Prints v into a column of width w, or "-" when it is unknown. */

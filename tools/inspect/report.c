@@ -185,6 +185,9 @@ void insp_free(struct inspect *in)
 		free(in->disks[i].backing_file);
 	}
 	free(in->disks);
+	for (unsigned i = 0; i < in->nchain; i++)
+		free(in->chain[i]);
+	free(in->chain);
 	free(in->hosts);
 	if (in->dir_opened)
 		ckptdir_close(&in->c);

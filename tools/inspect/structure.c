@@ -3,7 +3,10 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "dcres/ckptchain.h"
 #include "inspect.h"
 
 /* Checks DIR/manifest: readable, valid, and there (a directory without one
@@ -154,11 +157,38 @@ static void check_placement(struct inspect *in)
 	}
 	ret = ckptdir_check_placement(&in->c, &dups);
 	if (!ret)
-		insp_check_detail(ck, "every written page is in exactly one file, the one "
-				  "main.loc names%s", in->c.main_ok ? "" : " (main.mem left out)");
+		insp_check_detail(ck, "every written page is in %s file, the one main.loc "
+				  "names%s", in->c.loc.has_parent ? "at most one (an increment: "
+				  "the others are in its parents)" : "exactly one",
+				  in->c.main_ok ? "" : " (main.mem left out)");
 	else if (dups)
 		insp_check_fail(ck, "%s: pages in more than one file: %llu", in->dir,
 				(unsigned long long)dups);
+	insp_check_end(ck, ret);
+}
+
+/* An increment: opens its chain (each parent where its child's manifest
+ * says, with the recorded id and manifest CRC, its files verified) and
+ * checks that every page the newest main.loc places is in some layer;
+ * records the layers in in->chain. */
+static void check_chain(struct inspect *in)
+{
+	static struct ckptchain ch; /* 64 layers of paths: not on the stack */
+	struct insp_check *ck = insp_check_begin(in, INSP_STRUCTURE, "chain");
+	int ret = ckptchain_open(in->dir, &ch);
+
+	if (!ret)
+		ret = ckptchain_check(&ch, NULL);
+	if (!ret) {
+		in->chain = calloc(ch.n, sizeof(*in->chain));
+		for (unsigned i = 0; in->chain && i < ch.n; i++)
+			if ((in->chain[i] = strdup(ch.dir[i])))
+				in->nchain = i + 1;
+		insp_check_detail(ck, "%u checkpoints down to a full one, each parent the one "
+				  "its child names; every page main.loc places is in the newest "
+				  "of them holding it", ch.n);
+	}
+	ckptchain_close(&ch);
 	insp_check_end(ck, ret);
 }
 
@@ -170,4 +200,6 @@ void insp_check_consistency(struct inspect *in)
 		check_counts(in);
 	if (!in->conventional)
 		check_placement(in);
+	if (in->c.manifest && in->c.manifest->parent)
+		check_chain(in);
 }
