@@ -2,18 +2,20 @@
 # Incremental live checkpoints of a split-memory VM: the memtest guest
 # (-m 512M, local-size=128M, the rest on two memory servers in test hosts 1
 # and 2), rewriting its hot set while pages move, gets a full live
-# checkpoint c0 and then a chain of increments c1 (--parent c0), c2 and c3
+# checkpoint c0 and then a chain of five increments c1 (--parent c0) to c5
 # (--incremental). Each increment must name its parent and hold less
-# than 3/4 of c0's pages (c1, taken right after c0, fewer on every host); dcres-merge of c1 and c3 takes every page from
-# the newest checkpoint of the chain holding it, and stock QEMU restores
-# the merged file with the guest's verifier finding its memory intact
-# (errors=0) and counting on. Refused, each with a clear error and the
-# chain left intact: an increment on a checkpoint that is not the VM's
-# last (QEMU and the servers say so), and a merge of c3 with c2 missing.
-# Then the periodic service (--every 2s --keep 3) runs until SIGTERM and
-# leaves exactly 3 checkpoints, each restorable, the oldest flattened
-# into a full one that stock QEMU restores and dcres-restore restores,
-# lazily, onto another host set.
+# than 3/4 of c0's pages (c1, taken right after c0, fewer on every host).
+# Refused, each with a clear error and the chain left intact: an
+# increment on a checkpoint that is not the VM's last (QEMU and the
+# servers say so), and a merge, a restore and an inspection of c3 with c2
+# missing (dcres-inspect shows c3's chain once c2 is back).
+# The periodic service (--every 2s --keep 3) runs until SIGTERM and leaves
+# exactly 3 checkpoints, each restorable, the oldest flattened into a full
+# one. Then, the guest gone, its verifier must find its memory intact
+# (errors=0) and go on from the checkpoint's pass after each restore:
+# dcres-restore of c1 and c3 onto the same hosts, of c5 lazily onto this
+# host and server 2 only, and c3 flattened (dcres-merge --flatten) in a
+# QEMU without dcres.
 set -euo pipefail
 . "$(dirname "$0")/../lib/split.sh"
 . "$(dirname "$0")/../lib/ckpt.sh"
@@ -36,17 +38,18 @@ guest_wait split '^MEMTEST start' 60 >/dev/null
 split_guest_passes split 1 400
 
 ckpt_take split "$chain/c0" --live
-declare -A before  # the guest's last pass before each checkpoint began
+declare -A before after  # the guest's last pass before and after each checkpoint
 # One after the other: the verifier reads every page in each pass, so
 # over a pass every page moves between hosts, and a page that moved is
 # saved again (its new host's copy is the one to restore).
-for c in c1 c2 c3; do
+for c in c1 c2 c3 c4 c5; do
   before[$c]=$(ckpt_last_pass split)
   if [ $c = c1 ]; then
     ckpt_take split "$chain/c1" --live --parent "$chain/c0"
   else
     ckpt_take split "$chain/$c" --live --incremental
   fi
+  after[$c]=$(ckpt_last_pass split)
   want=$([ $c = c1 ] && echo c0 || echo "c$(( ${c#c} - 1 ))")
   [ "$(ckpt_json "$TEST_TMP/$c.json" 'j["parent"]')" = "$chain/$want" ] \
     || fail "$c does not build on $want: $(cat "$TEST_TMP/$c.json")"
@@ -105,45 +108,64 @@ done
 ckpt_merge "$periodic/${kept[0]}" "$TEST_TMP/oldest.mem"
 [ "$(ckpt_json "$TEST_TMP/oldest.mem.json" 'j["chain"]')" -eq 1 ] \
   || fail "the oldest kept checkpoint was not flattened: $(cat "$TEST_TMP/oldest.mem.json")"
+rm -f "$TEST_TMP/oldest.mem"
 kill "$(guest_pid split)"
 
-# dcres-restore does not read chains yet: it refuses an increment at once.
-rc=0
-"$DCRES_RESTORE" --ckpt "$chain/c3" --hosts main --run-dir "$TEST_TMP/rbad" -- "${stock_args[@]}" \
-  > /dev/null 2> "$TEST_TMP/rbad.log" || rc=$?
-[ $rc -ne 0 ] && grep -q "incremental checkpoint" "$TEST_TMP/rbad.log" \
-  || fail "dcres-restore of an increment: exit $rc: $(cat "$TEST_TMP/rbad.log")"
-
-# A chain with a gap is refused, naming the missing checkpoint.
+# A chain with a gap is refused, naming the missing checkpoint: by
+# dcres-merge (nothing written) and dcres-restore (no QEMU started).
 mv "$chain/c2" "$chain/c2.away"
 rc=0
 "$DCRES_MERGE" "$chain/c3" "$TEST_TMP/gap.mem" 2> "$TEST_TMP/gap.log" || rc=$?
 [ $rc -eq 1 ] && grep -q "parent ../c2 is missing" "$TEST_TMP/gap.log" && [ ! -e "$TEST_TMP/gap.mem" ] \
   || fail "a merge of c3 without c2: exit $rc: $(cat "$TEST_TMP/gap.log")"
+rc=0
+restore_guest rgap "$chain/c3" main -- "${memtest[@]}" || rc=$?
+[ $rc -eq 1 ] && grep -q "parent ../c2 is missing" "$TEST_TMP/rgap.log" \
+  && [ ! -e "$TEST_TMP/rgap.run/flat" ] && [ ! -e "$TEST_TMP/rgap.qmp" ] \
+  || fail "a restore of c3 without c2: exit $rc: $(cat "$TEST_TMP/rgap.log")"
+rc=0
+"$DCRES_INSPECT" --no-verify "$chain/c3" > /dev/null 2> "$TEST_TMP/igap.log" || rc=$?
+[ $rc -eq 1 ] && grep -q "parent ../c2 is missing" "$TEST_TMP/igap.log" \
+  || fail "dcres-inspect of c3 without c2: exit $rc: $(cat "$TEST_TMP/igap.log")"
 mv "$chain/c2.away" "$chain/c2"
+# With c2 back, dcres-inspect shows and checks c3's whole chain.
+"$DCRES_INSPECT" --json "$chain/c3" > "$TEST_TMP/c3.inspect.json" 2> "$TEST_TMP/inspect.log" \
+  || fail "dcres-inspect of c3: $(cat "$TEST_TMP/inspect.log")"
+[ "$(ckpt_json "$TEST_TMP/c3.inspect.json" 'len(j["chain"])')" -eq 4 ] \
+  && [ "$(ckpt_json "$TEST_TMP/c3.inspect.json" 'j["parent"]')" = ../c2 ] \
+  || fail "dcres-inspect of c3 does not show its chain: $(cat "$TEST_TMP/c3.inspect.json")"
 
-# The flattened one restores in QEMU without dcres too.
-ckpt_restore_stock rp "$TEST_TMP/oldest.mem" "${stock_args[@]}"
-ckpt_verified rp "$periodic_start" 120
-kill "$(guest_pid rp)"
+# The guest's first pass after restoring checkpoint $2 as $1 goes on from
+# that checkpoint: after the pass before it began, at most one after the
+# last one before it ended.
+restored_from() {
+  ckpt_verified "$1" "${before[$2]}" 120
+  local first
+  first=$(grep -a -m1 -o -E '^MEMTEST pass=[0-9]+' "$(guest_serial "$1")" | cut -d= -f2)
+  [ "$first" -le $(( ${after[$2]} + 1 )) ] \
+    || fail "$1 went on from pass $first: not from $2 (taken during passes ${before[$2]}..${after[$2]})"
+  kill "$(guest_pid "$1")"
+}
 
-# dcres-restore restores the flattened one, lazily, onto this host and
-# memory server 2 only (a host set of its own).
-restore_guest rf "$periodic/${kept[0]}" "main,$(host_addr 2):7700" --lazy \
-  --capacity main=128M -- "${memtest[@]}" \
-  || fail "dcres-restore of the flattened checkpoint failed: $(cat "$TEST_TMP/rf.log")"
-ckpt_verified rf "$periodic_start" 120
-kill "$(guest_pid rf)"
+# dcres-restore of increments: c1 and c3 onto the hosts they were taken
+# on, eagerly; c5 lazily onto this host and memory server 2 only.
+same_hosts="main,$(host_addr 1):7700,$(host_addr 2):7700"
+for c in c1 c3; do
+  restore_guest "r$c" "$chain/$c" "$same_hosts" -- "${memtest[@]}" \
+    || fail "dcres-restore of $c failed: $(cat "$TEST_TMP/r$c.log"); QEMU: $(tail -n 20 "$TEST_TMP/r$c.run/qemu.log")"
+  [ "$(ckpt_json "$TEST_TMP/r$c.json" 'j["chain"]')" -eq $(( ${c#c} + 1 )) ] \
+    || fail "dcres-restore of $c did not read its chain: $(cat "$TEST_TMP/r$c.json")"
+  restored_from "r$c" $c
+done
+restore_guest rc5 "$chain/c5" "main,$(host_addr 2):7700" --lazy --capacity main=128M \
+  -- "${memtest[@]}" || fail "dcres-restore of c5 failed: $(cat "$TEST_TMP/rc5.log"); QEMU: $(tail -n 20 "$TEST_TMP/rc5.run/qemu.log")"
+[ "$(ckpt_json "$TEST_TMP/rc5.json" 'j["hosts"][1]["pages"]')" -gt 0 ] \
+  || fail "the lazy restore of c5 put nothing on memory server 2: $(cat "$TEST_TMP/rc5.json")"
+restored_from rc5 c5
 
-# c1 and c3, merged through their chains, restore in QEMU without dcres.
-ckpt_merge "$chain/c1" "$TEST_TMP/c1.mem"
-ckpt_merge "$chain/c3" "$TEST_TMP/c3.mem"
-[ "$(ckpt_json "$TEST_TMP/c3.mem.json" 'j["chain"]')" -eq 4 ] \
-  || fail "c3's chain: $(cat "$TEST_TMP/c3.mem.json")"
-ckpt_restore_stock r1 "$TEST_TMP/c1.mem" "${stock_args[@]}"
-ckpt_verified r1 "${before[c1]}" 120
-kill "$(guest_pid r1)"
-ckpt_restore_stock r3 "$TEST_TMP/c3.mem" "${stock_args[@]}"
-ckpt_verified r3 "${before[c3]}" 120
-kill "$(guest_pid r3)"
-echo "PASS: a chain of live incremental checkpoints, merged and restored; bad parents refused"
+# c3 flattened is one full checkpoint, which QEMU without dcres restores.
+"$DCRES_MERGE" --flatten "$chain/c3" "$chain/c3.flat" > /dev/null 2> "$TEST_TMP/flat.log" \
+  || fail "dcres-merge --flatten c3 failed: $(cat "$TEST_TMP/flat.log")"
+ckpt_restore_stock rflat "$chain/c3.flat/main.mem" "${stock_args[@]}"
+restored_from rflat c3
+echo "PASS: a chain of live incremental checkpoints, restored, flattened and merged; bad parents refused"
