@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# D-CRES checkpoints of a split-memory VM: the memtest guest (-m 1G,
-# local-size=256M, the rest on two memory servers in test hosts 1 and 2)
+# D-CRES checkpoints of a split-memory VM: the memtest guest (-m 512M,
+# local-size=128M, the rest on two memory servers in test hosts 1 and 2)
 # is checkpointed stopped, then live while it rewrites memory. Each
 # checkpoint must hold every page once: dcres-merge checks that no page is
 # in two files and that every page the location table places is where it
@@ -15,7 +15,7 @@ set -euo pipefail
 . "$(dirname "$0")/../lib/split.sh"
 . "$(dirname "$0")/../lib/ckpt.sh"
 
-MEM=1G
+MEM=512M
 mapfile -t memtest < <(guest_memtest_args $MEM "hot=10 rate=2000")
 disk=$TEST_TMP/disk.qcow2
 # The restored VMs have the same devices (the disk through a throw-away
@@ -38,7 +38,7 @@ written_pages() { grep -a -o -E 'pages=[0-9]+' "$(guest_serial split)" | head -n
 split_hosts_up 2
 split_servers_up 2 $MEM
 ckpt_make_qcow2 "$disk" $((64 << 20))
-split_guest_start split $MEM 256M "${memtest[@]}" \
+split_guest_start split $MEM 128M "${memtest[@]}" \
   -drive "file=$disk,format=qcow2,if=ide,id=disk0"
 guest_wait split '^MEMTEST start' 60 >/dev/null
 split_guest_passes split 1 400
@@ -55,7 +55,7 @@ for k in 1 2; do
   [ "$(ckpt_json "$j" "j['hosts'][$k]['pages']")" -gt 10000 ] \
     || fail "memory server $k saved too few pages: $(cat "$j")"
 done
-[ "$(ckpt_json "$j" "j['hosts'][0]['pages']")" -le 65600 ] \
+[ "$(ckpt_json "$j" "j['hosts'][0]['pages']")" -le 32832 ] \
   || fail "the main host saved more than its resident pages: $(cat "$j")"
 ckpt_merge "$SPLIT_CKPT_ROOT/stopped" "$TEST_TMP/stopped.mem"
 total=$(ckpt_json "$TEST_TMP/stopped.mem.json" 'j["total"]')

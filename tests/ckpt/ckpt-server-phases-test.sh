@@ -16,7 +16,7 @@ set -euo pipefail
 . "$(dirname "$0")/../lib/split.sh"
 . "$(dirname "$0")/../lib/ckpt.sh"
 
-MEM=384M
+MEM=256M
 BOUND=20     # s from a server's loss to the tool's exit
 INT_BOUND=10 # s from SIGINT to the tool's exit
 STEPS=(MSG_CKPT_BEGIN MSG_CKPT_FINAL MSG_CKPT_COMMIT)
@@ -27,7 +27,7 @@ split_servers_up 2 1G
 
 # Starts guest NAME and waits for its verifier's first clean pass.
 vm_up() {
-  split_guest_start "$1" $MEM 96M "${memtest[@]}"
+  split_guest_start "$1" $MEM 64M "${memtest[@]}"
   guest_wait "$1" '^MEMTEST start' 60 >/dev/null
   split_guest_passes "$1" 1 300
 }
