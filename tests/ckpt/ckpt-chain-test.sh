@@ -11,7 +11,9 @@
 # missing (dcres-inspect shows c3's chain once c2 is back).
 # The periodic service (--every 2s --keep 3) runs until SIGTERM and leaves
 # exactly 3 checkpoints, each restorable, the oldest flattened into a full
-# one. Then, the guest gone, its verifier must find its memory intact
+# one. An increment that fills the disk fails naming the file and leaves
+# its parent whole, and the next one on that parent works. Then, the guest
+# gone, its verifier must find its memory intact
 # (errors=0) and go on from the checkpoint's pass after each restore:
 # dcres-restore of c1 and c3 onto the same hosts, of c5 lazily onto this
 # host and server 2 only, and c3 flattened (dcres-merge --flatten) in a
@@ -30,6 +32,12 @@ stock_args=("${memtest[@]}" -object "memory-backend-ram,id=ram0,size=$MEM"
 host_pages() { ckpt_json "$TEST_TMP/$1.json" "j['hosts'][$2]['pages']"; }
 
 split_hosts_up 2
+# A small disk (tmpfs) below the servers' directory, mounted before they
+# start so that every host sees it: a full checkpoint fits, not one more.
+small=$TEST_TMP/ckpt/small
+mkdir -p "$small"
+mount -t tmpfs -o size=640m,mode=0700 dcres-small "$small" || fail "cannot mount a tmpfs on $small"
+at_exit 'umount -l "$small"'
 split_servers_up 2 $MEM
 chain=$SPLIT_CKPT_ROOT/chain
 mkdir -p "$chain"
@@ -109,6 +117,26 @@ ckpt_merge "$periodic/${kept[0]}" "$TEST_TMP/oldest.mem"
 [ "$(ckpt_json "$TEST_TMP/oldest.mem.json" 'j["chain"]')" -eq 1 ] \
   || fail "the oldest kept checkpoint was not flattened: $(cat "$TEST_TMP/oldest.mem.json")"
 rm -f "$TEST_TMP/oldest.mem"
+
+# The disk fills up in the middle of an increment: a clear error naming
+# the file, nothing published, the parent still whole, and the VM going
+# on; the next increment on the same parent (elsewhere) works.
+ckpt_take split "$small/f0" --live
+split_guest_passes split $(($(ckpt_last_pass split) + 1)) 400  # enough pages change
+rc=0
+"$DCRES_CHECKPOINT" --qmp "$TEST_TMP/split.qmp" --dir "$small/f1" --live --parent "$small/f0" \
+  > /dev/null 2> "$TEST_TMP/full.log" || rc=$?
+note "increment on a full disk: exit $rc: $(cat "$TEST_TMP/full.log")"
+[ $rc -eq 1 ] && grep -q "No space left on device" "$TEST_TMP/full.log" \
+  && grep -q "$small/f1" "$TEST_TMP/full.log" \
+  || fail "an increment on a full disk: exit $rc: $(cat "$TEST_TMP/full.log")"
+[ ! -e "$small/f1/manifest" ] || fail "the increment that did not fit left a manifest"
+"$DCRES_MERGE" --check "$small/f0" > /dev/null 2> "$TEST_TMP/f0.log" \
+  || fail "the parent of the increment that did not fit is damaged: $(cat "$TEST_TMP/f0.log")"
+split_guest_passes split $(($(ckpt_last_pass split) + 1)) 400
+ckpt_take split "$chain/f1" --live --parent "$small/f0"
+"$DCRES_MERGE" --check "$chain/f1" > /dev/null 2> "$TEST_TMP/f1.log" \
+  || fail "the increment after the full disk does not check out: $(cat "$TEST_TMP/f1.log")"
 kill "$(guest_pid split)"
 
 # A chain with a gap is refused, naming the missing checkpoint: by
