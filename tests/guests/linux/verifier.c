@@ -3,8 +3,8 @@
  *
  * Settings come from the kernel command line:
  *   memtest.mb=N     size of the tested mapping in MiB (default 64)
- *   memtest.hot=PCT  memtest.hotat=PCT  memtest.rate=N|max   as for the
- *                                         bare-metal guest
+ *   memtest.hot=PCT  memtest.hotat=PCT  memtest.rate=N|max  memtest.rest=SEC
+ *                    as for the bare-metal guest
  * The generation table is ordinary heap memory of this process, so it is in
  * guest RAM like the pages it describes. Page numbers are page indices in the
  * mapping. */

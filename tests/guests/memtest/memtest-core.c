@@ -76,6 +76,7 @@ void mt_parse_cmdline(struct mt_config *cfg, const char *s, const char *prefix)
 	cfg->rate = 1000;
 	cfg->hot_pct = 100;
 	cfg->hot_at_pct = 0;
+	cfg->rest_s = 0;
 	while (*s) {
 		while (*s == ' ')
 			s++;
@@ -90,6 +91,8 @@ void mt_parse_cmdline(struct mt_config *cfg, const char *s, const char *prefix)
 			else if (starts_with(t, "hotat=")) {
 				uint64_t h = parse_u64(t + 6);
 				cfg->hot_at_pct = h > 99 ? 99 : (unsigned)h;
+			} else if (starts_with(t, "rest=")) {
+				cfg->rest_s = parse_u64(t + 5);
 			} else if (starts_with(t, "hot=")) {
 				uint64_t h = parse_u64(t + 4);
 				cfg->hot_pct = h < 1 ? 1 : h > 100 ? 100 : (unsigned)h;
@@ -196,6 +199,15 @@ static uint64_t verify_pass(struct mt_state *st)
 	return errors;
 }
 
+/* Only rewrites, verifying nothing, for cfg.rest_s seconds. */
+static void rest(struct mt_state *st)
+{
+	uint64_t until = st->plat->now_us() + st->cfg.rest_s * 1000000u;
+
+	while (st->plat->now_us() < until)
+		rewrite_due(st);
+}
+
 void mt_run(struct mt_state *st)
 {
 	struct mt_line l = { .len = 0 };
@@ -217,6 +229,8 @@ void mt_run(struct mt_state *st)
 		line_str(&l, " rate=max");
 	else
 		line_kv(&l, "rate", st->cfg.rate);
+	if (st->cfg.rest_s)
+		line_kv(&l, "rest", st->cfg.rest_s);
 	line_emit(st->plat, &l);
 
 	for (unsigned r = 0; r < st->nregions; r++)
@@ -238,5 +252,6 @@ void mt_run(struct mt_state *st)
 		line_kv(&l, "errors", errors);
 		line_kv(&l, "writes", st->writes);
 		line_emit(st->plat, &l);
+		rest(st);
 	}
 }

@@ -3,7 +3,8 @@
  * The platform supplies the tested regions, a generation table (in guest
  * RAM, so a restored guest checks itself against its own saved state), a
  * clock and a console. mt_run() fills every page, then forever rewrites pages
- * of the hot set at the configured rate while verifying every page. It
+ * of the hot set at the configured rate while verifying every page (with
+ * rest=SEC, after each pass it only rewrites for SEC seconds). It
  * starts with a line naming the hot set's guest-physical pages:
  *   MEMTEST start pages=262144 hot_pages=13107 hot_page=157286 rate=1000
  * and prints one line per verification pass:
@@ -32,6 +33,7 @@ struct mt_config {
 	uint64_t rate;      /* pages rewritten per second; 0 none; MT_RATE_MAX */
 	unsigned hot_pct;   /* rewrites go to hot_pct% of the pages, */
 	unsigned hot_at_pct;/* starting hot_at_pct% into them */
+	uint64_t rest_s;    /* seconds of rewrites only after each pass */
 };
 
 struct mt_state {
@@ -45,9 +47,10 @@ struct mt_state {
 	uint64_t pass, writes, rng, last_us, credit_us;
 };
 
-/* Parses "hot=PCT", "hotat=PCT" and "rate=N|max" tokens (optionally with
- * PREFIX, e.g. "memtest.") out of a space-separated command line into cfg;
- * unknown tokens are ignored. Defaults: hot=100, hotat=0, rate=1000. */
+/* Parses "hot=PCT", "hotat=PCT", "rate=N|max" and "rest=SEC" tokens
+ * (optionally with PREFIX, e.g. "memtest.") out of a space-separated
+ * command line into cfg; unknown tokens are ignored. Defaults: hot=100,
+ * hotat=0, rate=1000, rest=0. */
 void mt_parse_cmdline(struct mt_config *cfg, const char *cmdline,
 		      const char *prefix);
 

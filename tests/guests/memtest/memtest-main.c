@@ -3,7 +3,7 @@
  * Tests every usable RAM page above its own image (below 64 GiB) from the
  * multiboot memory map, keeps the generation table at the start of that RAM,
  * prints on COM1 and keeps time with the TSC calibrated against the PIT.
- * Command line (QEMU -append): hot=PCT hotat=PCT rate=N|max, see
+ * Command line (QEMU -append): hot=PCT hotat=PCT rate=N|max rest=SEC, see
  * memtest-core.h. */
 #include <stddef.h>
 #include <stdint.h>
