@@ -5,6 +5,9 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "dcres/log.h"
+#include "dcres/mappedram.h"
+#include "dcres/memfile.h"
 #include "dcres/uuid.h"
 #include "mainckpt-internal.h"
 
@@ -89,4 +92,41 @@ void dcres_mainckpt_for_each_unchanged(struct dcres_mainckpt *c,
 	}
 	if (n)
 		fn(opaque, first, n);
+}
+
+/* Whether page p changed since the base: touched before or up to the
+ * running checkpoint's stop point. */
+static bool changed(const struct dcres_mainckpt *c, uint64_t p)
+{
+	return ((c->since_base[p / 64] | c->taken[p / 64]) >> (p % 64)) & 1;
+}
+
+int mainckpt_chain_write_zeros(struct dcres_mainckpt *c, char *err, size_t err_len)
+{
+	static const uint8_t zero[DCRES_CKPT_PAGE_SIZE];
+	struct dcres_mrfile f = { .fd = -1 };
+	uint64_t zeros = 0;
+	int ret;
+
+	if (!c->incremental)
+		return 0;
+	ret = dcres_mrfile_open(c->main_path, &c->table.main_file, true, &f);
+	for (uint64_t p = 0; !ret && p < c->npages && p < f.npages; p++) {
+		if (c->table.host[p] != DCRES_LOC_MAIN || !changed(c, p) ||
+		    dcres_mrfile_test(&f, p))
+			continue;
+		zeros++;
+		ret = dcres_mrfile_write_pages(&f, p, zero, 1);
+		dcres_mrfile_set(&f, p);
+	}
+	if (!ret)
+		ret = dcres_mrfile_write_bitmap(&f);
+	dcres_mrfile_close(&f);
+	if (ret)
+		snprintf(err, err_len, "cannot write the zero pages of the increment into %s: %s",
+			 c->main_path, strerror(-ret));
+	else if (zeros)
+		pr_info("checkpoint into %s: %llu changed pages are zero", c->status.dir,
+			(unsigned long long)zeros);
+	return ret;
 }

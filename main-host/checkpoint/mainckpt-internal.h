@@ -43,6 +43,7 @@ struct dcres_mainckpt {
 	unsigned n;
 	struct ckpt_server *servers;
 	char server_dir[PATH_MAX];    /* the directory as the servers name it */
+	char main_path[PATH_MAX + 256]; /* main.mem in it */
 
 	pthread_mutex_t lock;         /* with cond: state, status, step reports */
 	pthread_cond_t cond;
@@ -102,6 +103,12 @@ void mainckpt_chain_stop_point(struct dcres_mainckpt *c);
 /* After a stop point: the checkpoint became durable (the next builds on
  * it) or failed (the next builds on the one before). */
 void mainckpt_chain_end(struct dcres_mainckpt *c, bool durable);
+/* For an increment, once QEMU has written main.mem: every page the table
+ * places here that changed since the parent but has no copy in main.mem
+ * (QEMU found it zero and left it out) is written there as a zero page,
+ * its bit set, so that a clear bit only ever means "in the parent"; the
+ * file is fsynced. 0, or a negative errno described in err. */
+int mainckpt_chain_write_zeros(struct dcres_mainckpt *c, char *err, size_t err_len);
 
 /* mainckpt-moves.c: watching the pager's page moves while tracking. */
 int mainckpt_watch(struct dcres_mainckpt *c);

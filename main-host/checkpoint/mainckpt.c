@@ -159,6 +159,8 @@ int dcres_mainckpt_begin(struct dcres_mainckpt *c, const char *main_file,
 			snprintf(err, err_len, "checkpoint directory %s: %s", dir, strerror(-ret));
 		return ret;
 	}
+	snprintf(c->main_path, sizeof(c->main_path), "%s/%s", dir,
+		 strrchr(main_file, '/') ? strrchr(main_file, '/') + 1 : main_file);
 	pthread_mutex_lock(&c->lock);
 	memset(&c->status, 0, sizeof(c->status));
 	snprintf(c->status.dir, sizeof(c->status.dir), "%s", dir);
@@ -345,7 +347,9 @@ static void *committer_main(void *arg)
 		finish(c, DCRES_MAINCKPT_FAILED, c->abort_why);
 		return NULL;
 	}
-	ret = mainckpt_run_step(c, STEP_COMMIT, err, sizeof(err));
+	ret = mainckpt_chain_write_zeros(c, err, sizeof(err));
+	if (!ret)
+		ret = mainckpt_run_step(c, STEP_COMMIT, err, sizeof(err));
 	mainckpt_stop_poller(c);
 	for (unsigned i = 0; i < c->n && !ret; i++) /* each commit's own count */
 		atomic_store(&c->servers[i].bytes, c->servers[i].part.bytes_written);

@@ -122,7 +122,6 @@ struct ckpt_settings {
 	bool has_max_bandwidth, has_multifd_channels, has_downtime_limit;
 	uint64_t max_bandwidth, multifd_channels, downtime_limit;
 	bool direct_io;
-	char zero_page_detection[16]; /* "" when QEMU does not say */
 };
 
 /* Everything one run learns and does. */

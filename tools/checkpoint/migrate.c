@@ -47,9 +47,6 @@ static int save_settings(struct ckpt_run *r)
 						     &sv->multifd_channels);
 	sv->has_downtime_limit = dcres_qmp_get_u64(ret, "downtime-limit", &sv->downtime_limit);
 	sv->direct_io = dcres_qmp_get_bool(ret, "direct-io");
-	const char *zero = dcres_qmp_get_str(ret, "zero-page-detection");
-	snprintf(sv->zero_page_detection, sizeof(sv->zero_page_detection), "%s",
-		 zero ? zero : "");
 	json_object_put(ret);
 	sv->valid = true;
 	return 0;
@@ -98,11 +95,6 @@ int migrate_setup(struct ckpt_run *r)
 	if (o->parallel > 1)
 		json_object_object_add(args, "multifd-channels",
 				       json_object_new_int64(o->parallel));
-	/* An increment's main.mem has a page's bit exactly when it holds the
-	 * page (zeros included): a clear bit means "see the parent". */
-	if (r->has_parent)
-		json_object_object_add(args, "zero-page-detection",
-				       json_object_new_string("none"));
 	return ckpt_qmp(r, "migrate-set-parameters", args, NULL);
 }
 
@@ -133,9 +125,6 @@ void migrate_restore_settings(struct ckpt_run *r)
 		json_object_object_add(args, "downtime-limit",
 				       json_object_new_int64((int64_t)sv->downtime_limit));
 	json_object_object_add(args, "direct-io", json_object_new_boolean(sv->direct_io));
-	if (sv->zero_page_detection[0])
-		json_object_object_add(args, "zero-page-detection",
-				       json_object_new_string(sv->zero_page_detection));
 	if (ckpt_qmp(r, "migrate-set-parameters", args, NULL))
 		pr_warn("the VM keeps the migration parameters of the checkpoint");
 }

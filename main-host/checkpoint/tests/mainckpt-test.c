@@ -25,8 +25,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ckpt-build.h"
 #include "dcres/loctable.h"
 #include "dcres/mainckpt.h"
+#include "dcres/mappedram.h"
 #include "dcres/memfile.h"
 #include "dcres/presence.h"
 #include "memserver-spawn.h"
@@ -73,7 +75,6 @@ static void bit_set(_Atomic uint64_t *b, uint64_t i) { atomic_fetch_or(&b[i / 64
 static void bit_clear(_Atomic uint64_t *b, uint64_t i) { atomic_fetch_and(&b[i / 64], ~(1ull << (i % 64))); }
 static bool bit_test(_Atomic uint64_t *b, uint64_t i) { return atomic_load(&b[i / 64]) >> (i % 64) & 1; }
 
-/* Page p's content at version v. */
 /* dir's main.mem, as begin takes it (a static buffer). */
 static const char *main_mem(const char *dir)
 {
@@ -83,8 +84,14 @@ static const char *main_mem(const char *dir)
 	return path;
 }
 
+/* Page p's content at version v: every fifth version the guest zeroes
+ * the page. */
 static void fill(uint8_t *dst, uint64_t p, uint32_t v)
 {
+	if (v % 5 == 0) {
+		memset(dst, 0, PAGE);
+		return;
+	}
 	memset(dst, (int)((p * 7 + v) & 0xff), PAGE);
 	memcpy(dst, &p, sizeof(p));
 	memcpy(dst + 8, &v, sizeof(v));
@@ -482,6 +489,44 @@ static unsigned layer_get(struct layer *l, uint64_t p, uint8_t *buf)
 	return copies;
 }
 
+/* Writes the "main.mem" saved so far into dir/main.mem as QEMU's
+ * mapped-ram does with zero-page detection: a saved page that is all
+ * zeros gets no bit and no data. */
+static void write_main_file(const char *dir, const struct dcres_mapped_ram *geo)
+{
+	static const uint8_t zero[PAGE];
+	struct dcres_mrfile f;
+
+	test_ckpt_empty_main(main_mem(dir), geo);
+	CHECK(dcres_mrfile_open(main_mem(dir), geo, true, &f) == 0, "open %s", main_mem(dir));
+	for (uint64_t p = 0; p < NPAGES; p++) {
+		if (!bit_test(main_bmap, p) || !memcmp(main_buf + p * PAGE, zero, PAGE))
+			continue;
+		CHECK(dcres_mrfile_write_pages(&f, p, main_buf + p * PAGE, 1) == 0, "page %llu",
+		      (unsigned long long)p);
+		dcres_mrfile_set(&f, p);
+	}
+	CHECK(dcres_mrfile_write_bitmap(&f) == 0, "bitmap of %s", main_mem(dir));
+	dcres_mrfile_close(&f);
+}
+
+/* Reads dir/main.mem back into the "main.mem" (bits and pages). */
+static void read_main_file(const char *dir, const struct dcres_mapped_ram *geo)
+{
+	struct dcres_mrfile f;
+
+	CHECK(dcres_mrfile_open(main_mem(dir), geo, false, &f) == 0, "open %s", main_mem(dir));
+	for (uint64_t p = 0; p < NPAGES; p++) {
+		bit_clear(main_bmap, p);
+		if (!dcres_mrfile_test(&f, p))
+			continue;
+		bit_set(main_bmap, p);
+		CHECK(dcres_mrfile_read_pages(&f, p, main_buf + p * PAGE, 1) == 0, "page %llu",
+		      (unsigned long long)p);
+	}
+	dcres_mrfile_close(&f);
+}
+
 static void clear_dirty_run(void *opaque, uint64_t first, uint64_t n)
 {
 	(void)opaque;
@@ -531,8 +576,12 @@ static void test_incremental(struct dcres_mainckpt *ck, const struct dcres_mappe
 	}
 	stop_at_stop_point(ck, guest, geo, at_stop);
 	hot_pages = WRITTEN;
+	/* The migration's end: QEMU's main.mem, zero pages left out. The
+	 * commit must write those that changed since c1 as zero pages. */
+	write_main_file(dir, geo);
 	CHECK(dcres_mainckpt_commit(ck) == 0 && dcres_mainckpt_wait(ck, err, sizeof(err)) == 0,
 	      "commit of the increment: %s", err);
+	read_main_file(dir, geo);
 
 	read_loc(dir, &t);
 	CHECK(t.has_parent && !memcmp(t.parent_id, t1.ckpt_id, 16) &&

@@ -36,6 +36,17 @@ void test_ckpt_fill_page(uint8_t *buf, uint64_t p, unsigned h)
 	buf[0] = (uint8_t)(h + 1);
 }
 
+void test_ckpt_empty_main(const char *path, const struct dcres_mapped_ram *geo)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+
+	CHECK(fd >= 0);
+	test_write_mapped_ram_header(fd, geo);
+	/* The bitmap and the pages area: holes, all clear. */
+	CHECK(ftruncate(fd, (off_t)(geo->pages_offset + geo->used_length)) == 0);
+	close(fd);
+}
+
 /* Writes dir/main.mem: device-state bytes, the 28-byte MappedRamHeader, an
  * empty bitmap, then (through the mappedram library) the main host's pages
  * with their bits, and stream bytes after the pages area. */
@@ -43,16 +54,15 @@ static void make_main(const char *dir, const struct dcres_mapped_ram *geo,
 		      enum test_ckpt_variant v)
 {
 	char *path = test_path(dir, "main.mem");
-	static const uint8_t zeros[(NPAGES + 63) / 64 * 8]; /* the empty bitmap */
 	uint8_t page[PS];
 	struct dcres_mrfile f;
-	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	int fd;
 
+	test_ckpt_empty_main(path, geo);
+	fd = open(path, O_RDWR);
 	CHECK(fd >= 0);
 	memset(page, 0xd5, sizeof(page));
 	CHECK(pwrite(fd, page, PREFIX, 0) == PREFIX);
-	test_write_mapped_ram_header(fd, geo);
-	CHECK(pwrite(fd, zeros, sizeof(zeros), (off_t)geo->bitmap_offset) == sizeof(zeros));
 	CHECK(pwrite(fd, "QEVM-tail", 9, (off_t)(geo->pages_offset + geo->used_length)) == 9);
 	close(fd);
 

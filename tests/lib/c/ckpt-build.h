@@ -49,6 +49,11 @@ void test_ckpt_fill_page(uint8_t *buf, uint64_t p, unsigned h);
  * its checksum right. */
 void test_ckpt_set_page_size(const char *path, uint32_t page_size);
 
+/* Creates path: a mapped-ram file of geo as QEMU 10.0 lays it out (the
+ * block's header right before its bitmap), with no page in it yet; the
+ * mappedram library writes pages into it. */
+void test_ckpt_empty_main(const char *path, const struct dcres_mapped_ram *geo);
+
 /* Builds a checkpoint of variant v in a new directory under base (a
  * scratch directory; the result lives until exit) and returns its path;
  * *geo is main.mem's geometry. At most 16 per process. */
