@@ -149,7 +149,7 @@ rc=0
 rc=0
 restore_guest rgap "$chain/c3" main -- "${memtest[@]}" || rc=$?
 [ $rc -eq 1 ] && grep -q "parent ../c2 is missing" "$TEST_TMP/rgap.log" \
-  && [ ! -e "$TEST_TMP/rgap.run/flat" ] && [ ! -e "$TEST_TMP/rgap.qmp" ] \
+  && [ ! -e "$TEST_TMP/rgap.flat" ] && [ ! -e "$TEST_TMP/rgap.qmp" ] \
   || fail "a restore of c3 without c2: exit $rc: $(cat "$TEST_TMP/rgap.log")"
 rc=0
 "$DCRES_INSPECT" --no-verify "$chain/c3" > /dev/null 2> "$TEST_TMP/igap.log" || rc=$?
@@ -183,8 +183,18 @@ for c in c1 c3; do
     || fail "dcres-restore of $c failed: $(cat "$TEST_TMP/r$c.log"); QEMU: $(tail -n 20 "$TEST_TMP/r$c.run/qemu.log")"
   [ "$(ckpt_json "$TEST_TMP/r$c.json" 'j["chain"]')" -eq $(( ${c#c} + 1 )) ] \
     || fail "dcres-restore of $c did not read its chain: $(cat "$TEST_TMP/r$c.json")"
+  [ "$(ckpt_json "$TEST_TMP/r$c.json" 'j["flat_dir"]')" = "$TEST_TMP/r$c.flat" ] \
+    && [ -f "$TEST_TMP/r$c.flat/main.mem" ] \
+    || fail "dcres-restore of $c did not flatten its chain into r$c.flat: $(cat "$TEST_TMP/r$c.json")"
   restored_from "r$c" $c
 done
+# A flat directory that exists (a VM may still read it) is not reused.
+rc=0
+"$DCRES_RESTORE" --ckpt "$chain/c1" --hosts main --run-dir "$TEST_TMP/again.run" \
+  --flat-dir "$TEST_TMP/rc1.flat" -- "${memtest[@]}" > /dev/null 2> "$TEST_TMP/again.log" || rc=$?
+[ $rc -eq 1 ] && grep -q "$TEST_TMP/rc1.flat.*File exists" "$TEST_TMP/again.log" \
+  && [ -f "$TEST_TMP/rc1.flat/main.mem" ] \
+  || fail "a restore into an existing flat directory: exit $rc: $(cat "$TEST_TMP/again.log")"
 restore_guest rc5 "$chain/c5" "main,$(host_addr 2):7700" --lazy --capacity main=128M \
   -- "${memtest[@]}" || fail "dcres-restore of c5 failed: $(cat "$TEST_TMP/rc5.log"); QEMU: $(tail -n 20 "$TEST_TMP/rc5.run/qemu.log")"
 [ "$(ckpt_json "$TEST_TMP/rc5.json" 'j["hosts"][1]["pages"]')" -gt 0 ] \

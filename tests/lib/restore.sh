@@ -6,7 +6,8 @@
 #                                  $RESTORE_HOST, default 0, with the split
 #                                  servers' key, and as root SPLIT_CKPT_ROOT
 #                                  or $RESTORE_ROOT)
-#                                  as guest NAME, QMP on NAME.qmp; its JSON
+#                                  as guest NAME, QMP on NAME.qmp (an
+#                                  increment flattened into NAME.flat); its JSON
 #                                  summary goes to $TEST_TMP/NAME.json,
 #                                  its messages to NAME.log; returns the
 #                                  tool's status
@@ -24,7 +25,7 @@ restore_guest() {
   mapfile -t base < <(guest_base_args "$name")
   host_exec "${RESTORE_HOST:-0}" "$DCRES_RESTORE" --ckpt "$dir" --hosts "$hosts" \
     --psk "$SPLIT_KEY" --ckpt-root "${RESTORE_ROOT:-$SPLIT_CKPT_ROOT}" --qemu "$DCRES_QEMU" --qmp "$TEST_TMP/$name.qmp" \
-    --run-dir "$TEST_TMP/$name.run" --json "${tool[@]}" -- "${base[@]}" "$@" \
+    --run-dir "$TEST_TMP/$name.run" --flat-dir "$TEST_TMP/$name.flat" --json "${tool[@]}" -- "${base[@]}" "$@" \
     > "$TEST_TMP/$name.json" 2> "$TEST_TMP/$name.log" || return $?
   pid=$(ckpt_json "$TEST_TMP/$name.json" 'j["qemu_pid"]')
   guest_track "$name" "$pid"

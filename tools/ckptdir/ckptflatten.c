@@ -109,7 +109,7 @@ int ckptchain_flatten(struct ckptchain *ch, const char *out_dir)
 
 	if (mkdir(out_dir, 0700) < 0) {
 		ret = -errno;
-		pr_perror("create %s (--flatten makes a new checkpoint directory)", out_dir);
+		pr_perror("create %s (a flattened chain goes into a new directory)", out_dir);
 		return ret;
 	}
 	if (snprintf(path, sizeof(path), "%s/main.mem", out_dir) >= (int)sizeof(path))

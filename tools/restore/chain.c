@@ -1,5 +1,5 @@
 /* A restore of an incremental checkpoint (restore.h): its chain, read
- * from the layers' directories, flattened into RUN/flat. */
+ * from the layers' directories, flattened into a directory of its own. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
@@ -10,6 +10,8 @@
 #include "dcres/ckptview.h"
 #include "dcres/log.h"
 #include "restore.h"
+
+#define FLAT_BASE "/var/tmp" /* a disk, not /run's memory: it holds the RAM */
 
 int chain_flatten(struct rst_run *r)
 {
@@ -35,21 +37,24 @@ int chain_flatten(struct rst_run *r)
 	}
 	r->chain_layers = ch.n;
 	r->resident_pages = verify_resident(&ch.layer[0].loc);
-	if (!ret && snprintf(r->flat_dir, sizeof(r->flat_dir), "%s/flat", r->run_dir) >=
-		    (int)sizeof(r->flat_dir))
-		ret = -ENAMETOOLONG;
 	if (!ret) {
-		/* Left by an earlier run of this run directory, whose VM is gone
-		 * (setup_run_dir found its QMP socket unanswered). */
-		chain_remove(r);
+		char path[PATH_MAX];
+
+		if (r->opts.flat_dir)
+			snprintf(path, sizeof(path), "%s", r->opts.flat_dir);
+		else
+			snprintf(path, sizeof(path), FLAT_BASE "/dcres-flat-%s", r->uuid_str);
 		pr_info("%s is incremental: flattening its chain of %u checkpoints into %s",
-			r->dir, ch.n, r->flat_dir);
-		ret = ckptchain_flatten(&ch, r->flat_dir);
+			r->dir, ch.n, path);
+		/* A new directory: an earlier restore's VM may still read one. */
+		ret = ckptchain_flatten(&ch, path);
+		if (!ret)
+			snprintf(r->flat_dir, sizeof(r->flat_dir), "%s", path);
 	}
 	ckptchain_close(&ch);
 	if (ret) {
-		r->flat_dir[0] = '\0';
-		pr_err("%s: cannot read its chain (nothing released or started)", r->dir);
+		pr_err("%s: its chain could not be read and flattened (nothing released or "
+		       "started)", r->dir);
 		return ret;
 	}
 	r->flatten_ms = rst_now_ms() - t;

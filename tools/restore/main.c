@@ -30,7 +30,8 @@ static void usage(FILE *out)
 		"                     [--capacity HOST=SIZE,...] [--lazy] [--wait-loaded]\n"
 		"                     [--json] [--psk FILE] [--replica-hosts LIST]\n"
 		"                     [--ckpt-root PATH] [--qemu PATH]\n"
-		"                     [--qmp PATH] [--run-dir DIR] [--timeout SEC]\n"
+		"                     [--qmp PATH] [--run-dir DIR] [--flat-dir FLAT]\n"
+		"                     [--timeout SEC]\n"
 		"                     [--log-level LEVEL] -- QEMU-ARGS...\n"
 		"\n"
 		"Restores the checkpoint in DIR onto this host (MAIN, a label) and the memory\n"
@@ -50,8 +51,8 @@ static void usage(FILE *out)
 		"\n"
 		"An incremental checkpoint is restored through its chain: its parents are\n"
 		"read from their directories (where its manifest says) and the chain is\n"
-		"flattened into RUN/flat first, which the VM reads and which stays until the\n"
-		"run directory is removed.\n"
+		"flattened first into FLAT, a new directory the VM reads from (remove it\n"
+		"once the VM is gone).\n"
 		"\n"
 		"  --ckpt DIR          the checkpoint directory\n"
 		"  --hosts LIST        this host's name, then the memory servers as HOST:PORT\n"
@@ -68,8 +69,9 @@ static void usage(FILE *out)
 		"  --qemu PATH         the patched QEMU (default $DCRES_QEMU, else "
 		DEFAULT_QEMU ")\n"
 		"  --qmp PATH          the restored VM's QMP socket (default RUN/qmp.sock)\n"
-		"  --run-dir DIR       plan file, QEMU log and a flattened chain (default\n"
-		"                      /run/dcres/restore-UUID)\n"
+		"  --run-dir DIR       plan file and QEMU log (default /run/dcres/restore-UUID)\n"
+		"  --flat-dir FLAT     where to flatten an incremental checkpoint's chain\n"
+		"                      (default /var/tmp/dcres-flat-UUID)\n"
 		"  --timeout SEC       how long loading main.mem may take, and the wait of\n"
 		"                      --wait-loaded (default %d)\n"
 		"  --log-level LEVEL   error, warn, info or debug\n"
@@ -140,6 +142,7 @@ static int parse_options(int argc, char **argv, struct rst_run *r)
 		{ "qemu", required_argument, NULL, 'Q' },
 		{ "qmp", required_argument, NULL, 'q' },
 		{ "run-dir", required_argument, NULL, 'R' },
+		{ "flat-dir", required_argument, NULL, 'F' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
@@ -170,6 +173,7 @@ static int parse_options(int argc, char **argv, struct rst_run *r)
 		case 'Q': o->qemu = optarg; break;
 		case 'q': o->qmp_path = optarg; break;
 		case 'R': o->run_dir = optarg; break;
+		case 'F': o->flat_dir = optarg; break;
 		case 't':
 			errno = 0;
 			n = strtol(optarg, &end, 10);
@@ -230,15 +234,11 @@ static int run_steps(struct rst_run *r)
 	/* The checkpoint first: nothing is released or started before every
 	 * part of it is found and checks out. */
 	if ((e = setup_paths(r)) || (e = locate_main_files(r)) || (e = verify_checkpoint(r)) ||
-	    (!r->increment && (e = locate_parts(r))) || (e = setup_run_dir(r)))
-		return e;
-	/* An increment is read as its chain flattened into the run
-	 * directory (which outlives this tool: a lazy VM reads it later). */
-	if (r->increment && ((e = chain_flatten(r)) || (e = locate_parts(r))))
+	    (r->increment && (e = chain_flatten(r))) || (e = locate_parts(r)))
 		return e;
 	r->verify_ms = rst_now_ms() - t - r->flatten_ms;
-	if ((e = rst_check_interrupt()) || (e = servers_prepare(r)) ||
-	    (e = rst_check_interrupt()))
+	if ((e = setup_run_dir(r)) || (e = rst_check_interrupt()) ||
+	    (e = servers_prepare(r)) || (e = rst_check_interrupt()))
 		return e;
 	t = rst_now_ms();
 	if ((e = planning_make(r)))

@@ -41,6 +41,7 @@ struct rst_opts {
 	const char *qemu;          /* resolved: --qemu, $DCRES_QEMU or the default */
 	const char *qmp_path;      /* NULL: RUN/qmp.sock */
 	const char *run_dir;       /* NULL: /run/dcres/restore-<uuid> */
+	const char *flat_dir;      /* NULL: /var/tmp/dcres-flat-<uuid> */
 	unsigned timeout_s;
 	char **qemu_args;          /* after "--" */
 	int nqemu_args;
@@ -86,7 +87,7 @@ struct rst_run {
 	char uuid_str[DCRES_UUID_STR_LEN];
 	uint64_t ram_size;
 	bool increment;            /* DIR is incremental: a chain (chain.c) */
-	char flat_dir[PATH_MAX];   /* RUN/flat, the chain flattened, or "" */
+	char flat_dir[PATH_MAX];   /* the chain flattened (made here), or "" */
 	unsigned chain_layers;
 	uint64_t resident_pages;   /* pages DIR's main.loc places on the main host */
 	char root[PATH_MAX];       /* --ckpt-root, symlinks resolved */
@@ -160,14 +161,15 @@ void verify_close(struct rst_run *r);
 /* chain.c: an incremental checkpoint. */
 /* Opens DIR's chain (every layer's files read from its own directory
  * and verified, each parent where its child's manifest says, with the
- * recorded id and manifest CRC), flattens it into RUN/flat (a full
- * checkpoint, every page on the main host, the newest access history) and
- * opens that in DIR's place; r->resident_pages stays DIR's resident set.
- * Needs setup_run_dir first. A missing or mismatched parent, or parts not
- * in their directories, is refused naming them; nothing is released or
- * started then. */
+ * recorded id and manifest CRC), flattens it into a new directory
+ * (--flat-dir; a full checkpoint, every page on the main host, the newest
+ * access history) and opens that in DIR's place; r->resident_pages stays
+ * DIR's resident set. A missing or mismatched parent, parts not in their
+ * directories or an existing flat directory is refused naming them;
+ * nothing is released or started then. */
 int chain_flatten(struct rst_run *r);
-/* Removes RUN/flat (after a failed run: a running VM may read it). */
+/* Removes the flattened chain this run made (after a failure: once the
+ * VM runs, it may read it). */
 void chain_remove(struct rst_run *r);
 
 /* setup.c: paths and keys. */

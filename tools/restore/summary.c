@@ -47,6 +47,8 @@ static void print_json(const struct rst_run *r)
 	json_object_object_add(o, "chain", json_object_new_int64(r->increment ? r->chain_layers : 1));
 	json_object_object_add(o, "verify_ms", json_object_new_int64(r->verify_ms));
 	json_object_object_add(o, "flatten_ms", json_object_new_int64(r->flatten_ms));
+	json_object_object_add(o, "flat_dir", r->flat_dir[0] ?
+			       json_object_new_string(r->flat_dir) : NULL);
 	json_object_object_add(o, "plan_ms", json_object_new_int64(r->plan_ms));
 	json_object_object_add(o, "servers_load_ms", json_object_new_int64(r->servers_load_ms));
 	json_object_object_add(o, "main_load_ms", json_object_new_int64(r->main_load_ms));
@@ -95,6 +97,9 @@ static void print_text(const struct rst_run *r)
 	printf("  pages: %" PRIu64 " in all, %" PRIu64 " moved, %" PRIu64 " never written\n",
 	       pages_total(r), r->pages_moved, r->zero_pages);
 	printf("  QMP %s, plan %s, log %s\n", r->qmp_path, r->plan_path, r->log_path);
+	if (r->flat_dir[0])
+		printf("  the chain flattened into %s (remove it once the VM is gone)\n",
+		       r->flat_dir);
 }
 
 void summary_print(const struct rst_run *r)
