@@ -119,7 +119,7 @@ int mainckpt_chain_write_zeros(struct dcres_mainckpt *c, char *err, size_t err_l
 		ret = dcres_mrfile_write_pages(&f, p, zero, 1);
 		dcres_mrfile_set(&f, p);
 	}
-	if (!ret)
+	if (!ret && zeros)
 		ret = dcres_mrfile_write_bitmap(&f);
 	dcres_mrfile_close(&f);
 	if (ret)

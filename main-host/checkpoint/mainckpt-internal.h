@@ -107,7 +107,7 @@ void mainckpt_chain_end(struct dcres_mainckpt *c, bool durable);
  * places here that changed since the parent but has no copy in main.mem
  * (QEMU found it zero and left it out) is written there as a zero page,
  * its bit set, so that a clear bit only ever means "in the parent"; the
- * file is fsynced. 0, or a negative errno described in err. */
+ * file is then fsynced. 0, or a negative errno described in err. */
 int mainckpt_chain_write_zeros(struct dcres_mainckpt *c, char *err, size_t err_len);
 
 /* mainckpt-moves.c: watching the pager's page moves while tracking. */

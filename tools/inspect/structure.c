@@ -181,9 +181,9 @@ static void check_chain(struct inspect *in)
 		ret = ckptchain_check(&ch, NULL);
 	if (!ret) {
 		in->chain = calloc(ch.n, sizeof(*in->chain));
-		for (unsigned i = 0; in->chain && i < ch.n; i++)
-			if ((in->chain[i] = strdup(ch.dir[i])))
-				in->nchain = i + 1;
+		for (unsigned i = 0; in->chain && i < ch.n && (in->chain[i] = strdup(ch.dir[i]));
+		     i++)
+			in->nchain = i + 1;
 		insp_check_detail(ck, "%u checkpoints down to a full one, each parent the one "
 				  "its child names; every page main.loc places is in the newest "
 				  "of them holding it", ch.n);
