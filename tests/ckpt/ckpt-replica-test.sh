@@ -6,13 +6,15 @@
 # live with --replicas 1 by dcres-checkpoint running in host 0, which
 # cannot see a server's files: the manifest comes from the servers' own
 # sums. Each part must then be on two hosts, never twice on one. A second
-# checkpoint whose copy cannot be made stays valid and says so (exit 3).
+# checkpoint whose copy cannot be made stays valid and says so (exit 3);
+# an increment on it is replicated too.
 # dcres-inspect and dcres-merge in host 0 read the servers' parts through
 # the servers; the merged file restores in QEMU without dcres. Restores,
 # each verified by the guest itself (errors=0, passes counting on):
 #  (a) onto hosts 0, 1 and a spare 3 with a flipped byte in host 1's copy
 #      of host 2's part: the damaged copy is named and host 2's own used;
 #  (b) host 2 destroyed (server killed, its disk wiped): onto 0, 1 and 3;
+#      and the increment too, its chain read through host 1's copies;
 #  (c) the old main host's directory gone too: restored by host 4, which
 #      fetches the main host's files from a copy and runs QEMU itself;
 #  (d) both copies of host 2's part gone: refused naming the part and the
@@ -81,6 +83,15 @@ grep -q "replica of $(s 1)'s part on memory server 2 ($(s 2)) is missing:.*not r
   "$TEST_TMP/second.log" || fail "the missing replica is not named: $(cat "$TEST_TMP/second.log")"
 [ "$(cat "$(disk 2)/second/host-1.mem")" = other ] || fail "the file in the way was replaced"
 [ -f "$(disk 0)/second/manifest" ] || fail "the checkpoint without its replica lost its manifest"
+
+# An increment on it, replicated like any checkpoint (its own files).
+before_inc=$(ckpt_last_pass split)
+CKPT_HOST=0 ckpt_take split "$(disk 0)/inc" --live --replicas 1 --psk "$SPLIT_KEY" \
+  --parent "$(disk 0)/second"
+[ "$(ckpt_json "$TEST_TMP/inc.json" 'j["replication"]["survives_host_losses"]')" -eq 1 ] \
+  || fail "the increment does not survive the loss of a host: $(cat "$TEST_TMP/inc.json")"
+[ -f "$(disk 1)/inc/host-2.mem" ] && [ -f "$(disk 2)/inc/host-1.mem" ] \
+  || fail "the increment's parts were not copied to the other server"
 kill "$(guest_pid split)"; sleep 1
 
 # dcres-inspect and dcres-merge on the main host read the servers' parts
@@ -92,6 +103,15 @@ grep -q "host 2's part: not in $ckpt, read through memory server" "$TEST_TMP/ins
 host_exec 0 "$DCRES_MERGE" --psk "$SPLIT_KEY" --ckpt-root "$(disk 0)" "$ckpt" \
   "$(disk 0)/merged.mem" > "$TEST_TMP/merge.txt" 2>&1 \
   || fail "dcres-merge failed: $(cat "$TEST_TMP/merge.txt")"
+# The same for the increment: its chain, every layer's servers' parts
+# read through the servers.
+host_exec 0 "$DCRES_INSPECT" --json --psk "$SPLIT_KEY" --ckpt-root "$(disk 0)" "$(disk 0)/inc" \
+  > "$TEST_TMP/inc.inspect.json" 2> "$TEST_TMP/inc.inspect.log" \
+  || fail "dcres-inspect of the increment failed: $(cat "$TEST_TMP/inc.inspect.log")"
+[ "$(ckpt_json "$TEST_TMP/inc.inspect.json" 'len(j["chain"])')" -eq 2 ] \
+  || fail "dcres-inspect does not show the increment's chain: $(cat "$TEST_TMP/inc.inspect.json")"
+host_exec 0 "$DCRES_MERGE" --check --psk "$SPLIT_KEY" --ckpt-root "$(disk 0)" "$(disk 0)/inc" \
+  > "$TEST_TMP/inc.merge.txt" 2>&1 || fail "dcres-merge --check of the increment failed: $(cat "$TEST_TMP/inc.merge.txt")"
 ckpt_restore_stock stock "$(disk 0)/merged.mem" "${memtest[@]}" \
   -object "memory-backend-ram,id=ram0,size=$MEM" -machine memory-backend=ram0
 ckpt_verified stock "$before" 300
@@ -123,6 +143,17 @@ restore_guest b "$ckpt" "main,$(s 1),$(s 3)" -- "${memtest[@]}" \
 ckpt_verified b "$before" 300
 note "restore (b): $(grep -c "part from" "$TEST_TMP/b.log" || true) loads from another server's copy"
 kill "$(guest_pid b)"; sleep 1
+
+# (b2) The increment, host 2 still gone: both layers' parts of host 2
+# come from host 1's copies, and the chain is restored onto 0, 1 and 3.
+restore_guest b2 "$(disk 0)/inc" "main,$(s 1),$(s 3)" -- "${memtest[@]}" \
+  || fail "restore (b2) of the increment after losing host 2 failed: $(cat "$TEST_TMP/b2.log")"
+[ "$(ckpt_json "$TEST_TMP/b2.json" 'j["chain"]')" -eq 2 ] \
+  && grep -q "inc: host 2's part read through memory server $(s 1)" "$TEST_TMP/b2.log" \
+  && grep -q "second: host 2's part read through memory server $(s 1)" "$TEST_TMP/b2.log" \
+  || fail "restore (b2) did not read the chain through host 1: $(cat "$TEST_TMP/b2.log")"
+ckpt_verified b2 "$before_inc" 300
+kill "$(guest_pid b2)"; sleep 1
 
 # (c) The main host's directory gone as well: host 4 restores, with the
 # main host's files fetched from host 1's copy.

@@ -12,13 +12,29 @@
 
 #define MAX_REPORTS 20
 
-/* Opens layer i of ch in ch->dir[i]. */
-static int open_layer(struct ckptchain *ch, unsigned i)
+/* Opens layer i of ch in ch->dir[i], or in a view of it fetched with
+ * remote when its servers' parts are elsewhere. */
+static int open_layer(struct ckptchain *ch, unsigned i, const struct ckptview_opts *remote)
 {
+	static const struct ckptview_opts none;
 	struct ckptdir *c = &ch->layer[i];
-	int ret = ckptdir_init(c, ch->dir[i]);
+	const char *dir = ch->dir[i];
+	int ret;
 
 	ch->n = i + 1;
+	if (ckptview_needed(dir)) {
+		ret = ckptview_open(dir, remote ? remote : &none, &ch->view[i]);
+		if (ret) {
+			ckptdir_init(c, dir); /* for ckptchain_close */
+			return ret;
+		}
+		for (unsigned k = 0; k < ch->view[i].nparts; k++)
+			pr_info("%s: host %u's part read through memory server %s (copies on %s)",
+				dir, ch->view[i].parts[k].id, ch->view[i].parts[k].from,
+				ch->view[i].parts[k].holders);
+		dir = ch->view[i].dir;
+	}
+	ret = ckptdir_init(c, dir);
 	if (!ret)
 		ret = ckptdir_load_manifest(c);
 	if (!ret && !c->manifest && i > 0) {
@@ -26,7 +42,7 @@ static int open_layer(struct ckptchain *ch, unsigned i)
 		ret = -ENOENT;
 	}
 	if (!ret && c->manifest)
-		ret = dcres_manifest_verify_files(ch->dir[i], c->manifest);
+		ret = dcres_manifest_verify_files(dir, c->manifest);
 	if (!ret)
 		ret = ckptdir_open(c);
 	return ret;
@@ -89,22 +105,27 @@ static int check_parent(const struct ckptchain *ch, unsigned i)
 	return 0;
 }
 
-int ckptchain_open(const char *dir, struct ckptchain *ch)
+int ckptchain_open(const char *dir, const struct ckptview_opts *remote,
+		   struct ckptchain *ch)
 {
 	int ret;
 
 	memset(ch, 0, sizeof(*ch));
+	ch->view = calloc(CKPTCHAIN_MAX, sizeof(*ch->view));
+	if (!ch->view)
+		return -ENOMEM;
 	if (!realpath(dir, ch->dir[0])) {
 		ret = -errno;
 		pr_perror("%s", dir);
+		ckptchain_close(ch);
 		return ret;
 	}
-	ret = open_layer(ch, 0);
+	ret = open_layer(ch, 0, remote);
 	for (unsigned i = 0; !ret && ch->layer[i].manifest && ch->layer[i].manifest->parent;
 	     i++) {
 		ret = find_parent(ch, i);
 		if (!ret)
-			ret = open_layer(ch, i + 1);
+			ret = open_layer(ch, i + 1, remote);
 		if (!ret)
 			ret = check_parent(ch, i);
 	}
@@ -169,7 +190,12 @@ int ckptchain_check(const struct ckptchain *ch, uint64_t *duplicates)
 
 void ckptchain_close(struct ckptchain *ch)
 {
-	for (unsigned i = 0; i < ch->n; i++)
+	for (unsigned i = 0; i < ch->n; i++) {
 		ckptdir_close(&ch->layer[i]);
+		if (ch->view)
+			ckptview_close(&ch->view[i]);
+	}
+	free(ch->view);
+	ch->view = NULL;
 	ch->n = 0;
 }

@@ -168,14 +168,15 @@ static void check_placement(struct inspect *in)
 }
 
 /* An increment: opens its chain (each parent where its child's manifest
- * says, with the recorded id and manifest CRC, its files verified) and
+ * says, with the recorded id and manifest CRC, its files verified; parts
+ * not in a layer's directory read through the servers) and
  * checks that every page the newest main.loc places is in some layer;
  * records the layers in in->chain. */
 static void check_chain(struct inspect *in)
 {
 	static struct ckptchain ch; /* 64 layers of paths: not on the stack */
 	struct insp_check *ck = insp_check_begin(in, INSP_STRUCTURE, "chain");
-	int ret = ckptchain_open(in->dir, &ch);
+	int ret = ckptchain_open(in->given_dir, &in->remote, &ch);
 
 	if (!ret)
 		ret = ckptchain_check(&ch, NULL);

@@ -113,9 +113,8 @@ static void summary(const struct ckptchain *ch, const char *out, bool json,
 int main(int argc, char **argv)
 {
 	bool check = false, flatten = false, json = false, options = true;
-	const char *dir = NULL, *out = NULL, *given;
+	const char *dir = NULL, *out = NULL;
 	struct ckptview_opts remote = { 0 };
-	struct ckptview view = { 0 };
 	static struct ckptchain ch; /* about a megabyte */
 	uint64_t duplicates = 0;
 	int ret;
@@ -169,20 +168,14 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
-	given = dir;
-	if (ckptview_needed(dir)) {
-		ret = ckptview_open(dir, &remote, &view);
-		if (ret)
-			goto fail;
-		for (unsigned i = 0; i < view.nparts; i++)
-			fprintf(stderr, "dcres-merge: host %u's part read through memory server %s "
-				"(copies on %s)\n", view.parts[i].id, view.parts[i].from,
-				view.parts[i].holders);
-		dir = view.dir;
-	}
-	ret = ckptchain_open(dir, &ch);
+	ret = ckptchain_open(dir, &remote, &ch);
 	if (ret)
 		goto fail;
+	for (unsigned l = 0; l < ch.n; l++)
+		for (unsigned i = 0; i < ch.view[l].nparts; i++)
+			fprintf(stderr, "dcres-merge: %s: host %u's part read through memory "
+				"server %s (copies on %s)\n", ch.dir[l], ch.view[l].parts[i].id,
+				ch.view[l].parts[i].from, ch.view[l].parts[i].holders);
 	ret = ckptchain_check(&ch, &duplicates);
 	if (!ret)
 		ret = check ? merge_verify_server_pages(&ch) :
@@ -191,10 +184,9 @@ int main(int argc, char **argv)
 		summary(&ch, out, json, duplicates);
 	ckptchain_close(&ch);
 fail:
-	ckptview_close(&view);
 	if (!ret)
 		return 0;
-	fprintf(stderr, "dcres-merge: %s: %s (%s)%s\n", given,
+	fprintf(stderr, "dcres-merge: %s: %s (%s)%s\n", dir,
 		check ? "check failed" : "merge failed", strerror(-ret),
 		check || !out ? "" : "; nothing written");
 	return 1;

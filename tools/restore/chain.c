@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include "dcres/ckptchain.h"
-#include "dcres/ckptview.h"
 #include "dcres/log.h"
 #include "restore.h"
 
@@ -16,17 +15,23 @@
 int chain_flatten(struct rst_run *r)
 {
 	static struct ckptchain ch; /* 64 layers of paths: not on the stack */
+	static char servers[RST_MAX_SOURCES * 257];
+	struct ckptview_opts remote = { .psk_path = r->opts.psk_path,
+					.ckpt_root = r->opts.ckpt_root, .servers = servers };
 	int64_t t = rst_now_ms();
 	uint64_t duplicates;
+	size_t used = 0;
 	int ret;
 
-	if (ckptview_needed(r->dir)) {
-		pr_err("%s is an incremental checkpoint whose memory servers' parts are not in "
-		       "its directory (each host kept its own): dcres-restore reads a chain "
-		       "only from the layers' own directories (a shared one)", r->dir);
-		return -ENOTSUP;
+	/* Parts not in a layer's directory come through the servers given
+	 * (and those its manifest names), fetched whole. */
+	servers[0] = '\0';
+	for (unsigned i = 0; i < r->nsources && used < sizeof(servers); i++) {
+		int n = snprintf(servers + used, sizeof(servers) - used, "%s%s", used ? "," : "",
+				 r->sources[i].name);
+		used += n > 0 ? (size_t)n : 0;
 	}
-	ret = ckptchain_open(r->dir, &ch);
+	ret = ckptchain_open(r->dir, &remote, &ch);
 	if (ret)
 		return ret;
 	ret = ckptchain_check(&ch, &duplicates);

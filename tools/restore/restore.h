@@ -161,12 +161,14 @@ void verify_close(struct rst_run *r);
 /* chain.c: an incremental checkpoint. */
 /* Opens DIR's chain (every layer's files read from its own directory
  * and verified, each parent where its child's manifest says, with the
- * recorded id and manifest CRC), flattens it into a new directory
- * (--flat-dir; a full checkpoint, every page on the main host, the newest
- * access history) and opens that in DIR's place; r->resident_pages stays
- * DIR's resident set. A missing or mismatched parent, parts not in their
- * directories or an existing flat directory is refused naming them;
- * nothing is released or started then. */
+ * recorded id and manifest CRC; servers' parts not in a layer's
+ * directory fetched whole through the sources or the servers its
+ * manifest names), flattens it into a new directory (--flat-dir; a full
+ * checkpoint, every page on the main host, the newest access history) and
+ * opens that in DIR's place; r->resident_pages stays DIR's resident set.
+ * A missing or mismatched parent, a part no server holds or an existing
+ * flat directory is refused naming them; nothing is released or started
+ * then. */
 int chain_flatten(struct rst_run *r);
 /* Removes the flattened chain this run made (after a failure: once the
  * VM runs, it may read it). */

@@ -11,6 +11,7 @@
 #define DCRES_CKPTCHAIN_H
 
 #include "dcres/ckptdir.h"
+#include "dcres/ckptview.h"
 
 #define CKPTCHAIN_MAX 64 /* layers */
 
@@ -18,17 +19,24 @@ struct ckptchain {
 	unsigned n;                          /* layers, newest first */
 	struct ckptdir layer[CKPTCHAIN_MAX];
 	char dir[CKPTCHAIN_MAX][PATH_MAX];   /* each layer's directory */
+	struct ckptview *view;               /* CKPTCHAIN_MAX views: a layer whose
+					      * servers' parts are not in its
+					      * directory is read through its
+					      * view (view[i].dir set) */
 };
 
 /* Opens the checkpoint in dir (as ckptdir_open after its manifest, if it
  * has one, every file's checksum verified) and, when it is incremental,
- * its parents:
+ * its parents; a layer lacking servers' parts (host-local disks) is read
+ * through a view fetched with remote (may be NULL: then it is refused,
+ * asking for a key). The parents are found:
  * each where its child's manifest says (relative to the child's
  * directory), with the id and manifest CRC it records (or flattened from
  * that one: dcres-merge --flatten) and the same VM.
  * A parent missing or not matching is -ENOENT or -EBADMSG naming both
  * checkpoints. On failure ch is closed. */
-int ckptchain_open(const char *dir, struct ckptchain *ch);
+int ckptchain_open(const char *dir, const struct ckptview_opts *remote,
+		   struct ckptchain *ch);
 
 /* Checks each layer's placement (ckptdir_check_placement; increments
  * may lack pages) and that every page the newest main.loc places on a
