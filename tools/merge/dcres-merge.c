@@ -171,11 +171,6 @@ int main(int argc, char **argv)
 	ret = ckptchain_open(dir, &remote, &ch);
 	if (ret)
 		goto fail;
-	for (unsigned l = 0; l < ch.n; l++)
-		for (unsigned i = 0; i < ch.view[l].nparts; i++)
-			fprintf(stderr, "dcres-merge: %s: host %u's part read through memory "
-				"server %s (copies on %s)\n", ch.dir[l], ch.view[l].parts[i].id,
-				ch.view[l].parts[i].from, ch.view[l].parts[i].holders);
 	ret = ckptchain_check(&ch, &duplicates);
 	if (!ret)
 		ret = check ? merge_verify_server_pages(&ch) :
