@@ -7,8 +7,9 @@
 # than 3/4 of c0's pages (c1, taken right after c0, fewer on every host).
 # Refused, each with a clear error and the chain left intact: an
 # increment on a checkpoint that is not the VM's last (QEMU and the
-# servers say so), and a merge, a restore and an inspection of c3 with c2
-# missing (dcres-inspect shows c3's chain once c2 is back).
+# servers say so); a merge, a restore and an inspection of c3 with c2
+# missing (dcres-inspect shows c3's chain once c2 is back); a merge of c3
+# with another checkpoint in c2's place, or with c2's main.loc changed.
 # The periodic service (--every 2s --keep 3) runs until SIGTERM and leaves
 # exactly 3 checkpoints, each restorable, the oldest flattened into a full
 # one. An increment that fills the disk fails naming the file and leaves
@@ -155,7 +156,25 @@ rc=0
 "$DCRES_INSPECT" --no-verify "$chain/c3" > /dev/null 2> "$TEST_TMP/igap.log" || rc=$?
 [ $rc -eq 1 ] && grep -q "parent ../c2 is missing" "$TEST_TMP/igap.log" \
   || fail "dcres-inspect of c3 without c2: exit $rc: $(cat "$TEST_TMP/igap.log")"
+# Another checkpoint in c2's place (as another VM's would be): refused,
+# naming both.
+mv "$periodic/${kept[0]}" "$chain/c2"
+rc=0
+"$DCRES_MERGE" "$chain/c3" "$TEST_TMP/other.mem" 2> "$TEST_TMP/other.log" || rc=$?
+[ $rc -eq 1 ] && grep -q "c2: not the parent .*c3 was made on" "$TEST_TMP/other.log" \
+  && [ ! -e "$TEST_TMP/other.mem" ] \
+  || fail "a merge of c3 on another checkpoint: exit $rc: $(cat "$TEST_TMP/other.log")"
+mv "$chain/c2" "$periodic/${kept[0]}"
 mv "$chain/c2.away" "$chain/c2"
+# c2's files changed since c3 was made on it: refused, naming the file.
+cp "$chain/c2/main.loc" "$TEST_TMP/c2.loc"
+printf '\xff' | dd of="$chain/c2/main.loc" bs=1 seek=400 conv=notrunc status=none
+rc=0
+"$DCRES_MERGE" "$chain/c3" "$TEST_TMP/changed.mem" 2> "$TEST_TMP/changed.log" || rc=$?
+[ $rc -eq 1 ] && grep -q "c2/main.loc" "$TEST_TMP/changed.log" && [ ! -e "$TEST_TMP/changed.mem" ] \
+  || fail "a merge of c3 on a changed c2: exit $rc: $(cat "$TEST_TMP/changed.log")"
+note "refused: $(grep -m1 "main.loc" "$TEST_TMP/changed.log")"
+cp "$TEST_TMP/c2.loc" "$chain/c2/main.loc"
 # With c2 back, dcres-inspect shows and checks c3's whole chain.
 "$DCRES_INSPECT" --json "$chain/c3" > "$TEST_TMP/c3.inspect.json" 2> "$TEST_TMP/inspect.log" \
   || fail "dcres-inspect of c3: $(cat "$TEST_TMP/inspect.log")"
