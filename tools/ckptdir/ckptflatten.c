@@ -112,9 +112,8 @@ int ckptchain_flatten(struct ckptchain *ch, const char *out_dir)
 		pr_perror("create %s (a flattened chain goes into a new directory)", out_dir);
 		return ret;
 	}
-	if (snprintf(path, sizeof(path), "%s/main.mem", out_dir) >= (int)sizeof(path))
-		return -ENAMETOOLONG;
-	ret = ckptchain_merge(ch, path);
+	ret = snprintf(path, sizeof(path), "%s/main.mem", out_dir) < (int)sizeof(path)
+		? ckptchain_merge(ch, path) : -ENAMETOOLONG;
 	if (!ret)
 		ret = dcres_mrfile_open(path, &ch->layer[0].loc.main_file, false, &mr);
 	if (!ret)
@@ -122,11 +121,23 @@ int ckptchain_flatten(struct ckptchain *ch, const char *out_dir)
 	if (!ret)
 		ret = write_manifest(ch, out_dir, dcres_mrfile_count(&mr));
 	dcres_mrfile_close(&mr);
-	if (ret) { /* not a checkpoint: nothing of it stays */
-		unlink(path);
-		snprintf(path, sizeof(path), "%s/main.loc", out_dir);
-		unlink(path);
-		rmdir(out_dir);
-	}
+	if (ret) /* not a checkpoint: nothing of it stays */
+		ckptchain_remove_flat(out_dir);
 	return ret;
+}
+
+int ckptchain_remove_flat(const char *out_dir)
+{
+	static const char *const names[] = { DCRES_MANIFEST_NAME, "main.mem", "main.loc" };
+	char path[PATH_MAX];
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (snprintf(path, sizeof(path), "%s/%s", out_dir, names[i]) < (int)sizeof(path))
+			unlink(path);
+	if (rmdir(out_dir) < 0 && errno != ENOENT) {
+		int ret = -errno;
+		pr_perror("remove %s", out_dir);
+		return ret;
+	}
+	return 0;
 }

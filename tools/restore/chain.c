@@ -4,8 +4,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "dcres/appendf.h"
 #include "dcres/ckptchain.h"
 #include "dcres/log.h"
 #include "restore.h"
@@ -26,11 +26,9 @@ int chain_flatten(struct rst_run *r)
 	/* Parts not in a layer's directory come through the servers given
 	 * (and those its manifest names), fetched whole. */
 	servers[0] = '\0';
-	for (unsigned i = 0; i < r->nsources && used < sizeof(servers); i++) {
-		int n = snprintf(servers + used, sizeof(servers) - used, "%s%s", used ? "," : "",
-				 r->sources[i].name);
-		used += n > 0 ? (size_t)n : 0;
-	}
+	for (unsigned i = 0; i < r->nsources; i++)
+		dcres_appendf(servers, sizeof(servers), &used, "%s%s", i ? "," : "",
+			      r->sources[i].name);
 	ret = ckptchain_open(r->dir, &remote, &ch);
 	if (ret)
 		return ret;
@@ -63,20 +61,11 @@ int chain_flatten(struct rst_run *r)
 		return ret;
 	}
 	r->flatten_ms = rst_now_ms() - t;
-	return verify_open(r, r->flat_dir);
+	return verify_open(r, r->flat_dir, false);
 }
 
 void chain_remove(struct rst_run *r)
 {
-	static const char *const names[] = { DCRES_MANIFEST_NAME, "main.mem", "main.loc" };
-	char path[PATH_MAX + 32];
-
-	if (!r->flat_dir[0])
-		return;
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", r->flat_dir, names[i]);
-		unlink(path);
-	}
-	if (rmdir(r->flat_dir) < 0 && errno != ENOENT)
-		pr_perror("remove %s, the flattened chain", r->flat_dir);
+	if (r->flat_dir[0])
+		ckptchain_remove_flat(r->flat_dir);
 }

@@ -151,8 +151,10 @@ int hosts_parse_capacity(struct rst_run *r, const char *arg);
  * servers check them (locate.c). An incremental DIR only has its manifest
  * read (r->increment set): chain_flatten opens the rest. */
 int verify_checkpoint(struct rst_run *r);
-/* Like verify_checkpoint of dir, read in place of DIR (a flattened chain). */
-int verify_open(struct rst_run *r, const char *dir);
+/* Like verify_checkpoint of dir, read in place of DIR (a flattened chain);
+ * without checksums, the main host's files are not read to check them
+ * (they were just written and made durable here). */
+int verify_open(struct rst_run *r, const char *dir, bool checksums);
 /* Pages table t places on the main host: the old VM's resident set. */
 uint64_t verify_resident(const struct dcres_loctable *t);
 /* Releases what verify_checkpoint holds (safe after a failure). */

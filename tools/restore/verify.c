@@ -96,31 +96,26 @@ uint64_t verify_resident(const struct dcres_loctable *t)
 	return n;
 }
 
-int verify_checkpoint(struct rst_run *r)
-{
-	int ret;
-
-	if ((ret = ckptdir_init(&r->cd, r->dir)) || (ret = ckptdir_load_manifest(&r->cd)) ||
-	    (ret = check_manifest(r)))
-		return ret;
-	if (r->cd.manifest->parent) {
-		r->increment = true;
-		return 0;
-	}
-	if ((ret = verify_open(r, r->dir)))
-		return ret;
-	r->resident_pages = verify_resident(&r->cd.loc);
-	return 0;
-}
-
-int verify_open(struct rst_run *r, const char *dir)
+/* Opens dir's manifest into r->cd (after closing what it held) and
+ * checks it. */
+static int open_manifest(struct rst_run *r, const char *dir)
 {
 	int ret;
 
 	verify_close(r);
-	if ((ret = ckptdir_init(&r->cd, dir)) || (ret = ckptdir_load_manifest(&r->cd)) ||
-	    (ret = check_manifest(r)) || (ret = ckptdir_open_loc(&r->cd)) ||
-	    (ret = ckptdir_find_servers(&r->cd)) || (ret = verify_main_files(r, dir)))
+	if ((ret = ckptdir_init(&r->cd, dir)) || (ret = ckptdir_load_manifest(&r->cd)))
+		return ret;
+	return check_manifest(r);
+}
+
+/* With the manifest open: main.loc, the servers' parts it names, the main
+ * host's files' checksums (when checksums) and main.mem. */
+static int open_rest(struct rst_run *r, const char *dir, bool checksums)
+{
+	int ret;
+
+	if ((ret = ckptdir_open_loc(&r->cd)) || (ret = ckptdir_find_servers(&r->cd)) ||
+	    (checksums && (ret = verify_main_files(r, dir))))
 		return ret;
 	if (!qemu_id_ok(r->cd.loc.main_file.block_id)) {
 		pr_err("%s: the guest RAM block is '%s', which cannot be the id of the memory "
@@ -129,6 +124,29 @@ int verify_open(struct rst_run *r, const char *dir)
 		return -EINVAL;
 	}
 	return ckptdir_open_main(&r->cd);
+}
+
+int verify_checkpoint(struct rst_run *r)
+{
+	int ret = open_manifest(r, r->dir);
+
+	if (ret)
+		return ret;
+	if (r->cd.manifest->parent) {
+		r->increment = true;
+		return 0;
+	}
+	if ((ret = open_rest(r, r->dir, true)))
+		return ret;
+	r->resident_pages = verify_resident(&r->cd.loc);
+	return 0;
+}
+
+int verify_open(struct rst_run *r, const char *dir, bool checksums)
+{
+	int ret = open_manifest(r, dir);
+
+	return ret ? ret : open_rest(r, dir, checksums);
 }
 
 void verify_close(struct rst_run *r)

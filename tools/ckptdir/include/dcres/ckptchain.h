@@ -64,6 +64,10 @@ int ckptchain_merge(struct ckptchain *ch, const char *out);
  * parent. On failure out_dir is removed. */
 int ckptchain_flatten(struct ckptchain *ch, const char *out_dir);
 
+/* Removes out_dir, a flattened chain (its manifest, main.mem, main.loc);
+ * a missing one is fine. 0, or a negative errno logged. */
+int ckptchain_remove_flat(const char *out_dir);
+
 void ckptchain_close(struct ckptchain *ch);
 
 #endif
