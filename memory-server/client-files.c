@@ -49,11 +49,15 @@ static int call_with_files(struct dcres_memclient *c, Dcres__Header *h, const ch
 }
 
 int dcres_memclient_file_sums(struct dcres_memclient *c, const char *dir,
-			      struct dcres_file_sum *files, size_t n)
+			      struct dcres_file_sum *files, size_t n, bool quick)
 {
 	Dcres__Header h = memclient_request(DCRES__MSG_TYPE__MSG_FILE_SUMS);
 	const Dcres__Header *r;
-	int ret = call_with_files(c, &h, dir, files, n, false);
+	int ret;
+
+	h.has_quick = quick;
+	h.quick = quick;
+	ret = call_with_files(c, &h, dir, files, n, false);
 
 	for (size_t i = 0; i < n; i++) {
 		files[i].held = false;
@@ -75,7 +79,9 @@ int dcres_memclient_file_sums(struct dcres_memclient *c, const char *dir,
 		}
 		files[j].held = true;
 		files[j].size = fi->size;
-		files[j].crc32c = fi->crc32c;
+		files[j].has_crc = fi->has_crc32c;
+		if (fi->has_crc32c)
+			files[j].crc32c = fi->crc32c;
 		snprintf(files[j].error, sizeof(files[j].error), "%s", fi->error ? fi->error : "");
 		j++;
 	}

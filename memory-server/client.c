@@ -403,6 +403,11 @@ int dcres_memclient_stats(struct dcres_memclient *c, struct dcres_memstats *st)
 		st->ckpt_pages_written = s->ckpt_pages_written;
 		st->ckpt_bytes_written = s->ckpt_bytes_written;
 		st->ckpt_pages_pending = s->ckpt_pages_pending;
+		st->restore_pending = s->restore_pending;
+		st->restore_bad = s->restore_bad;
+		st->has_server_id = s->has_server_id && s->server_id.len == 16;
+		if (st->has_server_id)
+			memcpy(st->server_id, s->server_id.data, 16);
 	}
 	dcres_frame_free(&c->rx);
 	return 0;
@@ -487,12 +492,15 @@ int dcres_memclient_ckpt_abort(struct dcres_memclient *c)
 	return memclient_simple_call(c, &h);
 }
 
-/* RESTORE of the n listed pages (all with n 0), from peer if not NULL. */
+/* RESTORE of the n listed pages (all with n 0), from peer if not NULL;
+ * lazy: registered, not read. */
 static int restore(struct dcres_memclient *c, const char *dir, uint32_t host_id,
-		   const uint64_t *pages, size_t n, const char *peer)
+		   const uint64_t *pages, size_t n, const char *peer, bool lazy)
 {
 	Dcres__Header h = memclient_request(DCRES__MSG_TYPE__MSG_RESTORE);
 
+	h.has_lazy = lazy;
+	h.lazy = lazy;
 	h.path = (char *)dir;
 	h.has_host_id = 1;
 	h.host_id = host_id;
@@ -516,7 +524,7 @@ static int restore(struct dcres_memclient *c, const char *dir, uint32_t host_id,
 int dcres_memclient_restore(struct dcres_memclient *c, const char *dir, uint32_t host_id,
 			    const uint64_t *pages, size_t n)
 {
-	return restore(c, dir, host_id, pages, n, NULL);
+	return restore(c, dir, host_id, pages, n, NULL, false);
 }
 
 int dcres_memclient_restore_from(struct dcres_memclient *c, const char *dir,
@@ -525,7 +533,22 @@ int dcres_memclient_restore_from(struct dcres_memclient *c, const char *dir,
 {
 	if (n == 0)
 		return -EINVAL;
-	return restore(c, dir, host_id, pages, n, peer);
+	return restore(c, dir, host_id, pages, n, peer, false);
+}
+
+int dcres_memclient_restore_lazy(struct dcres_memclient *c, const char *dir,
+				 uint32_t host_id, const uint64_t *pages, size_t n,
+				 const char *peer)
+{
+	if (n == 0)
+		return -EINVAL;
+	return restore(c, dir, host_id, pages, n, peer, true);
+}
+
+int dcres_memclient_load(struct dcres_memclient *c)
+{
+	Dcres__Header h = memclient_request(DCRES__MSG_TYPE__MSG_LOAD);
+	return memclient_simple_call(c, &h);
 }
 
 int dcres_memclient_release(struct dcres_memclient *c, uint64_t *released)

@@ -24,7 +24,7 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: dcres-memserver --listen ADDR:PORT --capacity SIZE --dir DIR --psk-file FILE\n"
 		"                       [--log-level error|warn|info|debug] [--no-populate]\n"
-		"                       [--fault-file FILE]\n"
+		"                       [--id-file FILE] [--fault-file FILE]\n"
 		"\n"
 		"Holds the pages of split-memory VMs (remote paging) and saves them into, or\n"
 		"loads them from, dcres checkpoints under DIR.\n"
@@ -36,6 +36,8 @@ static void usage(FILE *out)
 		"                      no symlink below it is ever followed)\n"
 		"  --psk-file FILE     pre-shared key (>= %d bytes, mode 0600); every peer must\n"
 		"                      prove it knows the key before anything else\n"
+		"  --id-file FILE      this server's id (a UUID), created when missing; restores\n"
+		"                      know the server by it (default: a new id at each start)\n"
 		"  --log-level LEVEL   default info\n"
 		"  --no-populate       do not fault the whole arena in at start-up\n"
 		"  --fault-file FILE   for tests: when FILE reads \"stop MSG\" or \"kill MSG\"\n"
@@ -124,12 +126,13 @@ int main(int argc, char **argv)
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "no-populate", no_argument, NULL, 'P' },
 		{ "fault-file", required_argument, NULL, 'F' },
+		{ "id-file", required_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
 	};
 	static struct server srv;
-	const char *listen_addr = NULL, *dir = NULL, *psk_file = NULL;
+	const char *listen_addr = NULL, *dir = NULL, *psk_file = NULL, *id_file = NULL;
 	uint64_t capacity = 0;
 	int populate = 1, opt;
 	struct signal_waiter waiter = { .srv = &srv };
@@ -143,6 +146,7 @@ int main(int argc, char **argv)
 		case 'k': psk_file = optarg; break;
 		case 'P': populate = 0; break;
 		case 'F': srv.fault_file = optarg; break;
+		case 'I': id_file = optarg; break;
 		case 'c':
 			if (parse_size(optarg, &capacity) || capacity < DCRES_PAGE_SIZE) {
 				fprintf(stderr, "dcres-memserver: --capacity %s: expected a size such as 512M\n", optarg);
@@ -166,7 +170,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (dcres_psk_load(psk_file, &srv.psk))
+	if (dcres_psk_load(psk_file, &srv.psk) || server_id_load(&srv, id_file))
 		return 1;
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		pr_perror("cannot create --dir %s", dir);
@@ -195,8 +199,9 @@ int main(int argc, char **argv)
 	server_init_slots(&srv);
 	if (server_listen(&srv, listen_addr))
 		return 1;
-	pr_info("dcres-memserver %s listening on %s, capacity %llu pages, checkpoints in %s",
-		DCRES_VERSION, listen_addr, (unsigned long long)srv.arena.nslots, srv.dir);
+	pr_info("dcres-memserver %s (id %s) listening on %s, capacity %llu pages, "
+		"checkpoints in %s", DCRES_VERSION, srv.id_str, listen_addr,
+		(unsigned long long)srv.arena.nslots, srv.dir);
 	pthread_create(&sig_thread, NULL, signal_main, &waiter);
 	server_accept_loop(&srv);
 	pthread_join(sig_thread, NULL);

@@ -20,6 +20,7 @@
 #include "fault.h"
 #include "srv-ckpt.h"
 #include "srv-files.h"
+#include "srv-lazy.h"
 #include "srv-peer.h"
 
 struct conn {
@@ -136,6 +137,8 @@ static void fill_stats(struct conn *c, Dcres__Stats *st)
 {
 	struct server *srv = c->srv;
 
+	st->has_server_id = 1;
+	st->server_id = (ProtobufCBinaryData){ sizeof(srv->id), srv->id };
 	st->has_capacity_pages = st->has_used_pages = st->has_vm_count = 1;
 	st->capacity_pages = srv->arena.nslots;
 	st->used_pages = vmstore_used_pages(&srv->store);
@@ -153,6 +156,7 @@ static void fill_stats(struct conn *c, Dcres__Stats *st)
 		st->page_ins = c->vm->page_ins;
 		st->page_outs = c->vm->page_outs;
 		srv_ckpt_stats(c->vm, st);
+		srv_lazy_stats(c->vm, st);
 		pthread_mutex_unlock(&c->vm->lock);
 	}
 }
@@ -215,7 +219,8 @@ static int handle_file_request(struct conn *c, const struct dcres_frame *f, uint
 		size_t n = 0;
 
 		ret = out && ptrs && errs ? srv_file_sums(srv->dir_fd, h->path, h->files,
-							  h->n_files, out, &n, errs,
+							  h->n_files, h->has_quick && h->quick,
+							  out, &n, errs,
 							  FILE_ERROR_MAX, err, elen) : -ENOMEM;
 		for (size_t i = 0; i < n; i++)
 			ptrs[i] = &out[i];
@@ -326,7 +331,7 @@ static int dispatch(struct conn *c, struct dcres_frame *f)
 		ret = handle_attach(c, h, err, sizeof(err));
 		goto answer;
 	}
-	if (h->type < DCRES__MSG_TYPE__MSG_PAGE_OUT || h->type > DCRES__MSG_TYPE__MSG_CKPT_COMMIT) {
+	if (h->type < DCRES__MSG_TYPE__MSG_PAGE_OUT || h->type > DCRES__MSG_TYPE__MSG_LOAD) {
 		dcres_reply_error(c->fd, seq, -EPROTO, DCRES__ERROR_REASON__ERR_BAD_REQUEST,
 				  "unexpected message %s", dcres_msg_name(h->type));
 		pr_err("%s: unexpected message %s", c->peer, dcres_msg_name(h->type));
@@ -407,6 +412,16 @@ static int dispatch(struct conn *c, struct dcres_frame *f)
 		ret = srv_ckpt_abort(c->vm, err, sizeof(err));
 		break;
 	case DCRES__MSG_TYPE__MSG_RESTORE:
+		if (h->has_lazy && h->lazy) {
+			ret = srv_lazy_add(&srv->store, c->vm, srv->dir_fd, &srv->psk, h->path,
+					   h->host_id, h->peer_address, h->pages, h->n_pages, err,
+					   sizeof(err));
+			if (ret == -ENOSPC && vmstore_drop_retained(&srv->store))
+				ret = srv_lazy_add(&srv->store, c->vm, srv->dir_fd, &srv->psk,
+						   h->path, h->host_id, h->peer_address, h->pages,
+						   h->n_pages, err, sizeof(err));
+			break;
+		}
 		if (h->peer_address) {
 			ret = srv_restore_from_peer(&srv->store, c->vm, &srv->psk, h->path,
 						    h->host_id, h->pages, h->n_pages,
@@ -419,6 +434,9 @@ static int dispatch(struct conn *c, struct dcres_frame *f)
 		if (ret == -ENOSPC && vmstore_drop_retained(&srv->store))
 			ret = srv_restore(&srv->store, c->vm, srv->dir_fd, h->path, h->host_id,
 					  h->pages, h->n_pages, err, sizeof(err));
+		break;
+	case DCRES__MSG_TYPE__MSG_LOAD:
+		ret = srv_lazy_load(&srv->store, c->vm, err, sizeof(err));
 		break;
 	case DCRES__MSG_TYPE__MSG_RELEASE: {
 		Dcres__Header r = dcres_reply_header(seq, 0);

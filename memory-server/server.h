@@ -9,6 +9,7 @@
 
 #include "arena.h"
 #include "dcres/auth.h"
+#include "dcres/uuid.h"
 #include "vmstore.h"
 
 #define SERVER_MAX_CONNS 256
@@ -31,6 +32,8 @@ struct server_slot {
 };
 
 struct server {
+	uint8_t id[16];             /* reported in STATS (server_id_load) */
+	char id_str[DCRES_UUID_STR_LEN];
 	struct arena arena;
 	struct vmstore store;
 	struct dcres_psk psk;
@@ -44,6 +47,10 @@ struct server {
 	unsigned nconns, nunauth;
 	uint64_t next_conn_id;
 };
+
+/* Sets srv's id from the UUID in path, or a new random one (written to
+ * path when path is given and missing, so it stays across restarts). */
+int server_id_load(struct server *srv, const char *path);
 
 /* Marks every connection slot free. */
 void server_init_slots(struct server *srv);

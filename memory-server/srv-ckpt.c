@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "srv-ckpt.h"
+#include "srv-lazy.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -341,6 +342,14 @@ int srv_ckpt_begin(struct vmstore *s, struct vm *vm, int base_fd, const char *re
 	if (vm->ckpt) {
 		pthread_mutex_unlock(&vm->lock);
 		snprintf(err, err_len, "a checkpoint of VM %s is already running", vm->name);
+		ckpt_free(c);
+		return -EBUSY;
+	}
+	if (srv_lazy_pending(vm)) {
+		snprintf(err, err_len, "VM %s has %llu restored pages still loading here; "
+			 "checkpoint it once they are in (query-dcres, dcres-restore "
+			 "--wait-loaded)", vm->name, (unsigned long long)srv_lazy_pending(vm));
+		pthread_mutex_unlock(&vm->lock);
 		ckpt_free(c);
 		return -EBUSY;
 	}

@@ -27,9 +27,10 @@ int srv_file_name_check(const char *name, char *err, size_t err_len);
  * left out, other errors fail the request. A memory or presence file
  * that its reader refuses, or a memory file whose CRC differs from the
  * one in[] expects (its damaged page found), gets an error (in errs: n
- * strings of errs_len bytes). */
+ * strings of errs_len bytes). quick: memory files (*.mem) only have
+ * their header checked and their size given, no CRC (has_crc32c clear). */
 int srv_file_sums(int base_fd, const char *rel, Dcres__FileInfo *const *in, size_t n,
-		  Dcres__FileInfo *out, size_t *nout, char *errs, size_t errs_len,
+		  bool quick, Dcres__FileInfo *out, size_t *nout, char *errs, size_t errs_len,
 		  char *err, size_t err_len);
 
 /* Reads up to len bytes of rel/name from off on into buf, skipping holes:

@@ -17,8 +17,7 @@
 
 #define PEER_BATCH 4096 /* pages per SERVE from the peer: 16 MiB */
 
-/* Connects to peer and attaches to vm. */
-static int peer_connect(const struct dcres_psk *psk, const struct vm *vm, const char *peer,
+int srv_peer_connect(const struct dcres_psk *psk, const struct vm *vm, const char *peer,
 			struct dcres_memclient **out, char *err, size_t err_len)
 {
 	int ret;
@@ -58,7 +57,7 @@ int srv_replicate(const struct dcres_psk *psk, const struct vm *vm, int base_fd,
 	dir_fd = srv_ckpt_dir_open(base_fd, rel, false, err, err_len);
 	if (dir_fd < 0)
 		return dir_fd;
-	ret = peer_connect(psk, vm, peer, &c, err, err_len);
+	ret = srv_peer_connect(psk, vm, peer, &c, err, err_len);
 	for (size_t i = 0; i < n && !ret; i++) {
 		struct dcres_file_sum f = { .name = files[i]->name, .size = files[i]->size,
 					    .crc32c = files[i]->crc32c };
@@ -106,7 +105,7 @@ int srv_restore_from_peer(struct vmstore *s, struct vm *vm, const struct dcres_p
 		return ret;
 	if (posix_memalign(&buf, DCRES_PAGE_SIZE, PEER_BATCH * DCRES_PAGE_SIZE))
 		return -ENOMEM;
-	ret = peer_connect(psk, vm, peer, &c, err, err_len);
+	ret = srv_peer_connect(psk, vm, peer, &c, err, err_len);
 	for (uint64_t done = 0; !ret && done < n;) {
 		uint64_t b = n - done < PEER_BATCH ? n - done : PEER_BATCH;
 

@@ -11,10 +11,16 @@
 #include <stdint.h>
 
 #include "dcres/auth.h"
+#include "dcres/memclient.h"
 #include "dcres/wire.pb-c.h"
 #include "vmstore.h"
 
 #define SRV_PEER_CONNECT_MS 5000
+
+/* Connects to the server at peer with psk and attaches to vm (not
+ * exclusively). */
+int srv_peer_connect(const struct dcres_psk *psk, const struct vm *vm, const char *peer,
+		     struct dcres_memclient **out, char *err, size_t err_len);
 
 /* Sends the n files (name, size, crc32c) of checkpoint rel below base_fd to
  * the server at peer, each published there once its CRC matches; *sent

@@ -13,6 +13,7 @@
 #include "dcres/memfile.h"
 #include "dcres/presence.h"
 #include "srv-ckpt.h"
+#include "srv-hostfiles.h"
 
 #define READ_BATCH 256 /* pages per read: 1 MiB */
 
@@ -63,15 +64,7 @@ int srv_host_file(char *name, size_t name_len, char *display, size_t display_len
 		? -ENAMETOOLONG : 0;
 }
 
-/* One host's files of one checkpoint, opened and checked against a VM;
- * the paths, relative to --dir, are for messages. */
-struct host_files {
-	char mem_path[PATH_MAX], present_path[PATH_MAX];
-	struct dcres_memfile *mf;
-	struct dcres_presence present;
-};
-
-static void host_files_close(struct host_files *h)
+void srv_host_files_close(struct srv_host_files *h)
 {
 	dcres_memfile_close(h->mf);
 	dcres_presence_free(&h->present);
@@ -91,7 +84,7 @@ static void open_error(char *err, size_t err_len, const char *path, int ret)
 		snprintf(err, err_len, "%s: %s", path, strerror(-ret));
 }
 
-static int host_files_open(struct host_files *h, const struct vm *vm, int base_fd,
+int srv_host_files_open(struct srv_host_files *h, const struct vm *vm, int base_fd,
 			   const char *rel, uint32_t host_id, char *err, size_t err_len)
 {
 	char mem_name[64], present_name[64];
@@ -130,14 +123,13 @@ static int host_files_open(struct host_files *h, const struct vm *vm, int base_f
 	    h->present.npages != vm->npages) {
 		snprintf(err, err_len, "%s belongs to another VM or RAM size than VM %s",
 			 h->mem_path, vm->name);
-		host_files_close(h);
+		srv_host_files_close(h);
 		return -EINVAL;
 	}
 	return 0;
 }
 
-/* Reads pages[0..n) (n <= READ_BATCH) into buf and checks each page's CRC. */
-static int read_checked(struct host_files *h, const uint64_t *pages, uint64_t n,
+int srv_host_files_read(struct srv_host_files *h, const uint64_t *pages, uint64_t n,
 			void *buf, char *err, size_t err_len)
 {
 	int ret = dcres_memfile_read_pages(h->mf, pages, buf, n);
@@ -162,7 +154,7 @@ static int read_checked(struct host_files *h, const uint64_t *pages, uint64_t n,
 struct page_list {
 	uint64_t *v;
 	uint64_t n;
-	const struct host_files *h;
+	const struct srv_host_files *h;
 };
 
 /* Appends the present pages of one data extent; data of a page that is not
@@ -182,7 +174,7 @@ static int collect_extent(uint64_t first, uint64_t count, void *arg)
  * present page, found through the file's data extents (SEEK_DATA); a
  * present page lying in a hole means the file lost data. The caller frees
  * out->v, also after an error. */
-static int list_pages(const struct vm *vm, struct host_files *h, const uint64_t *pages,
+static int list_pages(const struct vm *vm, struct srv_host_files *h, const uint64_t *pages,
 		      uint64_t n, struct page_list *out, char *err, size_t err_len)
 {
 	uint64_t count = n ? n : dcres_presence_count(&h->present);
@@ -228,13 +220,13 @@ static int list_pages(const struct vm *vm, struct host_files *h, const uint64_t 
 int srv_restore(struct vmstore *s, struct vm *vm, int base_fd, const char *rel,
 		uint32_t host_id, const uint64_t *pages, uint64_t n, char *err, size_t err_len)
 {
-	struct host_files h;
+	struct srv_host_files h;
 	struct page_list list = { 0 };
 	uint32_t *slots = NULL;
 	void *buf = NULL;
 	int ret;
 
-	ret = host_files_open(&h, vm, base_fd, rel, host_id, err, err_len);
+	ret = srv_host_files_open(&h, vm, base_fd, rel, host_id, err, err_len);
 	if (ret)
 		return ret;
 	ret = list_pages(vm, &h, pages, n, &list, err, err_len);
@@ -271,7 +263,7 @@ int srv_restore(struct vmstore *s, struct vm *vm, int base_fd, const char *rel,
 	/* Load into the new slots; install them only when every page is good. */
 	for (uint64_t i = 0; i < list.n && !ret; i += READ_BATCH) {
 		uint64_t b = list.n - i < READ_BATCH ? list.n - i : READ_BATCH;
-		ret = read_checked(&h, list.v + i, b, buf, err, err_len);
+		ret = srv_host_files_read(&h, list.v + i, b, buf, err, err_len);
 		for (uint64_t j = 0; j < b && !ret; j++)
 			memcpy(arena_page(s->arena, slots[i + j]),
 			       (char *)buf + j * DCRES_PAGE_SIZE, DCRES_PAGE_SIZE);
@@ -291,26 +283,26 @@ out:
 	free(list.v);
 	free(slots);
 	free(buf);
-	host_files_close(&h);
+	srv_host_files_close(&h);
 	return ret;
 }
 
 int srv_serve(const struct vm *vm, int base_fd, const char *rel, uint32_t host_id,
 	      const uint64_t *pages, uint64_t n, void *out, char *err, size_t err_len)
 {
-	struct host_files h;
+	struct srv_host_files h;
 	struct page_list list = { 0 };
 	int ret;
 
-	ret = host_files_open(&h, vm, base_fd, rel, host_id, err, err_len);
+	ret = srv_host_files_open(&h, vm, base_fd, rel, host_id, err, err_len);
 	if (ret)
 		return ret;
 	ret = n ? list_pages(vm, &h, pages, n, &list, err, err_len) : 0;
 	for (uint64_t i = 0; i < n && !ret; i += READ_BATCH) {
 		uint64_t b = n - i < READ_BATCH ? n - i : READ_BATCH;
-		ret = read_checked(&h, pages + i, b, (char *)out + i * DCRES_PAGE_SIZE, err, err_len);
+		ret = srv_host_files_read(&h, pages + i, b, (char *)out + i * DCRES_PAGE_SIZE, err, err_len);
 	}
 	free(list.v);
-	host_files_close(&h);
+	srv_host_files_close(&h);
 	return ret;
 }

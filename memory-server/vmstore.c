@@ -9,6 +9,7 @@
 #include "dcres/log.h"
 #include "dcres/uuid.h"
 #include "srv-ckpt.h"
+#include "srv-lazy.h"
 
 void vmstore_init(struct vmstore *s, struct arena *arena)
 {
@@ -16,12 +17,19 @@ void vmstore_init(struct vmstore *s, struct arena *arena)
 	s->arena = arena;
 	atomic_init(&s->nretained, 0);
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->loaders_done, NULL);
 }
 
 void vmstore_destroy(struct vmstore *s)
 {
 	struct vm *vm, *next;
 
+	for (vm = s->vms; vm; vm = vm->next) {
+		pthread_mutex_lock(&vm->lock);
+		srv_lazy_drop(vm);
+		pthread_mutex_unlock(&vm->lock);
+	}
+	srv_lazy_wait_loaders(s);
 	for (vm = s->vms; vm; vm = next) {
 		next = vm->next;
 		free(vm->slot);
@@ -31,6 +39,7 @@ void vmstore_destroy(struct vmstore *s)
 		pthread_mutex_destroy(&vm->lock);
 		free(vm);
 	}
+	pthread_cond_destroy(&s->loaders_done);
 	pthread_mutex_destroy(&s->lock);
 }
 
@@ -261,6 +270,7 @@ int vm_release(struct vmstore *s, struct vm *vm, uint64_t conn_id, uint64_t *rel
 		pthread_mutex_unlock(&vm->lock);
 		return -EBUSY;
 	}
+	srv_lazy_drop(vm);
 	*released = drop_held(s, vm);
 	drop_retained(s, vm);
 	vm->has_base = false;
@@ -328,6 +338,7 @@ int vm_page_out(struct vmstore *s, struct vm *vm, uint64_t epoch, const uint64_t
 		memcpy(arena_page(s->arena, *slot), (const char *)data + i * DCRES_PAGE_SIZE,
 		       DCRES_PAGE_SIZE);
 		vm->since[pages[i] / 64] |= 1ull << (pages[i] % 64);
+		srv_lazy_forget(vm, pages[i]);
 		if (vm->ckpt)
 			srv_ckpt_page_arrived(vm->ckpt, pages[i]);
 	}
@@ -357,6 +368,14 @@ int vm_page_in(struct vmstore *s, struct vm *vm, uint64_t epoch, const uint64_t 
 		return ret;
 	}
 	pthread_mutex_lock(&vm->lock);
+	/* Pages not loaded yet are read first (the lock let go meanwhile). */
+	if (!fenced_off(vm, epoch, err_msg, err_len) &&
+	    (ret = srv_lazy_fill(s, vm, pages, n, err_msg, err_len))) {
+		pthread_mutex_unlock(&vm->lock);
+		free(kept_page);
+		free(kept_slot);
+		return ret;
+	}
 	if (fenced_off(vm, epoch, err_msg, err_len)) {
 		pthread_mutex_unlock(&vm->lock);
 		free(kept_page);

@@ -18,6 +18,7 @@
 #include "arena.h"
 
 struct srv_ckpt;
+struct srv_lazy;
 
 struct vm {
 	uint8_t uuid[16];
@@ -47,6 +48,7 @@ struct vm {
 	bool has_base;
 	pthread_mutex_t lock; /* guards everything above and ckpt */
 	struct srv_ckpt *ckpt;/* running checkpoint, or NULL */
+	struct srv_lazy *lazy;/* pages of a lazy restore not loaded yet, or NULL */
 	struct vm *next;
 };
 
@@ -56,6 +58,8 @@ struct vmstore {
 	struct vm *vms;
 	uint32_t count;
 	_Atomic uint64_t nretained; /* sum of the VMs' nretained */
+	unsigned nloaders;    /* lazy restores' loader threads running (lock) */
+	pthread_cond_t loaders_done;
 };
 
 void vmstore_init(struct vmstore *s, struct arena *arena);
@@ -78,8 +82,8 @@ void vm_fence(struct vm *vm, uint64_t conn_id, const char *peer);
  * it was vm->running, the VM no longer counts as running on a main host. */
 void vm_detach(struct vm *vm, uint64_t conn_id);
 
-/* Drops every page vm holds and its retained pages, so that a restore can
- * load the VM afresh; *released gets how many held pages were dropped.
+/* Drops every page vm holds (a lazy restore's pending ones too) and its
+ * retained pages, so that a restore can load the VM afresh; *released gets how many held pages were dropped.
  * Refused with -EBUSY, nothing dropped, while a checkpoint of vm runs or a
  * connection other than conn_id is vm->running. */
 int vm_release(struct vmstore *s, struct vm *vm, uint64_t conn_id, uint64_t *released,
@@ -97,7 +101,9 @@ int vm_page_out(struct vmstore *s, struct vm *vm, uint64_t epoch, const uint64_t
 		const void *data, uint64_t n, char *err_msg, size_t err_len);
 
 /* Copies n pages into out and releases them: all or nothing (-ENOENT names
- * the first page neither held nor retained). A page retained by vm's
+ * the first page neither held nor retained). A page of a lazy restore not
+ * loaded yet is read from its source first (srv-lazy.h); one whose data
+ * fails its check is refused (-EBADMSG naming file and page). A page retained by vm's
  * previous page-in is served again from its retained copy: that is the
  * retry of a page-in whose reply was lost. On success the pages of this
  * request become vm's retained pages and the previous ones are freed; a

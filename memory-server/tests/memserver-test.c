@@ -1691,7 +1691,7 @@ static void test_replicas(const char *binary)
 	files[0] = (struct dcres_file_sum){ .name = "host-3.mem" };
 	files[1] = (struct dcres_file_sum){ .name = "host-3.present" };
 	files[2] = (struct dcres_file_sum){ .name = "main.mem" };
-	ret = dcres_memclient_file_sums(a, "rep/c", files, 3);
+	ret = dcres_memclient_file_sums(a, "rep/c", files, 3, false);
 	CHECK(ret == 0, "file sums: %s", strerror(-ret));
 	CHECK(files[0].held && files[0].size == part.mem.size &&
 	      files[0].crc32c == part.mem.crc32c, "sum of host-3.mem differs from final's");
@@ -1777,7 +1777,7 @@ static void test_replicas(const char *binary)
 	close(fd);
 	b = connect_vm(peer.addr, id, VM);
 	f = (struct dcres_file_sum){ .name = "host-3.mem", .crc32c = files[0].crc32c };
-	CHECK(dcres_memclient_file_sums(b, "rep/c", &f, 1) == 0 && f.held &&
+	CHECK(dcres_memclient_file_sums(b, "rep/c", &f, 1, false) == 0 && f.held &&
 	      f.crc32c != files[0].crc32c, "sum of a damaged copy");
 	snprintf(got_path, sizeof(got_path), "rep/c/host-3.mem: page %llu is corrupted",
 		 (unsigned long long)pages[7]);
@@ -1877,6 +1877,157 @@ static void test_incremental(void)
 	dcres_memclient_close(c);
 }
 
+/* Waits up to 10 s until c's VM has at most want pages of its lazy
+ * restore pending; returns the stats then. */
+static struct dcres_memstats wait_pending(struct dcres_memclient *c, uint64_t want)
+{
+	struct dcres_memstats st = stats(c);
+
+	for (int i = 0; i < 1000 && st.restore_pending > want; i++) {
+		usleep(10 * 1000);
+		st = stats(c);
+	}
+	return st;
+}
+
+/* Pages in pages[0..n) and checks each is (page, version). */
+static void page_in_check(struct dcres_memclient *c, const uint64_t *pages, size_t n,
+			  uint32_t version, const char *what)
+{
+	uint8_t *buf = pages_buf(n);
+	int ret = dcres_memclient_page_in(c, pages, buf, n);
+
+	CHECK(ret == 0, "%s: page-in: %s", what, dcres_memclient_error(c));
+	for (size_t i = 0; !ret && i < n; i++)
+		CHECK(same(buf + i * PAGE, pages[i], version), "%s: page %llu has wrong data",
+		      what, (unsigned long long)pages[i]);
+	free(buf);
+}
+
+/* Lazy restores: pages held at once and served from the checkpoint's file
+ * (its own, or a peer's copy) before they are loaded; LOAD loads the rest
+ * in the order registered; a page whose data is damaged is never served,
+ * the others load; a checkpoint waits until every page is in. */
+static void test_lazy_restore(const char *binary)
+{
+	enum { VM = 2048, N = 400 };
+	static const uint8_t id[16] = { 0xdc, 0x7e, 0x1a };
+	char peer_store[300], path[600];
+	struct test_memserver peer;
+	struct dcres_memclient *a, *p;
+	struct dcres_memstats st;
+	uint64_t pages[N], order[N], released;
+	uint8_t *buf = pages_buf(N);
+	int ret, fd;
+
+	snprintf(peer_store, sizeof(peer_store), "%s/lazy-peer-store", tmpdir);
+	REQUIRE(mkdir(peer_store, 0700) == 0, "mkdir %s", peer_store);
+	REQUIRE(test_memserver_start(&peer, binary, "8M", peer_store, keyfile, &psk) == 0,
+		"the peer dcres-memserver did not come up");
+	/* Host 1's part on this server, host 2's on the peer. */
+	a = connect_vm(addr, id, VM);
+	p = connect_vm(peer.addr, id, VM);
+	for (uint64_t i = 0; i < N; i++) {
+		pages[i] = i * 2;
+		fill(buf + i * PAGE, pages[i], 51);
+	}
+	REQUIRE(dcres_memclient_page_out(a, pages, buf, N) == 0, "page-out");
+	REQUIRE(dcres_memclient_ckpt_begin(a, "lz/c", 1, test_ckpt_id, NULL) == 0 &&
+		ckpt_final_commit(a) == 0, "checkpoint of host 1's part");
+	for (uint64_t i = 0; i < N; i++) {
+		pages[i] = i * 2 + 1;
+		fill(buf + i * PAGE, pages[i], 52);
+	}
+	REQUIRE(dcres_memclient_page_out(p, pages, buf, N) == 0, "page-out to the peer");
+	REQUIRE(dcres_memclient_ckpt_begin(p, "lz/c", 2, test_ckpt_id, NULL) == 0 &&
+		ckpt_final_commit(p) == 0, "checkpoint of host 2's part on the peer");
+	REQUIRE(dcres_memclient_release(a, &released) == 0 && released == N, "release");
+
+	/* Host 1's pages from its own file, hottest (here: highest) first. */
+	for (uint64_t i = 0; i < N; i++)
+		order[i] = (N - 1 - i) * 2;
+	ret = dcres_memclient_restore_lazy(a, "lz/c", 1, order, N, NULL);
+	CHECK(ret == 0, "lazy restore: %s", dcres_memclient_error(a));
+	for (uint64_t i = 0; i < N; i++)
+		order[i] = (N - 1 - i) * 2 + 1;
+	ret = dcres_memclient_restore_lazy(a, "lz/c", 2, order, N, peer.addr);
+	CHECK(ret == 0, "lazy restore from the peer: %s", dcres_memclient_error(a));
+	st = stats(a);
+	CHECK(st.vm_pages == 2 * N && st.restore_pending == 2 * N && st.restore_bad == 0,
+	      "registered: %llu held, %llu pending", (unsigned long long)st.vm_pages,
+	      (unsigned long long)st.restore_pending);
+	/* Before LOAD, page-ins read their pages from the sources. */
+	pages[0] = 10;
+	pages[1] = 11;
+	pages[2] = 799;
+	page_in_check(a, pages, 1, 51, "own file");
+	page_in_check(a, pages + 1, 2, 52, "peer's file");
+	st = stats(a);
+	CHECK(st.restore_pending == 2 * N - 3 && st.vm_pages == 2 * N - 3,
+	      "after 3 page-ins: %llu pending, %llu held", (unsigned long long)st.restore_pending,
+	      (unsigned long long)st.vm_pages);
+	CHECK(dcres_memclient_ckpt_begin(a, "lz/d", 1, test_ckpt_id, NULL) == -EBUSY &&
+	      strstr(dcres_memclient_error(a), "still loading"),
+	      "a checkpoint with pages still loading: %s", dcres_memclient_error(a));
+	CHECK(dcres_memclient_restore_lazy(a, "lz/c", 1, &(uint64_t){ 20 }, 1, NULL) == -EEXIST,
+	      "a page registered twice: %s", dcres_memclient_error(a));
+	CHECK(dcres_memclient_load(a) == 0, "load: %s", dcres_memclient_error(a));
+	st = wait_pending(a, 0);
+	CHECK(st.restore_pending == 0 && st.vm_pages == 2 * N - 3,
+	      "after load: %llu pending, %llu held", (unsigned long long)st.restore_pending,
+	      (unsigned long long)st.vm_pages);
+	for (uint64_t i = 0; i < N; i++)
+		pages[i] = i * 2;
+	page_in_check(a, pages, 5, 51, "loaded");
+	page_in_check(a, pages + 6, N - 6, 51, "loaded");
+	for (uint64_t i = 0; i < N; i++)
+		pages[i] = i * 2 + 1;
+	page_in_check(a, pages, 5, 52, "loaded from the peer");
+	page_in_check(a, pages + 6, N - 6 - 1, 52, "loaded from the peer");
+
+	/* A damaged page in host 1's file: refused by name, never served;
+	 * the rest loads. */
+	snprintf(path, sizeof(path), "%s/lz/c/host-1.mem", store);
+	fd = open(path, O_RDWR);
+	REQUIRE(fd >= 0, "open %s", path);
+	off_t data = lseek(fd, 1 << 20, SEEK_DATA);
+	uint64_t bad = ((uint64_t)data - (1 << 20)) / PAGE + 2; /* a page with data */
+	uint8_t byte;
+	REQUIRE(pread(fd, &byte, 1, data + 2 * PAGE + 9) == 1, "read %s", path);
+	byte ^= 0x20;
+	REQUIRE(pwrite(fd, &byte, 1, data + 2 * PAGE + 9) == 1, "write %s", path);
+	REQUIRE(bad % 2 == 0, "test: page %llu is not host 1's", (unsigned long long)bad);
+	REQUIRE(dcres_memclient_release(a, &released) == 0, "release");
+	for (uint64_t i = 0; i < N; i++)
+		order[i] = i * 2;
+	CHECK(dcres_memclient_restore_lazy(a, "lz/c", 1, order, N, NULL) == 0, "lazy restore");
+	ret = dcres_memclient_page_in(a, &bad, buf, 1);
+	snprintf(path, sizeof(path), "lz/c/host-1.mem: page %llu is corrupted",
+		 (unsigned long long)bad);
+	CHECK(ret == -EBADMSG && dcres_memclient_reason(a) == DCRES_MEM_REASON_BAD_CHECKSUM &&
+	      strstr(dcres_memclient_error(a), path),
+	      "page-in of a damaged page: %d %s", ret, dcres_memclient_error(a));
+	CHECK(dcres_memclient_load(a) == 0, "load");
+	st = wait_pending(a, 1);
+	CHECK(st.restore_pending == 1 && st.restore_bad == 1,
+	      "a damaged page: %llu pending, %llu bad", (unsigned long long)st.restore_pending,
+	      (unsigned long long)st.restore_bad);
+	CHECK(dcres_memclient_page_in(a, &bad, buf, 1) == -EBADMSG,
+	      "the damaged page was served after the load");
+	page_in_check(a, order, (size_t)(bad / 2), 51, "the others");
+	/* A release drops the pending page with the rest. */
+	CHECK(dcres_memclient_release(a, &released) == 0 && stats(a).restore_pending == 0,
+	      "release of a lazy restore");
+	pwrite(fd, &(uint8_t){ byte ^ 0x20 }, 1, data + 2 * PAGE + 9);
+	close(fd);
+	dcres_memclient_close(a);
+	dcres_memclient_close(p);
+	free(buf);
+	test_memserver_stop(&peer);
+	printf("memserver-test: lazy restore from own files and a peer's, a damaged page "
+	       "never served\n");
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -1913,6 +2064,7 @@ int main(int argc, char **argv)
 	test_poisoned_connection();
 	test_page_size_refused();
 	test_replicas(argv[1]);
+	test_lazy_restore(argv[1]);
 	test_sigterm();
 	finish();
 }

@@ -152,7 +152,7 @@ static int get_part(struct ckptview *v, const char *rel, const Dcres__Manifest *
 		}
 		if (dcres_memclient_connect(servers[i], psk, VIEW_CONNECT_MS, &c))
 			continue;
-		if (dcres_memclient_file_sums(c, rel, f, 2))
+		if (dcres_memclient_file_sums(c, rel, f, 2, false))
 			good = false;
 		for (unsigned j = 0; good && j < 2; j++) {
 			const Dcres__FileSum *want = dcres_manifest_file(m, f[j].name);

@@ -225,7 +225,7 @@ static void *ask_main(void *arg)
 			owner[n++] = h->id;
 		}
 	}
-	if (dcres_memclient_file_sums(c, r->rel_dir, files, n)) {
+	if (dcres_memclient_file_sums(c, r->rel_dir, files, n, r->opts.lazy)) {
 		pr_warn("memory server %s: cannot ask for its files: %s", a->s->name,
 			dcres_memclient_error(c));
 		memset(a->s->holds, 0, sizeof(a->s->holds));

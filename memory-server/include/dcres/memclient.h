@@ -50,6 +50,10 @@ struct dcres_memstats {
 	uint64_t page_ins, page_outs;
 	uint32_t vm_count, connections, ckpt_state;
 	uint64_t ckpt_pages_written, ckpt_bytes_written, ckpt_pages_pending;
+	uint64_t restore_pending;   /* lazy restore: pages not loaded yet */
+	uint64_t restore_bad;       /* of those, pages that failed their check */
+	bool has_server_id;
+	uint8_t server_id[16];
 };
 
 /* A file of a checkpoint directory and, where known, its size and CRC-32C
@@ -58,6 +62,7 @@ struct dcres_file_sum {
 	const char *name;
 	bool held;            /* file_sums: the server has it */
 	uint64_t size;
+	bool has_crc;         /* file_sums: crc32c is the server's (not quick) */
 	uint32_t crc32c;
 	char error[512];      /* file_sums: held but unusable, why ("" if not) */
 };
@@ -141,13 +146,26 @@ int dcres_memclient_restore_from(struct dcres_memclient *c, const char *dir,
 int dcres_memclient_serve(struct dcres_memclient *c, const char *dir, uint32_t host_id,
 			  const uint64_t *pages, void *data, size_t n);
 
+/* Lazy restore: registers the n listed pages of host host_id's files of
+ * checkpoint dir (as the server at peer serves them, when peer is not
+ * NULL) as held by the server without reading them yet (each is read,
+ * its CRC checked, when a page-in asks for it or the loader reaches it);
+ * then load has the server load them in the background, in the order
+ * registered. */
+int dcres_memclient_restore_lazy(struct dcres_memclient *c, const char *dir,
+				 uint32_t host_id, const uint64_t *pages, size_t n,
+				 const char *peer);
+int dcres_memclient_load(struct dcres_memclient *c);
+
 /* Whole files of checkpoint dir on the server (client-files.c). */
 /* Fills held, size and crc32c (read and computed by the server now) of
  * each of the n files named in files[], and error for a memory or
  * presence file the server's readers refuse, or a memory file whose CRC
- * is not the crc32c given (non-zero) there, naming its damaged page. */
+ * is not the crc32c given (non-zero) there, naming its damaged page.
+ * quick: memory files (*.mem) are not read whole, only their header
+ * checked: size given, has_crc false and crc32c left as it was. */
 int dcres_memclient_file_sums(struct dcres_memclient *c, const char *dir,
-			      struct dcres_file_sum *files, size_t n);
+			      struct dcres_file_sum *files, size_t n, bool quick);
 /* Sends file fd (display names it in messages), announced as f's name,
  * size and CRC, to be stored as a copy in dir; only its data extents
  * travel. The server checks the CRC and publishes the file atomically,
