@@ -234,7 +234,7 @@ int dcres_mainload_place(struct dcres_mainload *m, struct dcres_pager *p, char *
 /* Reads the pages of pages[0..n) that come from checkpoint server k into
  * their places in buf, checking each against its CRC. */
 static int fetch_from_server(struct dcres_mainload *m, unsigned k, const uint64_t *pages,
-			     size_t n, uint8_t *buf)
+			     size_t n, uint8_t *buf, char *err, size_t err_len)
 {
 	struct server_source *s = m->servers[k];
 	size_t count = 0;
@@ -245,7 +245,7 @@ static int fetch_from_server(struct dcres_mainload *m, unsigned k, const uint64_
 			m->scratch_pages[count++] = pages[i];
 	ret = dcres_memfile_read_pages(s->mf, m->scratch_pages, m->scratch, count);
 	if (ret) {
-		pr_err("restore: reading %s: %s", s->path, strerror(-ret));
+		snprintf(err, err_len, "reading %s: %s", s->path, strerror(-ret));
 		return ret;
 	}
 	for (size_t i = 0, j = 0; i < n; i++) {
@@ -253,8 +253,8 @@ static int fetch_from_server(struct dcres_mainload *m, unsigned k, const uint64_
 		if (m->plan.source[pages[i]] != k)
 			continue;
 		if (dcres_crc32c(0, page, DCRES_PAGE_SIZE) != s->present.page_crc[pages[i]]) {
-			pr_err("restore: %s: page %llu is corrupted (checksum mismatch)",
-			       s->path, (unsigned long long)pages[i]);
+			snprintf(err, err_len, "%s: page %llu is corrupted (checksum mismatch)",
+				 s->path, (unsigned long long)pages[i]);
 			return -EBADMSG;
 		}
 		memcpy(buf + i * DCRES_PAGE_SIZE, page, DCRES_PAGE_SIZE);
@@ -265,7 +265,8 @@ static int fetch_from_server(struct dcres_mainload *m, unsigned k, const uint64_
 
 /* The pager's fetch: pages[0..n) from their sources, runs of consecutive
  * main.mem pages in one read. */
-static int fetch(void *opaque, const uint64_t *pages, size_t n, void *out)
+static int fetch(void *opaque, const uint64_t *pages, size_t n, void *out, char *err,
+		 size_t err_len)
 {
 	struct dcres_mainload *m = opaque;
 	uint8_t *buf = out;
@@ -282,11 +283,16 @@ static int fetch(void *opaque, const uint64_t *pages, size_t n, void *out)
 			      m->plan.source[pages[i + run]] == DCRES_PLAN_MAIN; run++)
 			;
 		ret = dcres_mrfile_read_pages(&m->main, pages[i], buf + i * DCRES_PAGE_SIZE, run);
-		if (ret)
+		if (ret) {
+			snprintf(err, err_len, "reading pages %llu..%llu of %s/main.mem: %s",
+				 (unsigned long long)pages[i],
+				 (unsigned long long)(pages[i] + run - 1), m->plan.ckpt_dir,
+				 strerror(-ret));
 			return ret;
+		}
 	}
 	for (unsigned k = 1; k < MAINLOAD_MAX_SOURCES; k++)
-		if (from_server[k] && (ret = fetch_from_server(m, k, pages, n, buf)))
+		if (from_server[k] && (ret = fetch_from_server(m, k, pages, n, buf, err, err_len)))
 			return ret;
 	return 0;
 }

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -105,8 +106,19 @@ static int serve_remote(struct dcres_pager *p, uint64_t idx, struct pager_server
 	if (ret) {
 		pr_err("page %llu: page-in from %s failed: %s", (unsigned long long)idx,
 		       srv->addr, strerror(-ret));
-		if (!pager_server_unreachable(p, host - 1, ret))
-			return ret; /* the server answered: the faulting thread waits */
+		if (!pager_server_unreachable(p, host - 1, ret)) {
+			/* The server answered: the faulting thread waits. */
+			if (p->on_page_error) {
+				char why[640];
+				const char *msg = dcres_memclient_error(srv->client);
+
+				snprintf(why, sizeof(why), "memory server %s refused page %llu: %s",
+					 srv->addr, (unsigned long long)idx,
+					 *msg ? msg : strerror(-ret));
+				p->on_page_error(p->opaque, idx, why);
+			}
+			return ret;
+		}
 		pager_server_lost(p, host - 1);
 		return queue_pending(p, idx);
 	}
@@ -158,7 +170,8 @@ void *pager_fault_main(void *arg)
 
 	for (;;) {
 		struct uffd_msg msg;
-		int timeout = pager_fill_active(p) ? 0 : p->nlost ? PAGER_RECONNECT_MS / 4 : -1;
+		int timeout = pager_fill_active(p) ? 0 : p->nlost ? PAGER_RECONNECT_MS / 4
+							: p->restore_watch ? 1000 : -1;
 		int n = poll(fds, 3, timeout);
 		uint64_t kicks;
 
@@ -170,6 +183,7 @@ void *pager_fault_main(void *arg)
 			pr_perror("pager: reading the wake-up counter");
 		if (p->nlost)
 			pager_reconnect_lost(p);
+		pager_poll_restore(p);
 		if (n > 0 && (fds[0].revents & POLLIN) &&
 		    read(p->uffd, &msg, sizeof(msg)) == sizeof(msg) &&
 		    msg.event == UFFD_EVENT_PAGEFAULT) {

@@ -25,7 +25,9 @@ int dcres_pager_fill_start(struct dcres_pager *p, const uint64_t *pages, uint64_
 		}
 	}
 	list = malloc((n ? n : 1) * sizeof(*list));
-	if (!list || (!p->fill_buf &&
+	if (!p->fill_bad_bits)
+		p->fill_bad_bits = calloc((p->npages + 63) / 64, sizeof(uint64_t));
+	if (!list || !p->fill_bad_bits || (!p->fill_buf &&
 		      posix_memalign((void **)&p->fill_buf, DCRES_PAGE_SIZE,
 				     DCRES_PAGER_FILL_BATCH * DCRES_PAGE_SIZE))) {
 		free(list);
@@ -39,6 +41,8 @@ int dcres_pager_fill_start(struct dcres_pager *p, const uint64_t *pages, uint64_
 	p->fill_n = n;
 	p->fill_next = 0;
 	atomic_store(&p->fill_error, 0);
+	atomic_store(&p->fill_bad, 0);
+	memset(p->fill_bad_bits, 0, (p->npages + 63) / 64 * sizeof(uint64_t));
 	atomic_store(&p->fill_go, false);
 	atomic_store(&p->fill_pending, n);
 	/* The fault thread sees the list last. */
@@ -52,14 +56,24 @@ int dcres_pager_fill_go(struct dcres_pager *p)
 	return pager_kick(p);
 }
 
+/* Whether the fill is over: nothing pending but pages that failed their
+ * check, or stopped by an error. */
+static bool fill_over(struct dcres_pager *p)
+{
+	return atomic_load(&p->fill_pending) == atomic_load(&p->fill_bad) ||
+	       atomic_load(&p->fill_error);
+}
+
 int dcres_pager_fill_wait(struct dcres_pager *p)
 {
 	int ret;
 
 	pthread_mutex_lock(&p->fill_lock);
-	while (atomic_load(&p->fill_pending) && !atomic_load(&p->fill_error))
+	while (!fill_over(p))
 		pthread_cond_wait(&p->fill_done, &p->fill_lock);
 	ret = atomic_load(&p->fill_error);
+	if (!ret && atomic_load(&p->fill_pending))
+		ret = -EBADMSG;
 	pthread_mutex_unlock(&p->fill_lock);
 	return ret;
 }
@@ -73,7 +87,7 @@ bool pager_fill_active(const struct dcres_pager *p)
 /* Wakes dcres_pager_fill_wait when the fill is over (done or failed). */
 static void fill_settle(struct dcres_pager *p)
 {
-	if (atomic_load(&p->fill_pending) && !atomic_load(&p->fill_error))
+	if (!fill_over(p))
 		return;
 	pthread_mutex_lock(&p->fill_lock);
 	pthread_cond_broadcast(&p->fill_done);
@@ -147,12 +161,45 @@ static int fill_install(struct dcres_pager *p, uint64_t first, uint64_t n, const
 	return -err;
 }
 
+static bool is_bad(const struct dcres_pager *p, uint64_t page)
+{
+	return p->fill_bad_bits[page / 64] & (1ull << (page % 64));
+}
+
+/* Page failed its check (why says how): never installed; reported, and
+ * counted once. */
+static void fill_bad_page(struct dcres_pager *p, uint64_t page, const char *why)
+{
+	if (!is_bad(p, page)) {
+		p->fill_bad_bits[page / 64] |= 1ull << (page % 64);
+		atomic_fetch_add(&p->fill_bad, 1);
+		pr_err("pager: %s: the page is not loaded; accesses to it wait", why);
+	}
+	if (p->on_page_error)
+		p->on_page_error(p->opaque, page, why);
+}
+
 /* Fetches pages[0..n) and installs them, runs of consecutive pages at
- * once. */
+ * once; after a page failed its check, one at a time, so that the others
+ * load and only the bad ones are left out (each reported). Returns 0, or
+ * an error other than a page's check. */
 static int fill_pages(struct dcres_pager *p, const uint64_t *pages, uint64_t n, bool on_fault)
 {
-	int ret = p->fill_fetch(p->fill_opaque, pages, n, p->fill_buf);
+	char err[512] = "";
+	int ret = p->fill_fetch(p->fill_opaque, pages, n, p->fill_buf, err, sizeof(err));
 
+	if (ret == -EBADMSG && n == 1) {
+		fill_bad_page(p, pages[0], err);
+		return 0;
+	}
+	if (ret == -EBADMSG) {
+		for (uint64_t i = 0; i < n; i++)
+			if ((ret = fill_pages(p, &pages[i], 1, on_fault)))
+				return ret;
+		return 0;
+	}
+	if (ret)
+		pr_err("pager: %s", err[0] ? err : strerror(-ret));
 	for (uint64_t i = 0, run; !ret && i < n; i += run) {
 		for (run = 1; i + run < n && pages[i + run] == pages[i] + run; run++)
 			;
@@ -169,7 +216,7 @@ void pager_fill_step(struct dcres_pager *p)
 
 	while (n < DCRES_PAGER_FILL_BATCH && p->fill_next < p->fill_n) {
 		uint64_t page = p->fill_list[p->fill_next++];
-		if (atomic_load(&p->loc[page]) == DCRES_PAGER_FILL)
+		if (atomic_load(&p->loc[page]) == DCRES_PAGER_FILL && !is_bad(p, page))
 			batch[n++] = page;
 	}
 	ret = n ? fill_pages(p, batch, n, false) : 0;
@@ -185,6 +232,12 @@ int pager_fill_fault(struct dcres_pager *p, uint64_t idx)
 
 	if (atomic_load(&p->fill_error))
 		return atomic_load(&p->fill_error); /* the thread waits */
+	if (is_bad(p, idx)) {
+		if (p->on_page_error)
+			p->on_page_error(p->opaque, idx, "its data failed its check when it was "
+					 "loaded (the log names the file)");
+		return -EBADMSG; /* the thread waits */
+	}
 	ret = fill_pages(p, &idx, 1, true);
 	if (ret) {
 		fill_fail(p, ret);
@@ -198,4 +251,5 @@ void pager_fill_free(struct dcres_pager *p)
 {
 	free(p->fill_list);
 	free(p->fill_buf);
+	free(p->fill_bad_bits);
 }

@@ -30,6 +30,8 @@ struct pager_server {
 	_Atomic uint64_t pages;         /* table entries pointing at it */
 	uint64_t *doubtful;             /* pages of a page-out whose answer was lost */
 	size_t ndoubtful;
+	_Atomic uint64_t restore_pending; /* its lazy restore's pages not loaded yet */
+	_Atomic uint64_t restore_bad;   /* of those, failed their check */
 };
 
 struct dcres_pager {
@@ -40,6 +42,7 @@ struct dcres_pager {
 	struct dcres_psk psk;
 	int timeout_ms;
 	void (*on_server)(void *opaque, unsigned server, bool up);
+	void (*on_page_error)(void *opaque, uint64_t page, const char *why);
 	void *opaque;
 	pthread_mutex_t watch_lock;     /* with watch_fn: dcres_pager_watch_moves;
 					 * held through each page-in */
@@ -60,6 +63,8 @@ struct dcres_pager {
 	size_t pending_cap;
 
 	int uffd, stop_fd, kick_fd;     /* kick_fd: new work for the fault thread */
+	bool restore_watch;             /* servers may have restored pages loading */
+	uint64_t restore_polled_ms;     /* their STATS last asked for */
 	pthread_t thread;
 	void *buf;                      /* one page, for UFFDIO_COPY */
 
@@ -79,6 +84,8 @@ struct dcres_pager {
 	void *fill_opaque;
 	uint8_t *fill_buf;              /* DCRES_PAGER_FILL_BATCH pages */
 	_Atomic uint64_t fill_pending, fill_loaded, fill_faults;
+	_Atomic uint64_t fill_bad;      /* pending pages whose data failed its check */
+	uint64_t *fill_bad_bits;        /* npages bits: those pages */
 	_Atomic int fill_error;
 	_Atomic bool fill_go;           /* loading in the background allowed */
 	pthread_mutex_t fill_lock;      /* with fill_done: dcres_pager_fill_wait */
@@ -98,6 +105,10 @@ void pager_touch(struct dcres_pager *p, uint64_t page);
 
 /* fault.c */
 void *pager_fault_main(void *arg);
+
+/* servers.c: asks every server that is up, at most once a second, how
+ * many pages its lazy restore has still to load, until none has any. */
+void pager_poll_restore(struct dcres_pager *p);
 /* Serves the fault on page idx (or queues it while its server is lost). */
 int pager_serve_fault(struct dcres_pager *p, uint64_t idx);
 

@@ -159,6 +159,8 @@ int dcres_pager_start(const struct dcres_pager_config *cfg, struct dcres_pager *
 	p->psk = *cfg->psk;
 	p->timeout_ms = cfg->timeout_ms;
 	p->on_server = cfg->on_server;
+	p->on_page_error = cfg->on_page_error;
+	p->restore_watch = true; /* until every server has said it has nothing loading */
 	p->opaque = cfg->opaque;
 	p->nservers = cfg->nservers;
 	p->uffd = p->stop_fd = p->kick_fd = -1;
@@ -309,6 +311,8 @@ int dcres_pager_server_info(const struct dcres_pager *p, unsigned k,
 	out->addr = p->servers[k - 1].addr;
 	out->pages = atomic_load(&p->servers[k - 1].pages);
 	out->up = atomic_load(&p->servers[k - 1].up);
+	out->restore_pending = atomic_load(&p->servers[k - 1].restore_pending);
+	out->restore_bad = atomic_load(&p->servers[k - 1].restore_bad);
 	return 0;
 }
 
@@ -465,5 +469,6 @@ void dcres_pager_get_stats(struct dcres_pager *p, struct dcres_pager_stats *st)
 	st->fill_loaded = atomic_load(&p->fill_loaded);
 	st->fill_pending = atomic_load(&p->fill_pending);
 	st->fill_faults = atomic_load(&p->fill_faults);
+	st->fill_bad = atomic_load(&p->fill_bad);
 	st->fill_error = atomic_load(&p->fill_error);
 }

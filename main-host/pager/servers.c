@@ -120,3 +120,30 @@ void pager_reconnect_lost(struct dcres_pager *p)
 			p->on_server(p->opaque, s + 1, true);
 	}
 }
+
+void pager_poll_restore(struct dcres_pager *p)
+{
+	uint64_t now = pager_now_us() / 1000;
+	bool pending = false;
+
+	if (!p->restore_watch || now - p->restore_polled_ms < 1000)
+		return;
+	p->restore_polled_ms = now;
+	for (unsigned s = 0; s < p->nservers; s++) {
+		struct pager_server *srv = &p->servers[s];
+		struct dcres_memstats st;
+
+		if (!atomic_load(&srv->up)) {
+			pending = true; /* ask again once it is back */
+			continue;
+		}
+		if (dcres_memclient_stats(srv->client, &st)) {
+			pending = true;
+			continue;
+		}
+		atomic_store(&srv->restore_pending, st.restore_pending);
+		atomic_store(&srv->restore_bad, st.restore_bad);
+		pending |= st.restore_pending > 0;
+	}
+	p->restore_watch = pending;
+}

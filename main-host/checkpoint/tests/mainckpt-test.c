@@ -357,8 +357,11 @@ static bool start_reader_on(uint8_t k, pthread_t *t)
 	return false;
 }
 
-static int fetch_pattern(void *opaque, const uint64_t *pages, size_t n, void *buf)
+static int fetch_pattern(void *opaque, const uint64_t *pages, size_t n, void *buf,
+			 char *err, size_t err_len)
 {
+	(void)err;
+	(void)err_len;
 	(void)opaque;
 	for (size_t i = 0; i < n; i++)
 		fill((uint8_t *)buf + i * PAGE, pages[i], 7);

@@ -508,15 +508,31 @@ static void test_lost_page_out(void)
 #define FILL_BAD 300u
 static _Atomic uint64_t fill_fetched;
 static bool fill_failing;
+static bool fill_damaged;           /* page FILL_BAD fails its check */
+static _Atomic uint64_t page_errors, page_error_page;
 
-static int fill_fetch(void *opaque, const uint64_t *pages, size_t n, void *buf)
+/* on_page_error: counts the reports. */
+static void on_page_error(void *opaque, uint64_t page, const char *why)
+{
+	(void)opaque;
+	fprintf(stderr, "pager-test: (expected) page %llu: %s\n", (unsigned long long)page, why);
+	atomic_store(&page_error_page, page);
+	atomic_fetch_add(&page_errors, 1);
+}
+
+static int fill_fetch(void *opaque, const uint64_t *pages, size_t n, void *buf, char *err,
+		      size_t err_len)
 {
 	(void)opaque;
 	for (size_t i = 0; i < n; i++) {
 		uint64_t *w = (uint64_t *)((uint8_t *)buf + i * PAGE);
 		if (fill_failing && pages[i] == FILL_BAD) {
-			fprintf(stderr, "pager-test: (expected) fetch of page %u fails\n", FILL_BAD);
+			snprintf(err, err_len, "(expected) fetch of page %u fails", FILL_BAD);
 			return -EIO;
+		}
+		if (fill_damaged && pages[i] == FILL_BAD) {
+			snprintf(err, err_len, "(expected) page %u is corrupted", FILL_BAD);
+			return -EBADMSG;
 		}
 		for (unsigned j = 0; j < PAGE / 8; j++)
 			w[j] = word(pages[i], j) ^ FILL_MARK;
@@ -614,7 +630,37 @@ static void test_fill(void)
 	}
 	fill_failing = false;
 	munmap(r, cfg.size);
-	printf("pager-test: fill: 600 pages loaded in the background and on touch\n");
+
+	/* A page whose data fails its check is left out and reported; the
+	 * others load. */
+	r = mmap(NULL, cfg.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	cfg.base = r;
+	cfg.vm_uuid[0] = 0x32;
+	cfg.on_page_error = on_page_error;
+	fill_damaged = true;
+	if (dcres_pager_start(&cfg, &pager) == 0) {
+		for (unsigned i = 0; i < 600; i++)
+			list[i] = i;
+		CHECK(dcres_pager_fill_start(pager, list, 600, fill_fetch, NULL) == 0 &&
+		      dcres_pager_fill_go(pager) == 0, "fill start");
+		CHECK(dcres_pager_fill_wait(pager) == -EBADMSG, "a damaged page did not show");
+		dcres_pager_get_stats(pager, &st);
+		CHECK(st.fill_error == 0 && st.fill_pending == 1 && st.fill_bad == 1 &&
+		      st.fill_loaded == 599, "stats with a damaged page: %llu loaded, %llu "
+		      "pending, %llu bad", (unsigned long long)st.fill_loaded,
+		      (unsigned long long)st.fill_pending, (unsigned long long)st.fill_bad);
+		CHECK(atomic_load(&page_errors) == 1 && atomic_load(&page_error_page) == FILL_BAD,
+		      "%llu page errors reported", (unsigned long long)atomic_load(&page_errors));
+		CHECK(((uint64_t *)(r + 301 * PAGE))[3] == (word(301, 3) ^ FILL_MARK),
+		      "the page after the damaged one is wrong");
+		CHECK(dcres_pager_location(pager, FILL_BAD) == DCRES_PAGER_FILL,
+		      "the damaged page was installed");
+		dcres_pager_stop(pager);
+	}
+	fill_damaged = false;
+	munmap(r, cfg.size);
+	printf("pager-test: fill: 600 pages loaded in the background and on touch; a damaged "
+	       "page left out\n");
 }
 
 int main(int argc, char **argv)

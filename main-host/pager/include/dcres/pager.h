@@ -58,6 +58,11 @@ struct dcres_pager_config {
 	/* Optional, called from the fault thread (keep it short): server
 	 * (1..nservers) lost (up false) or back (up true). */
 	void (*on_server)(void *opaque, unsigned server, bool up);
+	/* Optional, called from the fault thread: a fault on page cannot be
+	 * served, its data having failed its check or its server having
+	 * refused it (why names the file or server, and the page); the
+	 * faulting thread waits. Again at each such fault. */
+	void (*on_page_error)(void *opaque, uint64_t page, const char *why);
 	void *opaque;
 	bool evict_by_write_protect; /* even where UFFDIO_MOVE exists (tests) */
 };
@@ -73,6 +78,7 @@ struct dcres_pager_stats {
 	uint64_t fill_loaded;      /* pages a fill loaded so far */
 	uint64_t fill_pending;     /* pages a fill has still to load */
 	uint64_t fill_faults;      /* of the loaded, those a fault asked for */
+	uint64_t fill_bad;         /* of the pending, pages whose data failed its check */
 	int fill_error;            /* 0, or the error that stopped the fill */
 };
 
@@ -80,6 +86,9 @@ struct dcres_pager_server_info {
 	const char *addr;          /* "HOST:PORT", valid while the pager runs */
 	uint64_t pages;            /* pages the table places there */
 	bool up;                   /* false while lost */
+	uint64_t restore_pending;  /* its lazy restore's pages not loaded yet, as
+				    * it said at most a second or so ago */
+	uint64_t restore_bad;      /* of those, pages that failed their check */
 };
 
 /* Connects to every server (failing with a message naming the one that
@@ -102,17 +111,21 @@ void dcres_pager_seed_history(struct dcres_pager *p, const uint8_t *history);
 #define DCRES_PAGER_FILL_BATCH 256 /* most pages one fetch asks for */
 
 /* Reads the n pages listed into buf (n * 4096 bytes) for a fill; returns
- * 0 or a negative errno, having logged what failed naming the file and
- * page. Called on the fault thread. */
+ * 0 or a negative errno with err (err_len bytes) naming the file and page:
+ * -EBADMSG when a page's data failed its check (the page is then never
+ * installed: the fill goes on without it). Called on the fault thread. */
 typedef int (*dcres_pager_fetch_fn)(void *opaque, const uint64_t *pages, size_t n,
-				    void *buf);
+				    void *buf, char *err, size_t err_len);
 
 /* Fill (restore): the n listed pages, never written here so far, become
  * DCRES_PAGER_FILL: a fault on one of them loads it from fetch at once,
  * and once dcres_pager_fill_go is called the fault thread loads the rest
  * between faults, in list order (e.g. hottest first), in batches. Loaded
- * pages are local. The list is copied. -EBUSY while another fill runs,
- * -EINVAL for a page out of range or already local or remote. */
+ * pages are local. A page whose data fails its check (-EBADMSG from fetch)
+ * stays pending and is never installed: on_page_error reports it, a fault
+ * on it waits, the fill goes on; any other fetch error stops the fill.
+ * The list is copied. -EBUSY while another fill runs, -EINVAL for a page
+ * out of range or already local or remote. */
 int dcres_pager_fill_start(struct dcres_pager *p, const uint64_t *pages, uint64_t n,
 			   dcres_pager_fetch_fn fetch, void *opaque);
 
@@ -120,9 +133,10 @@ int dcres_pager_fill_start(struct dcres_pager *p, const uint64_t *pages, uint64_
  * runs, so that loading its devices is not slowed down). */
 int dcres_pager_fill_go(struct dcres_pager *p);
 
-/* Waits until the fill has loaded every page (0) or stopped on a fetch
- * error (that error); call dcres_pager_fill_go first. A fault on a page
- * the fill could not load waits. */
+/* Waits until the fill has loaded every page (0), every page left failed
+ * its check (-EBADMSG) or the fill stopped on a fetch error (that error);
+ * call dcres_pager_fill_go first. A fault on a page the fill could not
+ * load waits. */
 int dcres_pager_fill_wait(struct dcres_pager *p);
 
 /* Where page lives now. */
