@@ -99,6 +99,14 @@ uint64_t dcres_presence_count(const struct dcres_presence *p)
 	return n;
 }
 
+int dcres_presence_check_page(const struct dcres_presence *p, uint64_t page,
+			      const void *data)
+{
+	if (page >= p->npages || !dcres_presence_test(p, page))
+		return -ENOENT;
+	return dcres_crc32c(0, data, p->page_size) == p->page_crc[page] ? 0 : -EBADMSG;
+}
+
 /* Encodes p as its file's bytes into a new buffer *out of *len bytes. */
 static int encode(const struct dcres_presence *p, uint8_t **out, size_t *len)
 {

@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "dcres/crc32c.h"
 #include "dcres/log.h"
+#include "dcres/mainpresence.h"
 #include "dcres/mappedram.h"
 #include "dcres/memfile.h"
 #include "dcres/plan.h"
@@ -34,6 +36,8 @@ struct server_source {
 struct dcres_mainload {
 	struct dcres_plan plan;
 	struct dcres_mrfile main;         /* DIR/main.mem */
+	struct dcres_presence main_present; /* DIR/main.present, if has_main_present */
+	bool has_main_present;
 	struct server_source *servers[MAINLOAD_MAX_SOURCES]; /* [K]: host-K, if used */
 	uint8_t *scratch;                 /* one fill batch, for a server's pages */
 	uint64_t *scratch_pages;
@@ -108,6 +112,35 @@ static int server_source_open(const struct dcres_plan *p, unsigned k,
 	return 0;
 }
 
+/* Reads DIR/main.present when the checkpoint has one (an older one has
+ * none: main.mem's pages are then not checked as they load) and checks
+ * that it covers the plan's pages. */
+static int open_main_present(struct dcres_mainload *m, char *err, size_t err_len)
+{
+	const struct dcres_plan *p = &m->plan;
+	char path[PATH_MAX];
+	struct stat sb;
+	int ret;
+
+	snprintf(path, sizeof(path), "%s/" DCRES_MAIN_PRESENT_NAME, p->ckpt_dir);
+	if (stat(path, &sb) < 0 && errno == ENOENT)
+		return 0;
+	ret = dcres_presence_read(path, &m->main_present);
+	if (ret) {
+		snprintf(err, err_len, "%s: %s", path, strerror(-ret));
+		return ret;
+	}
+	m->has_main_present = true;
+	if (m->main_present.npages != p->npages) {
+		snprintf(err, err_len, "%s: %llu pages of %u bytes in its header; the plan is "
+			 "for %llu pages of %u bytes", path,
+			 (unsigned long long)m->main_present.npages, m->main_present.page_size,
+			 (unsigned long long)p->npages, p->page_size);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Opens the files the main host's pages come from and checks each page
  * from a server's file is in it (a page from main.mem whose bit is clear
  * is a zero page: QEMU's mapped-ram does not store those). */
@@ -123,6 +156,8 @@ static int open_sources(struct dcres_mainload *m, char *err, size_t err_len)
 		snprintf(err, err_len, "%s: %s", path, strerror(-ret));
 		return ret;
 	}
+	if ((ret = open_main_present(m, err, err_len)))
+		return ret;
 	for (uint64_t i = 0; i < p->npages; i++) {
 		uint8_t src = p->source[i];
 		if (p->target[i] != DCRES_PLAN_MAIN)
@@ -263,8 +298,36 @@ static int fetch_from_server(struct dcres_mainload *m, unsigned k, const uint64_
 	return 0;
 }
 
+/* Checks main.mem's pages[0..n) read into buf against main.present, when
+ * the checkpoint has one: each page whose bit is set must be listed there
+ * with its CRC. -EBADMSG with err naming the file and page otherwise. */
+static int check_main_pages(const struct dcres_mainload *m, const uint64_t *pages,
+			    size_t n, const uint8_t *buf, char *err, size_t err_len)
+{
+	for (size_t i = 0; m->has_main_present && i < n; i++) {
+		int ret;
+
+		if (!dcres_mrfile_test(&m->main, pages[i]))
+			continue;
+		ret = dcres_presence_check_page(&m->main_present, pages[i],
+						buf + i * DCRES_PAGE_SIZE);
+		if (ret == -ENOENT) {
+			snprintf(err, err_len, "%s/main.mem: page %llu is not in %s/"
+				 DCRES_MAIN_PRESENT_NAME, m->plan.ckpt_dir,
+				 (unsigned long long)pages[i], m->plan.ckpt_dir);
+			return -EBADMSG;
+		}
+		if (ret) {
+			snprintf(err, err_len, "%s/main.mem: page %llu is corrupted (checksum "
+				 "mismatch)", m->plan.ckpt_dir, (unsigned long long)pages[i]);
+			return -EBADMSG;
+		}
+	}
+	return 0;
+}
+
 /* The pager's fetch: pages[0..n) from their sources, runs of consecutive
- * main.mem pages in one read. */
+ * main.mem pages in one read (each checked against main.present). */
 static int fetch(void *opaque, const uint64_t *pages, size_t n, void *out, char *err,
 		 size_t err_len)
 {
@@ -290,6 +353,9 @@ static int fetch(void *opaque, const uint64_t *pages, size_t n, void *out, char 
 				 strerror(-ret));
 			return ret;
 		}
+		ret = check_main_pages(m, pages + i, run, buf + i * DCRES_PAGE_SIZE, err, err_len);
+		if (ret)
+			return ret;
 	}
 	for (unsigned k = 1; k < MAINLOAD_MAX_SOURCES; k++)
 		if (from_server[k] && (ret = fetch_from_server(m, k, pages, n, buf, err, err_len)))
@@ -366,6 +432,7 @@ void dcres_mainload_close(struct dcres_mainload *m)
 	for (unsigned k = 0; k < MAINLOAD_MAX_SOURCES; k++)
 		server_source_close(m->servers[k]);
 	dcres_mrfile_close(&m->main);
+	dcres_presence_free(&m->main_present);
 	dcres_plan_free(&m->plan);
 	free(m->scratch);
 	free(m->scratch_pages);

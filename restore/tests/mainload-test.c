@@ -5,7 +5,9 @@
  * data in main.mem is not loaded; eagerly, and lazily (a touch loads a
  * page before the background does, which starts with
  * dcres_pager_fill_go). A corrupted page of a server's file stops the
- * load with -EBADMSG, naming the file and page; a plan for another VM
+ * load with -EBADMSG, naming the file and page, and so does one of
+ * main.mem when the checkpoint has a main.present (as does a main.mem page
+ * main.present lacks; one of another page count is refused); a plan for another VM
  * size is refused, as are server files declaring another page size or
  * RAM size than the plan. usage: mainload-test (exit 77: no userfaultfd) */
 #define _GNU_SOURCE
@@ -19,6 +21,7 @@
 #include "dcres/loctable.h"
 #include "dcres/log.h"
 #include "dcres/mainload.h"
+#include "dcres/mainpresence.h"
 #include "dcres/memfile.h"
 #include "dcres/plan.h"
 #include "memserver-spawn.h"
@@ -168,6 +171,79 @@ static void refused_sources(const char *base)
 		  "the refusal does not name %s and its pages: %s", mem, err);
 }
 
+/* Loads checkpoint dir eagerly and expects -EBADMSG with logged in the
+ * log (the pager logs the fetch's error naming file and page). */
+static void expect_bad_load(const char *dir, const char *logged)
+{
+	char plan[600], err[512];
+	struct dcres_mainload *m;
+	struct dcres_pager *p;
+	uint8_t *region;
+
+	snprintf(plan, sizeof(plan), "%s/plan", dir);
+	plan_single_host(dir, plan);
+	p = pager_on(&region);
+	CHECK_MSG(dcres_mainload_open(plan, RAM, 0, &m, err, sizeof(err)) == 0, "open: %s", err);
+	CHECK(dcres_mainload_place(m, p, err, sizeof(err)) == 0);
+	test_capture_start();
+	CHECK_MSG(dcres_mainload_start(m, p, false, err, sizeof(err)) == -EBADMSG,
+		  "a bad page was loaded (want: %s)", logged);
+	CHECK_MSG(test_logged(logged), "the log does not say: %s", logged);
+	dcres_log_set_sink(NULL);
+	dcres_pager_stop(p);
+	dcres_mainload_close(m);
+	munmap(region, RAM);
+}
+
+/* Rewrites dir/main.present: page cleared, or npages of another count. */
+static void rewrite_main_present(const char *dir, uint64_t clear, uint64_t npages)
+{
+	char path[600];
+	struct dcres_presence p, q;
+
+	snprintf(path, sizeof(path), "%s/" DCRES_MAIN_PRESENT_NAME, dir);
+	CHECK(dcres_presence_read(path, &p) == 0);
+	dcres_presence_clear(&p, clear);
+	CHECK(dcres_presence_init(&q, npages, p.page_size) == 0);
+	for (uint64_t i = 0; i < p.npages && i < npages; i++)
+		if (dcres_presence_test(&p, i))
+			dcres_presence_set(&q, i, p.page_crc[i]);
+	CHECK(dcres_presence_write(path, &q) == 0);
+	dcres_presence_free(&p);
+	dcres_presence_free(&q);
+}
+
+/* Checkpoints with main.present: restored right; a damaged main.mem page,
+ * or one main.present lacks, stops the load naming it; a main.present of
+ * another page count is refused at open, named. */
+static void main_present(const char *base)
+{
+	struct dcres_mapped_ram geo;
+	struct dcres_mainload *m;
+	char plan[600], want[700], err[512] = "";
+	const char *dir = test_ckpt_make(base, TEST_CKPT_MAIN_PRESENT, &geo);
+
+	restore(dir, false);
+	restore(dir, true);
+
+	dir = test_ckpt_make(base, TEST_CKPT_MAIN_CORRUPT, &geo);
+	snprintf(want, sizeof(want), "%s/main.mem: page 16 is corrupted (checksum mismatch)", dir);
+	expect_bad_load(dir, want);
+
+	dir = test_ckpt_make(base, TEST_CKPT_MAIN_PRESENT, &geo);
+	CHECK(test_ckpt_owner(1) == DCRES_LOC_MAIN && !test_ckpt_zero_page(1));
+	rewrite_main_present(dir, 1, TEST_CKPT_NPAGES);
+	snprintf(want, sizeof(want), "%s/main.mem: page 1 is not in %s/main.present", dir, dir);
+	expect_bad_load(dir, want);
+
+	rewrite_main_present(dir, 1, TEST_CKPT_NPAGES - 1);
+	snprintf(plan, sizeof(plan), "%s/plan", dir);
+	CHECK_MSG(dcres_mainload_open(plan, RAM, 0, &m, err, sizeof(err)) == -EINVAL,
+		  "a main.present of 999 pages opened: %s", err);
+	snprintf(want, sizeof(want), "%s/main.present: 999 pages", dir);
+	CHECK_MSG(strstr(err, want), "the refusal does not name main.present: %s", err);
+}
+
 int main(void)
 {
 	struct dcres_mapped_ram geo;
@@ -226,6 +302,8 @@ int main(void)
 	dcres_pager_stop(p);
 	dcres_mainload_close(m);
 	munmap(region, RAM);
+
+	main_present(base);
 	printf("mainload: ok\n");
 	return 0;
 }

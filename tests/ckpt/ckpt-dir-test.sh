@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # dcres-checkpoint takes its directory before it contacts QEMU: a file an
-# earlier, unfinished checkpoint left there (main.loc, a server's part, a
-# partial file) is refused by name and left intact; a directory another
-# dcres-checkpoint holds (its lock, here taken with flock) is refused; an
-# empty one gets as far as QEMU's socket. No QEMU is needed.
+# earlier, unfinished checkpoint left there (main.loc, main.present, a
+# server's part, a partial file) is refused by name and left intact; a
+# directory another dcres-checkpoint holds (its lock, here taken with
+# flock) is refused; an empty one gets as far as QEMU's socket. No QEMU is
+# needed.
 set -euo pipefail
 . "$(dirname "$0")/../lib/common.sh"
 [ -x "${DCRES_CHECKPOINT:-}" ] || fail "dcres-checkpoint not found (DCRES_CHECKPOINT=${DCRES_CHECKPOINT:-unset})"
@@ -16,7 +17,7 @@ try() {
   return $status
 }
 
-for f in main.loc host-2.mem host-1.present host-1.mem.partial.abc12345; do
+for f in main.loc main.present host-2.mem host-1.present host-1.mem.partial.abc12345; do
   dir=$TEST_TMP/stale-$f
   mkdir -p "$dir" && echo old > "$dir/$f"
   if try "$dir"; then fail "a directory holding $f was accepted"; fi

@@ -56,7 +56,7 @@ for k in 0 1 2; do
 done
 # Every part on its own host and one other, never twice on one host.
 rel=ckpt
-for f in main.mem main.loc manifest; do
+for f in main.mem main.loc main.present manifest; do
   [ -f "$(disk 0)/$rel/$f" ] && [ -f "$(disk 1)/$rel/$f" ] && [ ! -e "$(disk 2)/$rel/$f" ] \
     || fail "$f is not on hosts 0 and 1 only"
 done

@@ -131,6 +131,7 @@ struct ckpt_run {
 	char dir[PATH_MAX];        /* absolute */
 	char mem_path[PATH_MAX];   /* dir/main.mem */
 	char loc_path[PATH_MAX];   /* dir/main.loc */
+	char present_path[PATH_MAX]; /* dir/main.present */
 
 	/* The VM, before the checkpoint. */
 	bool was_running;
@@ -162,7 +163,7 @@ struct ckpt_run {
 	struct dcres_loc_part *parts; /* each server's part, from main.loc (nparts) */
 	unsigned nparts;
 	char server_dir[DCRES_LOC_TEXT_MAX]; /* the servers' name of DIR */
-	struct ckpt_file_sum main_files[2];  /* main.mem, main.loc */
+	struct ckpt_file_sum main_files[3];  /* main.mem, main.loc, main.present */
 	unsigned nmain_files;
 	uint8_t ckpt_id[16];       /* from main.loc */
 	bool has_parent;           /* incremental on parent_dir */
@@ -270,10 +271,15 @@ int files_count_pages(struct ckpt_run *r);
  * the migration completed) and notes the time: the checkpoint's data is
  * durable from then on. */
 int files_sync_main(struct ckpt_run *r);
-/* After a failure: removes main.mem and main.loc if this run started a
- * migration (and, for a D-CRES checkpoint, the host-K.mem/.present files
- * servers may have published in DIR before another part failed), and DIR
- * if this run created it and it is empty. */
+/* A D-CRES checkpoint (main.loc exists): publishes main.present, the
+ * CRC-32C of each page main.mem holds for the main host (read back from
+ * main.mem), so that a restore checks each page as it loads it; a no-op
+ * in conventional mode. */
+int files_write_main_present(struct ckpt_run *r);
+/* After a failure: removes main.mem, main.loc and main.present if this
+ * run started a migration (and, for a D-CRES checkpoint, the
+ * host-K.mem/.present files servers may have published in DIR before
+ * another part failed), and DIR if this run created it and it is empty. */
 void files_remove(struct ckpt_run *r);
 /* Formats dir/host-K.suffix into out (PATH_MAX bytes); -ENAMETOOLONG
  * (logged) if it does not fit. */

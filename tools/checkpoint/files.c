@@ -14,6 +14,7 @@
 #include "ckpt.h"
 #include "dcres/log.h"
 #include "dcres/loctable.h"
+#include "dcres/mainpresence.h"
 #include "dcres/manifest.h"
 #include "dcres/mappedram.h"
 
@@ -62,7 +63,7 @@ static bool ckpt_file(const char *name)
 	char rest[16];
 
 	return !strcmp(name, "main.mem") || !strcmp(name, "main.loc") ||
-	       strstr(name, ".partial") ||
+	       !strcmp(name, DCRES_MAIN_PRESENT_NAME) || strstr(name, ".partial") ||
 	       (sscanf(name, "host-%u.%15s", &k, rest) == 2 &&
 		(!strncmp(rest, "mem", 3) || !strncmp(rest, "present", 7)));
 }
@@ -131,7 +132,8 @@ int files_prepare(struct ckpt_run *r)
 		pr_err("%s is not a directory", r->dir);
 		return -ENOTDIR;
 	}
-	if (join(r->mem_path, r->dir, "main.mem") || join(r->loc_path, r->dir, "main.loc"))
+	if (join(r->mem_path, r->dir, "main.mem") || join(r->loc_path, r->dir, "main.loc") ||
+	    join(r->present_path, r->dir, DCRES_MAIN_PRESENT_NAME))
 		return -ENAMETOOLONG;
 	return take_dir(r);
 }
@@ -231,6 +233,36 @@ int files_sync_main(struct ckpt_run *r)
 	return err;
 }
 
+int files_write_main_present(struct ckpt_run *r)
+{
+	struct dcres_loctable loc;
+	struct dcres_presence p;
+	struct dcres_mrfile f;
+	int err;
+
+	if (!r->dcres_mode)
+		return 0;
+	err = dcres_loctable_read(r->loc_path, &loc);
+	if (err)
+		return err;
+	err = dcres_mrfile_open(r->mem_path, &loc.main_file, false, &f);
+	if (!err) {
+		err = dcres_main_presence_build(&f, &loc, &p);
+		dcres_mrfile_close(&f);
+	}
+	if (!err) {
+		err = dcres_presence_write(r->present_path, &p);
+		if (!err)
+			pr_debug("%s: the CRCs of %llu pages of %s", r->present_path,
+				 (unsigned long long)dcres_presence_count(&p), r->mem_path);
+		dcres_presence_free(&p);
+	}
+	if (err)
+		pr_err("%s: cannot write it: %s", r->present_path, strerror(-err));
+	dcres_loctable_free(&loc);
+	return err;
+}
+
 /* Unlinks path if it exists, saying so. */
 static void remove_file(const char *path)
 {
@@ -247,6 +279,7 @@ void files_remove(struct ckpt_run *r)
 	if (r->migrate_started) {
 		remove_file(r->mem_path);
 		remove_file(r->loc_path);
+		remove_file(r->present_path);
 	}
 	/* Files that servers published before the checkpoint failed elsewhere
 	 * (seen here when DIR is shared with them). */

@@ -329,7 +329,8 @@ static int run_steps(struct ckpt_run *r)
 		return e;
 	if ((e = vm_wait_durable(r)) ||
 	    (e = check_interrupt()) || (e = files_count_pages(r)) || (e = files_sync_main(r)) ||
-	    (e = check_interrupt()) || (e = manifest_out(r)))
+	    (e = files_write_main_present(r)) || (e = check_interrupt()) ||
+	    (e = manifest_out(r)))
 		return e;
 	r->finished_ms = ckpt_now_ms();
 	/* The checkpoint is complete: a missing copy does not undo it. */

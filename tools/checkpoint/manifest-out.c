@@ -9,9 +9,10 @@
 
 #include "ckpt.h"
 #include "dcres/log.h"
+#include "dcres/mainpresence.h"
 #include "dcres/manifest.h"
 
-#define MAX_FILES (2 + 2 * CKPT_MAX_SERVERS)
+#define MAX_FILES (3 + 2 * CKPT_MAX_SERVERS)
 
 /* Storage for the strings and messages the manifest points to. */
 struct manifest_buf {
@@ -149,10 +150,13 @@ int manifest_out(struct ckpt_run *r)
 		if (r->disks[i].snapshotted && r->disks[i].file[0])
 			b->disk_files[m.n_disk_files++] = r->disks[i].file;
 
-	add_host(r, &m, b, 0, "main", "main.mem", NULL, r->main_pages);
+	add_host(r, &m, b, 0, "main", "main.mem",
+		 r->dcres_mode ? DCRES_MAIN_PRESENT_NAME : NULL, r->main_pages);
 	err = add_main_file(r, &m, b, 0, "main.mem");
 	if (!err && r->dcres_mode)
 		err = add_main_file(r, &m, b, 1, "main.loc");
+	if (!err && r->dcres_mode)
+		err = add_main_file(r, &m, b, 2, DCRES_MAIN_PRESENT_NAME);
 	/* The servers' files as their finals described them: never read here. */
 	for (unsigned i = 0; !err && i < nservers; i++) {
 		const struct dcres_loc_part *p = &r->parts[i];

@@ -1,9 +1,9 @@
 /* Replicas: after the checkpoint, each part copied to other hosts of the
  * set (ckpt.h). A memory server's part (host-K.mem, host-K.present) goes
  * server to server: this tool asks server K to send it. The main host's
- * part (main.mem, main.loc, then the manifest) is sent from here. Copies
- * of a part go to distinct memory servers other than its own host: part K
- * to K+1, K+2, ... (wrapping), the main host's to 1, 2, ... */
+ * part (main.mem, main.loc, main.present, then the manifest) is sent from
+ * here. Copies of a part go to distinct memory servers other than its own
+ * host: part K to K+1, K+2, ... (wrapping), the main host's to 1, 2, ... */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "dcres/log.h"
+#include "dcres/mainpresence.h"
 #include "dcres/uuid.h"
 
 /* At most this many placement violations are logged one by one. */
@@ -53,7 +54,7 @@ int ckptdir_init(struct ckptdir *c, const char *dir)
 
 int ckptdir_load_manifest(struct ckptdir *c)
 {
-	const char *loc_name = "main.loc", *main_name = "main.mem";
+	const char *loc_name = "main.loc", *main_name = "main.mem", *present_name = NULL;
 	const Dcres__Manifest *m;
 	char path[PATH_MAX];
 	struct stat sb;
@@ -63,8 +64,13 @@ int ckptdir_load_manifest(struct ckptdir *c)
 	if (ret)
 		return ret;
 	if (stat(path, &sb) < 0) {
-		if (errno == ENOENT)
-			return 0;
+		if (errno == ENOENT) {
+			/* No manifest to say: main.present if the directory has it. */
+			ret = join(path, c->dir, DCRES_MAIN_PRESENT_NAME);
+			if (!ret && stat(path, &sb) == 0)
+				memcpy(c->main_present_path, path, sizeof(path));
+			return ret;
+		}
 		ret = -errno;
 		pr_perror("stat %s", path);
 		return ret;
@@ -75,10 +81,16 @@ int ckptdir_load_manifest(struct ckptdir *c)
 	m = c->manifest;
 	if (m->loc_file)
 		loc_name = m->loc_file;
-	for (size_t i = 0; i < m->n_hosts; i++)
-		if (m->hosts[i]->has_id && m->hosts[i]->id == 0 && m->hosts[i]->mem_file)
-			main_name = m->hosts[i]->mem_file;
-	if (!plain_name(loc_name) || !plain_name(main_name)) {
+	for (size_t i = 0; i < m->n_hosts; i++) {
+		const Dcres__HostPart *h = m->hosts[i];
+
+		if (h->has_id && h->id == 0 && h->mem_file)
+			main_name = h->mem_file;
+		if (h->has_id && h->id == 0 && h->present_file)
+			present_name = h->present_file;
+	}
+	if (!plain_name(loc_name) || !plain_name(main_name) ||
+	    (present_name && !plain_name(present_name))) {
 		pr_err("%s: file names must be plain names in the directory", path);
 		return -EINVAL;
 	}
@@ -89,6 +101,8 @@ int ckptdir_load_manifest(struct ckptdir *c)
 	ret = join(c->loc_path, c->dir, loc_name);
 	if (!ret)
 		ret = join(c->main_path, c->dir, main_name);
+	if (!ret && present_name)
+		ret = join(c->main_present_path, c->dir, present_name);
 	return ret;
 }
 
@@ -139,6 +153,52 @@ int ckptdir_open_main(struct ckptdir *c)
 	c->main_pages = dcres_mrfile_count(&c->main);
 	c->main_ok = true;
 	return 0;
+}
+
+/* Checks that main.present lists exactly the pages main.mem holds that
+ * main.loc places on the main host; -EBADMSG naming the first that
+ * differs. */
+static int check_main_present(const struct ckptdir *c)
+{
+	const struct dcres_presence *p = &c->main_pres;
+
+	if (p->npages != c->loc.npages || p->page_size != c->loc.page_size) {
+		pr_err("%s: %llu pages of %u bytes; %s has %llu of %u", c->main_present_path,
+		       (unsigned long long)p->npages, p->page_size, c->loc_path,
+		       (unsigned long long)c->loc.npages, c->loc.page_size);
+		return -EINVAL;
+	}
+	for (uint64_t pg = 0; pg < p->npages; pg++) {
+		bool want = c->loc.host[pg] == DCRES_LOC_MAIN && dcres_mrfile_test(&c->main, pg);
+
+		if (dcres_presence_test(p, pg) == want)
+			continue;
+		if (want)
+			pr_err("%s: page %llu is not in it, but %s holds it for the main host",
+			       c->main_present_path, (unsigned long long)pg, c->main_path);
+		else
+			pr_err("%s: page %llu is in it, but %s does not hold it for the main "
+			       "host", c->main_present_path, (unsigned long long)pg, c->main_path);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+int ckptdir_open_main_present(struct ckptdir *c)
+{
+	int ret;
+
+	if (!c->main_present_path[0])
+		return 0; /* a checkpoint made before main.present */
+	if (!c->main_ok) {
+		pr_err("%s: cannot be checked without %s", c->main_present_path, c->main_path);
+		return -EINVAL;
+	}
+	ret = dcres_presence_read(c->main_present_path, &c->main_pres);
+	if (!ret)
+		ret = check_main_present(c);
+	c->main_pres_ok = !ret;
+	return ret;
 }
 
 /* Adds server id with its file names (NULL: host-K.mem, host-K.present). */
@@ -308,6 +368,8 @@ int ckptdir_open(struct ckptdir *c)
 	if (!ret)
 		ret = ckptdir_open_main(c);
 	if (!ret)
+		ret = ckptdir_open_main_present(c);
+	if (!ret)
 		ret = ckptdir_find_servers(c);
 	for (unsigned i = 0; i < c->nservers && !ret; i++)
 		ret = ckptdir_open_server(c, &c->servers[i]);
@@ -328,8 +390,9 @@ void ckptdir_close(struct ckptdir *c)
 	dcres_manifest_free(c->manifest);
 	c->manifest = NULL;
 	dcres_mrfile_close(&c->main);
+	dcres_presence_free(&c->main_pres);
 	dcres_loctable_free(&c->loc);
-	c->loc_ok = c->main_ok = false;
+	c->loc_ok = c->main_ok = c->main_pres_ok = false;
 }
 
 /* Writes into out (64 bytes) where main.loc places a page: "on the main

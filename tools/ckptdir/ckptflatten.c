@@ -9,27 +9,46 @@
 #include <unistd.h>
 
 #include "dcres/log.h"
+#include "dcres/mainpresence.h"
 
 /* Writes out_dir/main.loc: the newest layer's table, every written page on
- * the main host, no servers' parts, the same id, no parent. */
-static int write_loc(const struct ckptdir *top, const char *out_dir)
+ * the main host, no servers' parts, the same id, no parent; *t (freed by
+ * the caller, even on failure) is the table written. */
+static int write_loc(const struct ckptdir *top, const char *out_dir, struct dcres_loctable *t)
 {
-	struct dcres_loctable t;
 	char path[PATH_MAX];
 	int ret;
 
 	if (snprintf(path, sizeof(path), "%s/main.loc", out_dir) >= (int)sizeof(path))
 		return -ENAMETOOLONG;
-	ret = dcres_loctable_init(&t, top->loc.npages, top->loc.page_size);
+	ret = dcres_loctable_init(t, top->loc.npages, top->loc.page_size);
 	if (ret)
 		return ret;
-	for (uint64_t p = 0; p < t.npages; p++)
-		t.host[p] = top->loc.host[p] == DCRES_LOC_ZERO ? DCRES_LOC_ZERO : DCRES_LOC_MAIN;
-	memcpy(t.history, top->loc.history, t.npages);
-	t.main_file = top->loc.main_file;
-	memcpy(t.ckpt_id, top->loc.ckpt_id, 16);
-	ret = dcres_loctable_write(path, &t);
-	dcres_loctable_free(&t);
+	for (uint64_t p = 0; p < t->npages; p++)
+		t->host[p] = top->loc.host[p] == DCRES_LOC_ZERO ? DCRES_LOC_ZERO : DCRES_LOC_MAIN;
+	memcpy(t->history, top->loc.history, t->npages);
+	t->main_file = top->loc.main_file;
+	memcpy(t->ckpt_id, top->loc.ckpt_id, 16);
+	return dcres_loctable_write(path, t);
+}
+
+/* Writes out_dir/main.present for the merged main.mem (open as mr) and
+ * its table t: every page it holds. */
+static int write_present(struct dcres_mrfile *mr, const struct dcres_loctable *t,
+			 const char *out_dir)
+{
+	struct dcres_presence p;
+	char path[PATH_MAX];
+	int ret;
+
+	if (snprintf(path, sizeof(path), "%s/" DCRES_MAIN_PRESENT_NAME, out_dir) >=
+	    (int)sizeof(path))
+		return -ENAMETOOLONG;
+	ret = dcres_main_presence_build(mr, t, &p);
+	if (ret)
+		return ret;
+	ret = dcres_presence_write(path, &p);
+	dcres_presence_free(&p);
 	return ret;
 }
 
@@ -56,7 +75,7 @@ static int write_manifest(const struct ckptchain *ch, const char *out_dir, uint6
 	const Dcres__Manifest *old = ch->layer[0].manifest;
 	Dcres__Manifest m = DCRES__MANIFEST__INIT;
 	Dcres__HostPart main = DCRES__HOST_PART__INIT, *hosts[1] = { &main };
-	Dcres__FileSum files[2], *file_ptrs[2];
+	Dcres__FileSum files[3], *file_ptrs[3];
 	char path[PATH_MAX];
 	uint64_t size;
 	int ret;
@@ -89,6 +108,7 @@ static int write_manifest(const struct ckptchain *ch, const char *out_dir, uint6
 	main.has_id = main.has_pages = true;
 	main.address = "main";
 	main.mem_file = "main.mem";
+	main.present_file = DCRES_MAIN_PRESENT_NAME;
 	main.pages = main_pages;
 	m.n_hosts = 1;
 	m.hosts = hosts;
@@ -96,6 +116,8 @@ static int write_manifest(const struct ckptchain *ch, const char *out_dir, uint6
 	ret = add_sum(&m, &files[0], &file_ptrs[0], out_dir, "main.mem");
 	if (!ret)
 		ret = add_sum(&m, &files[1], &file_ptrs[1], out_dir, "main.loc");
+	if (!ret)
+		ret = add_sum(&m, &files[2], &file_ptrs[2], out_dir, DCRES_MAIN_PRESENT_NAME);
 	if (!ret)
 		ret = dcres_manifest_write(out_dir, &m);
 	return ret;
@@ -105,6 +127,7 @@ int ckptchain_flatten(struct ckptchain *ch, const char *out_dir)
 {
 	char path[PATH_MAX];
 	struct dcres_mrfile mr = { .fd = -1 };
+	struct dcres_loctable t = { 0 };
 	int ret;
 
 	if (mkdir(out_dir, 0700) < 0) {
@@ -117,10 +140,13 @@ int ckptchain_flatten(struct ckptchain *ch, const char *out_dir)
 	if (!ret)
 		ret = dcres_mrfile_open(path, &ch->layer[0].loc.main_file, false, &mr);
 	if (!ret)
-		ret = write_loc(&ch->layer[0], out_dir);
+		ret = write_loc(&ch->layer[0], out_dir, &t);
+	if (!ret)
+		ret = write_present(&mr, &t, out_dir);
 	if (!ret)
 		ret = write_manifest(ch, out_dir, dcres_mrfile_count(&mr));
 	dcres_mrfile_close(&mr);
+	dcres_loctable_free(&t);
 	if (ret) /* not a checkpoint: nothing of it stays */
 		ckptchain_remove_flat(out_dir);
 	return ret;
@@ -128,7 +154,8 @@ int ckptchain_flatten(struct ckptchain *ch, const char *out_dir)
 
 int ckptchain_remove_flat(const char *out_dir)
 {
-	static const char *const names[] = { DCRES_MANIFEST_NAME, "main.mem", "main.loc" };
+	static const char *const names[] = { DCRES_MANIFEST_NAME, "main.mem", "main.loc",
+					     DCRES_MAIN_PRESENT_NAME };
 	char path[PATH_MAX];
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)

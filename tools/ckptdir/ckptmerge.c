@@ -173,7 +173,8 @@ static int window_server(const struct ckptdir_server *s, struct window *w,
 
 /* Reads layer c's main.mem pages of window w not stored yet (their bit
  * set) into their places in w->data, one read for the span from first to
- * last, and marks them stored and set in out. */
+ * last (each page CRC-checked against main.present when c has one), and
+ * marks them stored and set in out. */
 static int window_main(struct ckptdir *c, struct window *w, struct dcres_mrfile *out)
 {
 	uint32_t ps = out->page_size;
@@ -190,9 +191,19 @@ static int window_main(struct ckptdir *c, struct window *w, struct dcres_mrfile 
 		return 0;
 	ret = dcres_mrfile_read_pages(&c->main, w->first + lo, w->sbuf, hi - lo);
 	for (uint64_t i = lo; i < hi && !ret; i++) {
+		const uint8_t *page = w->sbuf + (i - lo) * ps;
+
 		if (w->stored[i] || !dcres_mrfile_test(&c->main, w->first + i))
 			continue;
-		memcpy(w->data + i * ps, w->sbuf + (i - lo) * ps, ps);
+		if (c->main_pres_ok &&
+		    (ret = dcres_presence_check_page(&c->main_pres, w->first + i, page))) {
+			pr_err("%s: page %llu: %s %s", c->main_path,
+			       (unsigned long long)(w->first + i),
+			       ret == -ENOENT ? "not in" : "its CRC-32C is not the one of",
+			       c->main_present_path);
+			return -EBADMSG;
+		}
+		memcpy(w->data + i * ps, page, ps);
 		w->stored[i] = true;
 		dcres_mrfile_set(out, w->first + i);
 	}
@@ -259,13 +270,15 @@ static int merge_pages(struct ckptchain *ch, struct dcres_mrfile *out)
 static int check_out(const struct ckptdir *c, const char *out)
 {
 	struct stat o, i;
-	const char *inputs[2 + 2 * CKPTDIR_MAX_SERVERS];
+	const char *inputs[3 + 2 * CKPTDIR_MAX_SERVERS];
 	unsigned n = 0;
 
 	if (stat(out, &o) < 0)
 		return 0;
 	inputs[n++] = c->main_path;
 	inputs[n++] = c->loc_path;
+	if (c->main_present_path[0])
+		inputs[n++] = c->main_present_path;
 	for (unsigned k = 0; k < c->nservers; k++) {
 		inputs[n++] = c->servers[k].mem_path;
 		inputs[n++] = c->servers[k].present_path;

@@ -1,12 +1,14 @@
 /* dcres-inspect: the checks that read every byte: the size and CRC-32C of
  * every file the manifest lists (each file read once, main.mem included),
- * and each memory server's pages against the CRCs of its presence file
+ * and main.mem's pages against main.present (when the checkpoint has one)
+ * and each memory server's against the CRCs of its presence file
  * (inspect.h). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dcres/mainpresence.h"
 #include "inspect.h"
 
 /* Checks file entry i of the manifest (its name is safe, its size and CRC
@@ -72,8 +74,40 @@ static void add_bad_page(struct inspect *in, const char *file, uint64_t page)
 	in->bad[in->nbad++].page = page;
 }
 
+/* Checks main.mem's pages against main.present, when the checkpoint has
+ * one. */
+static void verify_main_pages(struct inspect *in)
+{
+	const char *name = insp_basename(in->c.main_path);
+	struct insp_check *ck;
+	uint64_t bad = 0;
+	int ret;
+
+	if (!in->c.main_present_path[0])
+		return; /* a checkpoint made before main.present */
+	ck = insp_check_begin(in, INSP_PAGES, "%s", name);
+	if (!in->c.main_pres_ok) {
+		insp_check_skip(ck, "main.mem or main.present did not open");
+		return;
+	}
+	ret = dcres_main_presence_verify(&in->c.main_pres, &in->c.main, &bad);
+	if (ret == -EBADMSG) {
+		insp_check_clear_errors(ck);
+		insp_check_fail(ck, "%s: page %llu is corrupted (its CRC-32C is not the one "
+				"%s gives)", in->c.main_path, (unsigned long long)bad,
+				insp_basename(in->c.main_present_path));
+		add_bad_page(in, name, bad);
+	} else if (!ret) {
+		insp_check_detail(ck, "%llu pages match the CRCs of %s",
+				  (unsigned long long)dcres_presence_count(&in->c.main_pres),
+				  insp_basename(in->c.main_present_path));
+	}
+	insp_check_end(ck, ret);
+}
+
 void insp_verify_pages(struct inspect *in)
 {
+	verify_main_pages(in);
 	for (unsigned i = 0; in->c.servers && i < in->c.nservers; i++) {
 		struct ckptdir_server *s = &in->c.servers[i];
 		const char *name = insp_basename(s->mem_path);

@@ -8,11 +8,13 @@
  * the manifest says each saved, pages its file holds, pages main.loc places
  * there and how many of those are hot), the never-written pages and a
  * summary of the access history; then its checks: the manifest, main.loc,
- * main.mem's mapped-ram header and bitmap against main.loc, each memory
- * server's files, the manifest's page counts, that every written page is
- * in exactly one file; unless --no-verify, the size and CRC-32C of every
- * file the manifest lists (each file read once) and every server page
- * against its presence file's CRC; and each qcow2 image (--disk, and the
+ * main.mem's mapped-ram header and bitmap against main.loc, main.present
+ * (when the checkpoint has one) against both, each memory server's files,
+ * the manifest's page counts, that every written page is in exactly one
+ * file; unless --no-verify, the size and CRC-32C of every file the
+ * manifest lists (each file read once), every main.mem page against
+ * main.present's CRC and every server page against its presence file's
+ * CRC; and each qcow2 image (--disk, and the
  * manifest's disk_files) through libqcow. It goes on past failures and
  * reports each, naming the file (and page). With --json the same report
  * is one JSON object.

@@ -23,7 +23,7 @@ extern const char *const insp_bucket_name[INSP_BUCKETS];
 enum insp_section {
 	INSP_STRUCTURE, /* manifest, main.loc, main.mem, servers, placement */
 	INSP_CHECKSUM,  /* one per file the manifest lists */
-	INSP_PAGES,     /* per-page CRCs of one server's memory file */
+	INSP_PAGES,     /* per-page CRCs of one memory file (main.mem, host-K.mem) */
 	INSP_DISK,      /* one per qcow2 image */
 };
 
@@ -155,8 +155,9 @@ void insp_facts(struct inspect *in);
 /* Checks every file the manifest lists against its size and CRC-32C, in
  * parallel, one check per file. */
 void insp_verify_files(struct inspect *in);
-/* Checks every page of each opened server's memory file against the CRC
- * in its presence file; a bad page is recorded and named. */
+/* Checks every page of main.mem against main.present (when the
+ * checkpoint has one) and of each opened server's memory file against
+ * the CRC in its presence file; a bad page is recorded and named. */
 void insp_verify_pages(struct inspect *in);
 
 /* disk.c: qcow2 images through libqcow. */

@@ -62,6 +62,28 @@ static void open_main(struct inspect *in)
 	insp_check_end(ck, ret);
 }
 
+/* Checks main.present, when the checkpoint has one: readable, valid, and
+ * listing exactly main.mem's pages of the main host. */
+static void open_main_present(struct inspect *in)
+{
+	struct insp_check *ck;
+	int ret;
+
+	if (!in->c.main_present_path[0])
+		return; /* a checkpoint made before main.present */
+	ck = insp_check_begin(in, INSP_STRUCTURE, "%s", insp_basename(in->c.main_present_path));
+	if (!in->c.main_ok) {
+		insp_check_skip(ck, "needs main.mem");
+		return;
+	}
+	ret = ckptdir_open_main_present(&in->c);
+	if (!ret)
+		insp_check_detail(ck, "%llu pages, those of %s on the main host",
+				  (unsigned long long)dcres_presence_count(&in->c.main_pres),
+				  insp_basename(in->c.main_path));
+	insp_check_end(ck, ret);
+}
+
 /* Checks the server list and each server's memory and presence files. */
 static void open_servers(struct inspect *in)
 {
@@ -103,6 +125,7 @@ void insp_open_parts(struct inspect *in)
 		return;
 	open_loc(in);
 	open_main(in);
+	open_main_present(in);
 	open_servers(in);
 }
 

@@ -6,14 +6,15 @@
  *   dcres-merge [--check] [--json] DIR [OUT]
  *
  * It reads DIR/manifest (when present; every file's checksum is verified),
- * DIR/main.loc, DIR/main.mem and each memory server's host-K.mem and
- * host-K.present; checks that every written page is in exactly one file,
- * the one main.loc names. An incremental checkpoint's parents are read
- * too (in the directories its manifest names, checked against the ids
- * and CRCs it records), each page from the newest one holding it. Then it
- * copies main.mem (holes kept) to a new
- * OUT.partial.XXXXXXXX, puts every server page at its place with its bitmap bit set (each page's
- * CRC checked), fsyncs and renames it to OUT. Exit status: 0 done, 1 error
+ * DIR/main.loc, DIR/main.mem, DIR/main.present (when the checkpoint has
+ * one) and each memory server's host-K.mem and host-K.present; checks
+ * that every written page is in exactly one file, the one main.loc names.
+ * An incremental checkpoint's parents are read too (in the directories
+ * its manifest names, checked against the ids and CRCs it records), each
+ * page from the newest one holding it. Then it copies main.mem (holes
+ * kept) to a new OUT.partial.XXXXXXXX, puts every server page at its place
+ * with its bitmap bit set (each page's CRC checked, main.mem's too when
+ * there is a main.present), fsyncs and renames it to OUT. Exit status: 0 done, 1 error
  * (logged on stderr naming the file and page), 2 usage. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -173,7 +174,7 @@ int main(int argc, char **argv)
 		goto fail;
 	ret = ckptchain_check(&ch, &duplicates);
 	if (!ret)
-		ret = check ? merge_verify_server_pages(&ch) :
+		ret = check ? merge_verify_pages(&ch) :
 		      flatten ? ckptchain_flatten(&ch, out) : ckptchain_merge(&ch, out);
 	if (!ret)
 		summary(&ch, out, json, duplicates);

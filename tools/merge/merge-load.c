@@ -1,11 +1,18 @@
-/* dcres-merge: checking a chain's server pages (merge.h). */
+/* dcres-merge: checking a chain's pages against their CRCs (merge.h). */
 #include "merge.h"
 
-int merge_verify_server_pages(const struct ckptchain *ch)
+#include "dcres/mainpresence.h"
+
+int merge_verify_pages(struct ckptchain *ch)
 {
 	for (unsigned l = 0; l < ch->n; l++) {
-		const struct ckptdir *c = &ch->layer[l];
+		struct ckptdir *c = &ch->layer[l];
 
+		if (c->main_pres_ok) {
+			int ret = dcres_main_presence_verify(&c->main_pres, &c->main, NULL);
+			if (ret)
+				return ret;
+		}
 		for (unsigned i = 0; i < c->nservers; i++) {
 			int ret = dcres_presence_verify_pages(&c->servers[i].pres,
 							      c->servers[i].mf, NULL);

@@ -8,8 +8,10 @@
 
 #include "dcres/ckptchain.h"
 
-/* Reads every server page of every layer and checks its CRC against its
- * presence file; the first bad page is -EBADMSG naming file and page. */
-int merge_verify_server_pages(const struct ckptchain *ch);
+/* Reads every page of every layer that has a per-page CRC (a server's
+ * pages against its presence file, main.mem's against main.present when
+ * the layer has one) and checks it; the first bad page is -EBADMSG naming
+ * file and page. */
+int merge_verify_pages(struct ckptchain *ch);
 
 #endif

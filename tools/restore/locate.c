@@ -13,6 +13,7 @@
 
 #include "dcres/fileio.h"
 #include "dcres/log.h"
+#include "dcres/mainpresence.h"
 #include "restore.h"
 
 /* The index of source name in r->sources, or -1. */
@@ -110,12 +111,14 @@ static int fetch_file(struct rst_run *r, struct dcres_memclient *c, const char *
 }
 
 /* Fetches the main host's files from source s: the manifest first (read
- * and checked), then the files it lists for the main host. */
+ * and checked), then the files it lists for the main host (main.present
+ * only when it lists one: older checkpoints have none). */
 static int fetch_main_from(struct rst_run *r, const struct rst_source *s)
 {
 	struct dcres_memclient *c = NULL;
 	Dcres__Manifest *m = NULL;
-	const char *names[] = { "main.loc", "main.mem" };
+	const char *names[] = { "main.loc", "main.mem", DCRES_MAIN_PRESENT_NAME,
+				DCRES_MANIFEST_NAME };
 	int ret = connect_source(r, s, &c);
 
 	if (!ret)
@@ -123,9 +126,11 @@ static int fetch_main_from(struct rst_run *r, const struct rst_source *s)
 	if (!ret && (ret = dcres_manifest_read(r->dir, &m)))
 		pr_err("%s/manifest from memory server %s does not read: not used", r->dir,
 		       s->name);
-	for (unsigned i = 0; !ret && i < 2; i++) {
+	for (unsigned i = 0; !ret && i < 3; i++) {
 		const Dcres__FileSum *want = dcres_manifest_file(m, names[i]);
 
+		if (!want && i == 2)
+			continue; /* no main.present */
 		if (!want) {
 			pr_err("the manifest from memory server %s lists no %s", s->name, names[i]);
 			ret = -EBADMSG;
@@ -134,10 +139,10 @@ static int fetch_main_from(struct rst_run *r, const struct rst_source *s)
 		}
 	}
 	/* Nothing half-fetched stays: the next source starts afresh. */
-	for (unsigned i = 0; ret && i < 3; i++) {
+	for (unsigned i = 0; ret && i < 4; i++) {
 		char path[PATH_MAX + 32];
 
-		snprintf(path, sizeof(path), "%s/%s", r->dir, i < 2 ? names[i] : DCRES_MANIFEST_NAME);
+		snprintf(path, sizeof(path), "%s/%s", r->dir, names[i]);
 		unlink(path);
 	}
 	dcres_manifest_free(m);

@@ -1,10 +1,11 @@
 /* The files QEMU loads this host's pages from (restore.h): RUN/parts,
- * the plan's checkpoint directory. main.mem and main.loc are links to
- * DIR's (an increment's: to its flattened chain's, RUN/flat); a server
- * part the plan takes pages from for this host is a link to DIR's files
- * when DIR has them (a shared directory), otherwise a
- * memory and presence file holding only those pages, which a server with
- * a copy serves (each page's CRC checked there and again by QEMU). */
+ * the plan's checkpoint directory. main.mem, main.loc and main.present
+ * (when the checkpoint has one) are links to DIR's (an increment's: to its
+ * flattened chain's, RUN/flat); a server part the plan takes pages from
+ * for this host is a link to DIR's files when DIR has them (a shared
+ * directory), otherwise a memory and presence file holding only those
+ * pages, which a server with a copy serves (each page's CRC checked
+ * there and again by QEMU). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 
 #include "dcres/log.h"
 #include "dcres/crc32c.h"
+#include "dcres/mainpresence.h"
 #include "dcres/presence.h"
 #include "restore.h"
 
@@ -33,6 +35,21 @@ static int link_file(const struct rst_run *r, const char *name)
 		int err = errno;
 
 		pr_perror("link %s to %s", from, to);
+		return -err;
+	}
+	return 0;
+}
+
+/* Removes stage/name, left by an earlier run of a checkpoint that had it. */
+static int unlink_stale(const struct rst_run *r, const char *name)
+{
+	char path[PATH_MAX + 32];
+
+	snprintf(path, sizeof(path), "%s/%s", r->stage_dir, name);
+	if (unlink(path) < 0 && errno != ENOENT) {
+		int err = errno;
+
+		pr_perror("remove %s", path);
 		return -err;
 	}
 	return 0;
@@ -107,6 +124,12 @@ int locate_stage_main(struct rst_run *r)
 		return ret;
 	}
 	if ((ret = link_file(r, "main.mem")) || (ret = link_file(r, "main.loc")))
+		return ret;
+	if (r->cd.main_present_path[0])
+		ret = link_file(r, DCRES_MAIN_PRESENT_NAME);
+	else
+		ret = unlink_stale(r, DCRES_MAIN_PRESENT_NAME);
+	if (ret)
 		return ret;
 	ret = dcres_plan_pages(&r->plan, DCRES_PLAN_MAIN, 0, &pages, &n);
 	if (!ret && !(sel = malloc((n ? n : 1) * sizeof(*sel))))

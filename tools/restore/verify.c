@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "dcres/log.h"
+#include "dcres/mainpresence.h"
 #include "restore.h"
 
 /* Checks the manifest's fields this tool relies on and fills r->uuid and
@@ -46,11 +48,51 @@ static bool server_file(const Dcres__Manifest *m, const char *name)
 	return false;
 }
 
+/* The main host's memory file when a lazy restore checks its pages as they
+ * load instead: the manifest lists the main host's presence file
+ * (main.present) too. NULL otherwise (eager, or an older checkpoint). */
+static const char *paged_main_file(const struct rst_run *r)
+{
+	const Dcres__Manifest *m = r->cd.manifest;
+
+	for (size_t i = 0; r->opts.lazy && i < m->n_hosts; i++) {
+		const Dcres__HostPart *h = m->hosts[i];
+
+		if (h->has_id && h->id == 0 && h->mem_file && h->present_file &&
+		    !strcmp(h->present_file, DCRES_MAIN_PRESENT_NAME) &&
+		    dcres_manifest_file(m, h->present_file))
+			return h->mem_file;
+	}
+	return NULL;
+}
+
+/* Checks only the size of path (a stat) against f. */
+static int check_size(const char *path, const Dcres__FileSum *f)
+{
+	struct stat sb;
+	int ret;
+
+	if (stat(path, &sb) < 0) {
+		ret = -errno;
+		pr_perror("stat %s", path);
+		return ret;
+	}
+	if ((uint64_t)sb.st_size != f->size) {
+		pr_err("%s: %llu bytes; the manifest says %llu bytes (the file is damaged)", path,
+		       (unsigned long long)sb.st_size, (unsigned long long)f->size);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
 /* Verifies the size and CRC of the main host's files the manifest lists
- * (the servers' files are their servers' to check). */
+ * (the servers' files are their servers' to check); in a lazy restore of
+ * a checkpoint with main.present, only main.mem's size: each of its pages
+ * is checked against main.present as it loads. */
 static int verify_main_files(struct rst_run *r, const char *dir)
 {
 	const Dcres__Manifest *m = r->cd.manifest;
+	const char *paged = paged_main_file(r);
 
 	for (size_t i = 0; i < m->n_files; i++) {
 		const Dcres__FileSum *f = m->files[i];
@@ -62,6 +104,13 @@ static int verify_main_files(struct rst_run *r, const char *dir)
 		if (!f->name || server_file(m, f->name))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, f->name);
+		if (paged && !strcmp(f->name, paged)) {
+			if ((ret = check_size(path, f)))
+				return ret;
+			pr_info("%s: size checked; its pages are checked against "
+				DCRES_MAIN_PRESENT_NAME " as they load (lazy restore)", path);
+			continue;
+		}
 		if ((ret = dcres_file_checksum(path, &size, &crc)))
 			return ret;
 		if (size != f->size || crc != f->crc32c) {
@@ -109,7 +158,8 @@ static int open_manifest(struct rst_run *r, const char *dir)
 }
 
 /* With the manifest open: main.loc, the servers' parts it names, the main
- * host's files' checksums (when checksums) and main.mem. */
+ * host's files' checksums (when checksums), main.mem and main.present
+ * (when the checkpoint has one). */
 static int open_rest(struct rst_run *r, const char *dir, bool checksums)
 {
 	int ret;
@@ -123,7 +173,9 @@ static int open_rest(struct rst_run *r, const char *dir, bool checksums)
 		       r->cd.loc.main_file.block_id);
 		return -EINVAL;
 	}
-	return ckptdir_open_main(&r->cd);
+	if ((ret = ckptdir_open_main(&r->cd)))
+		return ret;
+	return ckptdir_open_main_present(&r->cd);
 }
 
 int verify_checkpoint(struct rst_run *r)

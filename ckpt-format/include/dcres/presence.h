@@ -1,5 +1,6 @@
-/* Presence file: which pages a memory server's memory file holds, with a
- * CRC-32C of each present page, so a damaged page is reported by number.
+/* Presence file: which pages a memory server's memory file holds (or, as
+ * main.present, the main host's main.mem: mainpresence.h), with a CRC-32C
+ * of each present page, so a damaged page is reported by number.
  *
  * On disk (see presence.c): magic "DCRESPRS", version, page size, page
  * count, present count; the bitmap (64-bit little-endian words); one be32
@@ -29,6 +30,13 @@ void dcres_presence_set(struct dcres_presence *p, uint64_t page, uint32_t crc);
 void dcres_presence_clear(struct dcres_presence *p, uint64_t page);
 bool dcres_presence_test(const struct dcres_presence *p, uint64_t page);
 uint64_t dcres_presence_count(const struct dcres_presence *p);
+
+/* Checks one page a reader loaded: data (p->page_size bytes) as page.
+ * 0 when p lists the page with data's CRC-32C, -ENOENT when p does not
+ * list it (or page is beyond p's pages), -EBADMSG when the CRC differs.
+ * Not logged: the caller names the file. */
+int dcres_presence_check_page(const struct dcres_presence *p, uint64_t page,
+			      const void *data);
 
 /* Publishes p as path atomically (temp, fsync, rename, fsync directory). */
 int dcres_presence_write(const char *path, const struct dcres_presence *p);

@@ -3,7 +3,8 @@
  * From a plan file (plan.h) it puts the pages planned for the memory
  * servers into the pager's table (the servers hold them already), seeds
  * the access history, and loads the pages planned for the main host into
- * guest RAM through the pager's fill: each from main.mem, or from the
+ * guest RAM through the pager's fill: each from main.mem (checked against
+ * its CRC in main.present, when the checkpoint has one), or from the
  * memory file of the checkpoint server that saved it (host-K.mem in the
  * checkpoint directory, checked against its per-page CRC). Eager: all of
  * them before the VM resumes. Lazy: hottest first in the background, and
@@ -25,7 +26,8 @@ struct dcres_mainload;
 /* Reads the plan at plan_path for a VM of ram_size bytes split over
  * nservers memory servers, and opens and checks its source files: every
  * page it takes from main.mem is in main.mem, every page it takes from a
- * server's file is in that file. */
+ * server's file is in that file, main.present (if there) has the plan's
+ * page count. */
 int dcres_mainload_open(const char *plan_path, uint64_t ram_size, unsigned nservers,
 			struct dcres_mainload **out, char *err, size_t err_len);
 

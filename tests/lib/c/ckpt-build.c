@@ -5,6 +5,7 @@
 
 #include "dcres/crc32c.h"
 #include "dcres/loctable.h"
+#include "dcres/mainpresence.h"
 #include "dcres/manifest.h"
 #include "dcres/memfile.h"
 #include "dcres/presence.h"
@@ -130,14 +131,33 @@ static void make_server(const char *dir, unsigned k, const uint8_t uuid[16],
 	free(present);
 }
 
-/* Writes dir/manifest listing the hosts and the checksums of all files. */
-static void make_manifest(const char *dir, const uint8_t uuid[16])
+/* Writes dir/main.present for dir/main.mem and its table t. */
+static void make_main_present(const char *dir, const struct dcres_loctable *t)
+{
+	char *mem = test_path(dir, "main.mem"), *present = test_path(dir, "main.present");
+	struct dcres_presence p;
+	struct dcres_mrfile f;
+
+	CHECK_EQ(dcres_mrfile_open(mem, &t->main_file, false, &f), 0);
+	CHECK_EQ(dcres_main_presence_build(&f, t, &p), 0);
+	dcres_mrfile_close(&f);
+	CHECK_EQ(dcres_presence_write(present, &p), 0);
+	dcres_presence_free(&p);
+	free(mem);
+	free(present);
+}
+
+/* Writes dir/manifest listing the hosts and the checksums of all files
+ * (main.present too, when main_present). */
+static void make_manifest(const char *dir, const uint8_t uuid[16], bool main_present)
 {
 	static const char *files[] = { "main.mem", "main.loc", "host-1.mem",
-				       "host-1.present", "host-2.mem", "host-2.present" };
+				       "host-1.present", "host-2.mem", "host-2.present",
+				       "main.present" };
+	unsigned nfiles = main_present ? 7 : 6;
 	Dcres__Manifest m = DCRES__MANIFEST__INIT;
 	Dcres__HostPart h[3], *hp[3];
-	Dcres__FileSum fs[6], *fsp[6];
+	Dcres__FileSum fs[7], *fsp[7];
 
 	m.has_version = m.has_vm_uuid = m.has_ram_size = m.has_page_size = 1;
 	m.version = DCRES__MANIFEST_VERSION__MANIFEST_VERSION;
@@ -153,13 +173,14 @@ static void make_manifest(const char *dir, const uint8_t uuid[16])
 		h[i].id = i;
 	}
 	h[0].mem_file = "main.mem";
+	h[0].present_file = main_present ? "main.present" : NULL;
 	h[1].mem_file = "host-1.mem";
 	h[1].present_file = "host-1.present";
 	h[2].mem_file = "host-2.mem";
 	h[2].present_file = "host-2.present";
 	m.n_hosts = 3;
 	m.hosts = hp;
-	for (unsigned i = 0; i < 6; i++) {
+	for (unsigned i = 0; i < nfiles; i++) {
 		char *path = test_path(dir, files[i]);
 
 		dcres__file_sum__init(&fs[i]);
@@ -169,7 +190,7 @@ static void make_manifest(const char *dir, const uint8_t uuid[16])
 		CHECK_EQ(dcres_file_checksum(path, &fs[i].size, &fs[i].crc32c), 0);
 		free(path);
 	}
-	m.n_files = 6;
+	m.n_files = nfiles;
 	m.files = fsp;
 	CHECK_EQ(dcres_manifest_write(dir, &m), 0);
 }
@@ -182,12 +203,12 @@ void test_ckpt_set_page_size(const char *path, uint32_t page_size)
 const char *test_ckpt_make(const char *base, enum test_ckpt_variant v,
 			   struct dcres_mapped_ram *geo)
 {
-	static char dirs[16][512];
+	static char dirs[32][512];
 	static int seq;
 	char *dir, *path;
 	struct dcres_loctable t;
 
-	CHECK(seq < 16);
+	CHECK(seq < 32);
 	dir = dirs[seq];
 	snprintf(dir, sizeof(dirs[0]), "%s/ckpt-%d", base, seq);
 	seq++;
@@ -209,6 +230,8 @@ const char *test_ckpt_make(const char *base, enum test_ckpt_variant v,
 	}
 	t.main_file = *geo;
 	CHECK_EQ(dcres_loctable_write(path, &t), 0);
+	if (v == TEST_CKPT_MAIN_PRESENT || v == TEST_CKPT_MAIN_CORRUPT)
+		make_main_present(dir, &t);
 	dcres_loctable_free(&t);
 	free(path);
 	if (v == TEST_CKPT_PAGE_8K || v == TEST_CKPT_PAGE_1M) {
@@ -220,8 +243,8 @@ const char *test_ckpt_make(const char *base, enum test_ckpt_variant v,
 		}
 	}
 	if (v == TEST_CKPT_MANIFEST || v == TEST_CKPT_MANIFEST_BAD || v == TEST_CKPT_PAGE_8K ||
-	    v == TEST_CKPT_PAGE_1M)
-		make_manifest(dir, test_ckpt_uuid);
+	    v == TEST_CKPT_PAGE_1M || v == TEST_CKPT_MAIN_PRESENT)
+		make_manifest(dir, test_ckpt_uuid, v == TEST_CKPT_MAIN_PRESENT);
 	if (v == TEST_CKPT_MANIFEST_BAD) {
 		path = test_path(dir, "host-1.mem");
 		test_flip_byte(path, DCRES_MEMFILE_DATA_START + 10 * PS); /* a hole */
@@ -230,6 +253,11 @@ const char *test_ckpt_make(const char *base, enum test_ckpt_variant v,
 	if (v == TEST_CKPT_CORRUPT) {
 		path = test_path(dir, "host-1.mem");
 		test_flip_byte(path, DCRES_MEMFILE_DATA_START + 22 * PS + 100);
+		free(path);
+	}
+	if (v == TEST_CKPT_MAIN_CORRUPT) {
+		path = test_path(dir, "main.mem");
+		test_flip_byte(path, (off_t)(geo->pages_offset + 16 * PS + 100));
 		free(path);
 	}
 	return dir;

@@ -1,7 +1,7 @@
 /* Test helper: synthetic D-CRES checkpoints made with the format libraries,
  * without QEMU: main.mem laid out as QEMU 10.0's mapped-ram writes it,
  * main.loc, two memory servers' host-K.mem and host-K.present, optionally
- * a manifest. Variants damage them in known ways. Every failure exits the
+ * main.present and a manifest. Variants damage them in known ways. Every failure exits the
  * test (CHECK of ckpt-format/tests/testutil.h). */
 #ifndef DCRES_TEST_CKPT_BUILD_H
 #define DCRES_TEST_CKPT_BUILD_H
@@ -28,6 +28,11 @@ enum test_ckpt_variant {
 	TEST_CKPT_PAGE_8K,      /* with a manifest; host-1.mem and host-1.present
 				 * declare 8 KiB pages (their CRCs right) */
 	TEST_CKPT_PAGE_1M,      /* ... 1 MiB pages */
+	TEST_CKPT_MAIN_PRESENT, /* with main.present and a manifest listing it (as the
+				 * main host's present_file too), as dcres-checkpoint
+				 * writes them */
+	TEST_CKPT_MAIN_CORRUPT, /* main.present, no manifest; a byte of page 16 (on
+				 * the main host) flipped in main.mem */
 };
 
 /* The VM UUID of every checkpoint built here. */
@@ -56,7 +61,7 @@ void test_ckpt_empty_main(const char *path, const struct dcres_mapped_ram *geo);
 
 /* Builds a checkpoint of variant v in a new directory under base (a
  * scratch directory; the result lives until exit) and returns its path;
- * *geo is main.mem's geometry. At most 16 per process. */
+ * *geo is main.mem's geometry. At most 32 per process. */
 const char *test_ckpt_make(const char *base, enum test_ckpt_variant v,
 			   struct dcres_mapped_ram *geo);
 

@@ -1,9 +1,10 @@
 /* Test of dcres-merge without QEMU: builds synthetic checkpoints
  * (ckpt-build.h: main.mem laid out as QEMU 10.0's mapped-ram writes it,
- * main.loc, two memory servers, optionally a manifest), runs the tool
- * (argv[1]) on them and checks the merged file page by page, the
- * summaries, and that damaged or inconsistent checkpoints fail with exit 1
- * naming page and file, leaving neither OUT nor OUT.partial.*. */
+ * main.loc, two memory servers, optionally main.present and a manifest),
+ * runs the tool (argv[1]) on them and checks the merged file page by page,
+ * the summaries, a flattened checkpoint's main.present and manifest, and
+ * that damaged or inconsistent checkpoints fail with exit 1 naming page
+ * and file, leaving neither OUT nor OUT.partial.*. */
 #include "testutil.h"
 
 #include <errno.h>
@@ -12,7 +13,9 @@
 #include "ckpt-build.h"
 #include "tool-run.h"
 #include "dcres/loctable.h"
+#include "dcres/manifest.h"
 #include "dcres/mappedram.h"
+#include "dcres/presence.h"
 
 #define PS TEST_CKPT_PS
 #define NPAGES TEST_CKPT_NPAGES
@@ -140,6 +143,55 @@ static void good(const char *base, const char *scratch, enum test_ckpt_variant v
 	free(partial);
 }
 
+/* --flatten of checkpoint variant v (with a manifest) into scratch/name:
+ * the new directory's main.present lists every page its main.mem holds
+ * (all on the main host now) with its CRC, its manifest names it as the
+ * main host's and checksums it, and the result checks. */
+static void flatten(const char *base, const char *scratch, enum test_ckpt_variant v,
+		    const char *name)
+{
+	struct dcres_mapped_ram geo;
+	const char *dir = test_ckpt_make(base, v, &geo);
+	char *out = test_path(scratch, name), *mem, *present;
+	const Dcres__FileSum *sum;
+	struct dcres_presence p;
+	struct dcres_mrfile f;
+	Dcres__Manifest *m;
+	uint8_t page[PS];
+	uint64_t size;
+	uint32_t crc;
+
+	CHECK_EQ(run(scratch, (const char *[]){ "--flatten", dir, out, NULL }), 0);
+	mem = test_path(out, "main.mem");
+	present = test_path(out, "main.present");
+	check_merged(dir, mem, &geo);
+	CHECK_EQ(dcres_presence_read(present, &p), 0);
+	CHECK_EQ(dcres_mrfile_open(mem, &geo, false, &f), 0);
+	CHECK_EQ(dcres_presence_count(&p), dcres_mrfile_count(&f));
+	for (uint64_t i = 0; i < NPAGES; i++) {
+		CHECK_EQ(dcres_presence_test(&p, i), dcres_mrfile_test(&f, i));
+		if (!dcres_presence_test(&p, i))
+			continue;
+		test_ckpt_fill_page(page, i, test_ckpt_owner(i));
+		CHECK_EQ(dcres_presence_check_page(&p, i, page), 0);
+	}
+	dcres_mrfile_close(&f);
+	dcres_presence_free(&p);
+
+	CHECK_EQ(dcres_manifest_read(out, &m), 0);
+	CHECK_EQ(m->n_hosts, 1);
+	CHECK(m->hosts[0]->present_file && !strcmp(m->hosts[0]->present_file, "main.present"));
+	CHECK_EQ(m->n_files, 3);
+	CHECK((sum = dcres_manifest_file(m, "main.present")) != NULL);
+	CHECK_EQ(dcres_file_checksum(present, &size, &crc), 0);
+	CHECK(sum->size == size && sum->crc32c == crc);
+	dcres_manifest_free(m);
+	CHECK_EQ(run(scratch, (const char *[]){ "--check", out, NULL }), 0);
+	free(out);
+	free(mem);
+	free(present);
+}
+
 /* A bad checkpoint (variant v) fails, with and without --check, naming
  * what and where, and leaves no output behind. */
 static void bad(const char *base, const char *scratch, enum test_ckpt_variant v, const char *what,
@@ -182,6 +234,9 @@ int main(int argc, char **argv)
 	good(scratch, scratch, TEST_CKPT_OK);
 	good(shm, scratch, TEST_CKPT_OK);
 	good(shm, shm, TEST_CKPT_MANIFEST);
+	good(shm, shm, TEST_CKPT_MAIN_PRESENT);
+	flatten(shm, shm, TEST_CKPT_MANIFEST, "flat-old");
+	flatten(shm, shm, TEST_CKPT_MAIN_PRESENT, "flat");
 
 	bad(shm, shm, TEST_CKPT_DUP, "page 12:", "host-1.present", true);
 	CHECK(strstr(ran.err, "main.mem") != NULL);
@@ -189,6 +244,7 @@ int main(int argc, char **argv)
 	bad(shm, shm, TEST_CKPT_STRAY, "page 20:", "host-2.present", true);
 	bad(shm, shm, TEST_CKPT_CORRUPT, "page 22:", "host-1.mem", true);
 	bad(scratch, scratch, TEST_CKPT_CORRUPT, "page 22:", "host-1.mem", true);
+	bad(shm, shm, TEST_CKPT_MAIN_CORRUPT, "page 16:", "main.mem", true);
 	bad(shm, shm, TEST_CKPT_UUID, "VM", "host-2.mem", true);
 	bad(shm, shm, TEST_CKPT_MANIFEST_BAD, "CRC-32C", "host-1.mem", true);
 	bad(shm, shm, TEST_CKPT_PAGE_8K, "page size 8192", "host-1.mem", true);

@@ -7,7 +7,10 @@
  * empty), a full load of the server followed by a QEMU that cannot start
  * or exits at once (the server emptied again), a target server that
  * does not see the checkpoint directory (it loads the pages from the
- * server holding the files, server to server), and usage errors.
+ * server holding the files, server to server), a checkpoint with
+ * main.present (main.mem fully checked when eager, only its size when
+ * lazy; main.present staged for QEMU, and no stale one left for an older
+ * checkpoint), and usage errors.
  * This program is also the QEMU that exits at once (run with "-S" first,
  * as dcres-restore runs QEMU): it reads the plan dcres-restore gave it,
  * checks every page the server holds for the VM against the checkpoint,
@@ -366,6 +369,74 @@ static void without_shared_dir(const char *base, const char *memserver, const ch
 	free(elsewhere);
 }
 
+/* A checkpoint with main.present and a flipped byte in a hot main-host
+ * page of main.mem (one the main host keeps): an eager restore checks all
+ * of main.mem and refuses it before anything starts; a lazy one checks
+ * only its size (QEMU checks each page against main.present as it loads
+ * it), and stages main.present for QEMU.
+ * A later restore of a checkpoint without one leaves no main.present in
+ * the stage. */
+static void main_present(const char *base, const char *memserver, const char *self)
+{
+	struct test_memserver srv;
+	struct dcres_psk psk;
+	struct dcres_mapped_ram geo;
+	char *key = test_path(scratch, "psk3"), *run_dir = test_path(scratch, "run-present");
+	char *staged = test_path(run_dir, "parts/main.present"), hosts[128], want[1024];
+	char *mem, *present, link[PATH_MAX];
+	const char *dir = test_ckpt_make(base, TEST_CKPT_MAIN_PRESENT, &geo);
+	struct stat sb;
+	ssize_t len;
+
+	mem = test_path(dir, "main.mem");
+	present = test_path(dir, "main.present");
+	CHECK(test_ckpt_owner(251) == DCRES_LOC_MAIN && !test_ckpt_zero_page(251));
+	test_flip_byte(mem, (off_t)(geo.pages_offset + 251 * TEST_CKPT_PS + 100));
+	CHECK_EQ(test_write_key(key, &psk), 0);
+	CHECK_EQ(test_memserver_start(&srv, memserver, "64M", base, key, &psk), 0);
+	snprintf(hosts, sizeof(hosts), "main,%s", srv.addr);
+
+	CHECK_EQ(run((const char *[]){ "--ckpt", dir, "--hosts", hosts, "--psk", key,
+				      "--ckpt-root", base, "--run-dir", run_dir, "--capacity", "main=400K",
+				      "--qemu", self, "--", "-m", "4000K", NULL }), 1);
+	snprintf(want, sizeof(want), "%s: %llu bytes, CRC-32C", mem,
+		 (unsigned long long)test_file_size(mem));
+	expect_err(want);
+	expect_err("(the file is damaged)");
+	CHECK(!exists(run_dir));
+
+	CHECK_EQ(run((const char *[]){ "--ckpt", dir, "--hosts", hosts, "--psk", key,
+				      "--ckpt-root", base, "--run-dir", run_dir, "--lazy",
+				      "--capacity", "main=400K", "--qemu", self, "--", "-m", "4000K",
+				      NULL }), 1);
+	snprintf(want, sizeof(want), "%s: size checked; its pages are checked against "
+		 "main.present as they load (lazy restore)", mem);
+	expect_err(want);
+	expect_err("exited with status 3");
+	len = readlink(staged, link, sizeof(link) - 1);
+	CHECK(len > 0);
+	link[len] = '\0';
+	CHECK(strcmp(link, present) == 0);
+
+	/* An older checkpoint (no main.present), the same run directory. */
+	dir = test_ckpt_make(base, TEST_CKPT_MANIFEST, &geo);
+	CHECK_EQ(run((const char *[]){ "--ckpt", dir, "--hosts", hosts, "--psk", key,
+				      "--ckpt-root", base, "--run-dir", run_dir, "--lazy",
+				      "--capacity", "main=400K", "--qemu", self, "--", "-m", "4000K",
+				      NULL }), 1);
+	expect_err("exited with status 3");
+	CHECK(!strstr(ran.err, "size checked"));
+	CHECK(lstat(staged, &sb) < 0 && errno == ENOENT);
+	CHECK_EQ(server_used_pages(srv.addr, &psk), 0);
+
+	test_memserver_kill(&srv);
+	free(key);
+	free(run_dir);
+	free(staged);
+	free(mem);
+	free(present);
+}
+
 /* Usage errors are exit 2, --help exit 0. */
 static void usage_errors(void)
 {
@@ -404,6 +475,7 @@ int main(int argc, char **argv)
 	bad_parts(base, argv[2]);
 	with_server(base, argv[2], realpath("/proc/self/exe", self));
 	without_shared_dir(base, argv[2], self);
+	main_present(base, argv[2], self);
 	printf("restore-test: ok\n");
 	return 0;
 }

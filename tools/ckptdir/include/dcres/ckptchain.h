@@ -57,15 +57,16 @@ int ckptchain_merge(struct ckptchain *ch, const char *out);
 
 /* Writes out_dir, a new directory (0700): the chain as one full D-CRES
  * checkpoint of the same id. Every written page is in its main.mem (as
- * ckptchain_merge makes it) and on the main host in its main.loc (the newest
- * table's access history kept); its manifest is the newest one's, with
- * no parent and replaces_manifest_crc naming that manifest, so the
- * children of the newest checkpoint may take the flattened one as their
- * parent. On failure out_dir is removed. */
+ * ckptchain_merge makes it), with its CRC in its main.present, and on the
+ * main host in its main.loc (the newest table's access history kept); its
+ * manifest is the newest one's, with main.present as the main host's
+ * present_file, no parent and replaces_manifest_crc naming that manifest,
+ * so the children of the newest checkpoint may take the flattened one as
+ * their parent. On failure out_dir is removed. */
 int ckptchain_flatten(struct ckptchain *ch, const char *out_dir);
 
-/* Removes out_dir, a flattened chain (its manifest, main.mem, main.loc);
- * a missing one is fine. 0, or a negative errno logged. */
+/* Removes out_dir, a flattened chain (its manifest, main.mem, main.loc,
+ * main.present); a missing one is fine. 0, or a negative errno logged. */
 int ckptchain_remove_flat(const char *out_dir);
 
 void ckptchain_close(struct ckptchain *ch);

@@ -1,10 +1,11 @@
 /* libdcres-ckptdir: one D-CRES checkpoint directory opened for reading by
  * the offline tools (dcres-merge, dcres-inspect): the manifest, main.loc,
- * main.mem and each memory server's host-K.mem and host-K.present
- * (DESIGN.md §5), and the check that every written page is in exactly one
- * file. It is opened in steps so that a tool may stop at the first failure
- * (ckptdir_open) or go on and report every part (dcres-inspect): each step
- * records in the structure which parts opened. Functions return 0 or a
+ * main.mem, main.present (when the checkpoint has one) and each memory
+ * server's host-K.mem and host-K.present (DESIGN.md §5), and the check
+ * that every written page is in exactly one file. It is opened in steps so
+ * that a tool may stop at the first failure (ckptdir_open) or go on and
+ * report every part (dcres-inspect): each step records in the structure
+ * which parts opened. Functions return 0 or a
  * negative errno and log one line naming the file (and page). */
 #ifndef DCRES_CKPTDIR_H
 #define DCRES_CKPTDIR_H
@@ -43,6 +44,9 @@ struct ckptdir {
 	struct dcres_mrfile main;     /* open read-only when main_ok */
 	bool main_ok;
 	uint64_t main_pages;          /* bits set in main.mem's bitmap */
+	char main_present_path[PATH_MAX]; /* main.present; "" when there is none */
+	struct dcres_presence main_pres;  /* read when main_pres_ok */
+	bool main_pres_ok;
 	struct ckptdir_server *servers; /* nservers, by increasing id */
 	unsigned nservers;
 	int index_of[256];            /* host id -> index in servers, or -1 */
@@ -55,8 +59,10 @@ struct ckptdir {
 int ckptdir_init(struct ckptdir *c, const char *dir);
 
 /* Reads DIR/manifest into c->manifest when it exists (without one it
- * stays NULL: not an error) and takes the names of main.loc and main.mem
- * and the VM UUID from it. Checksums are not verified here. */
+ * stays NULL: not an error) and takes the names of main.loc, main.mem and
+ * main.present (the main host's present_file: an older checkpoint has
+ * none) and the VM UUID from it; without a manifest, main.present is
+ * DIR's if it exists. Checksums are not verified here. */
 int ckptdir_load_manifest(struct ckptdir *c);
 
 /* Reads main.loc and checks its geometry, and that it agrees with the
@@ -67,6 +73,13 @@ int ckptdir_open_loc(struct ckptdir *c);
  * see dcres_mrfile_open) and counts its bitmap; needs loc_ok; sets
  * main_ok. */
 int ckptdir_open_main(struct ckptdir *c);
+
+/* Reads main.present when the checkpoint has one (main_present_path set
+ * by ckptdir_load_manifest) and checks it: the page count of main.loc,
+ * and exactly the pages main.mem holds that main.loc places on the main
+ * host (-EBADMSG naming the first page otherwise). Needs main_ok; sets
+ * main_pres_ok. Without one: 0, nothing done. */
+int ckptdir_open_main_present(struct ckptdir *c);
 
 /* Lists the memory servers: the manifest's hosts with id > 0 when there is
  * a manifest, otherwise every host main.loc places a page on and every
@@ -80,8 +93,8 @@ int ckptdir_find_servers(struct ckptdir *c);
  * server without a manifest); sets s->ok. */
 int ckptdir_open_server(struct ckptdir *c, struct ckptdir_server *s);
 
-/* The steps after the manifest (main.loc, main.mem, the servers) in
- * order, stopping at the first failure. */
+/* The steps after the manifest (main.loc, main.mem, main.present, the
+ * servers) in order, stopping at the first failure. */
 int ckptdir_open(struct ckptdir *c);
 
 /* Releases everything; safe after any failure and twice in a row. */
