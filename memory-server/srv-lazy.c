@@ -136,27 +136,6 @@ static int source_read(struct lazy_source *src, const struct vm *vm, const uint6
 	return ret;
 }
 
-/* The source of l equal to src, or src itself added to l (vm->lock held);
- * NULL when l has no room for another. A duplicate src is freed. */
-static struct lazy_source *source_adopt(struct srv_lazy *l, struct lazy_source *src,
-					unsigned *idx)
-{
-	for (unsigned i = 1; i <= l->nsrc; i++) {
-		struct lazy_source *o = l->src[i];
-		if (o->host_id == src->host_id && !strcmp(o->rel, src->rel) &&
-		    !strcmp(o->peer, src->peer)) {
-			source_free(src);
-			*idx = i;
-			return o;
-		}
-	}
-	if (l->nsrc == LAZY_MAX_SOURCES)
-		return NULL;
-	l->src[++l->nsrc] = src;
-	*idx = l->nsrc;
-	return src;
-}
-
 /* vm's lazy restore, made when it has none (vm->lock held). */
 static struct srv_lazy *lazy_get(struct vm *vm)
 {
@@ -194,13 +173,72 @@ static int queue_append(struct srv_lazy *l, const uint64_t *pages, uint64_t n)
 	return 0;
 }
 
+/* The source of l for (rel, host_id, peer), or NULL (vm->lock held). */
+static struct lazy_source *source_find(const struct srv_lazy *l, const char *rel,
+				       uint32_t host_id, const char *peer, unsigned *idx)
+{
+	for (unsigned i = 1; i <= l->nsrc; i++) {
+		struct lazy_source *o = l->src[i];
+		if (o->host_id == host_id && !strcmp(o->rel, rel) &&
+		    !strcmp(o->peer, peer ? peer : "")) {
+			*idx = i;
+			return o;
+		}
+	}
+	return NULL;
+}
+
+/* The source of vm's lazy restore for (rel, host_id, peer), opened and
+ * added when it has none yet (vm->lock held on entry and return, let go
+ * while opening); *l set to the lazy restore. */
+static int source_get(struct vm *vm, int base_fd, const struct dcres_psk *psk,
+		      const char *rel, uint32_t host_id, const char *peer,
+		      struct srv_lazy **lp, unsigned *idx, char *err, size_t err_len)
+{
+	struct lazy_source *src;
+	struct srv_lazy *l = lazy_get(vm);
+	int ret;
+
+	if (!l)
+		return -ENOMEM;
+	if (source_find(l, rel, host_id, peer, idx)) {
+		*lp = l;
+		return 0;
+	}
+	l->refs++;
+	pthread_mutex_unlock(&vm->lock);
+	ret = source_open(vm, base_fd, psk, rel, host_id, peer, &src, err, err_len);
+	pthread_mutex_lock(&vm->lock);
+	if (!ret && vm->lazy != l) {
+		snprintf(err, err_len, "VM %s was released meanwhile (nothing registered)",
+			 vm->name);
+		ret = -EAGAIN;
+	}
+	if (!ret && source_find(l, rel, host_id, peer, idx)) {
+		source_free(src); /* another request opened it meanwhile */
+	} else if (!ret && l->nsrc == LAZY_MAX_SOURCES) {
+		snprintf(err, err_len, "VM %s: more than %u sources in one lazy restore",
+			 vm->name, LAZY_MAX_SOURCES);
+		ret = -E2BIG;
+	} else if (!ret) {
+		l->src[++l->nsrc] = src;
+		*idx = l->nsrc;
+		src = NULL;
+	}
+	if (ret)
+		source_free(src);
+	lazy_unref(l);
+	*lp = l;
+	return ret;
+}
+
 int srv_lazy_add(struct vmstore *s, struct vm *vm, int base_fd, const struct dcres_psk *psk,
 		 const char *rel, uint32_t host_id, const char *peer, const uint64_t *pages,
 		 uint64_t n, char *err, size_t err_len)
 {
-	struct lazy_source *src = NULL;
+	struct lazy_source *src;
 	struct srv_lazy *l;
-	uint32_t *slots = NULL;
+	uint32_t *slots;
 	unsigned idx;
 	int ret;
 
@@ -209,57 +247,44 @@ int srv_lazy_add(struct vmstore *s, struct vm *vm, int base_fd, const struct dcr
 		return -EINVAL;
 	}
 	if ((ret = srv_ckpt_path_check(rel, err, err_len)) ||
-	    (ret = vm_check_pages(vm, pages, n, err, err_len)) ||
-	    (ret = source_open(vm, base_fd, psk, rel, host_id, peer, &src, err, err_len)))
+	    (ret = vm_check_pages(vm, pages, n, err, err_len)))
 		return ret;
-	for (uint64_t i = 0; !peer && i < n; i++) {
-		if (!dcres_presence_test(&src->files.present, pages[i])) {
-			snprintf(err, err_len, "%s does not hold page %llu", src->files.mem_path,
-				 (unsigned long long)pages[i]);
-			source_free(src);
-			return -ENOENT;
-		}
-	}
 	slots = malloc(n * sizeof(*slots));
-	if (!slots) {
-		source_free(src);
+	if (!slots)
 		return -ENOMEM;
-	}
 	pthread_mutex_lock(&vm->lock);
 	if (vm->ckpt) {
 		snprintf(err, err_len, "VM %s is being checkpointed", vm->name);
 		ret = -EBUSY;
-		goto fail;
+		goto out;
 	}
+	if ((ret = source_get(vm, base_fd, psk, rel, host_id, peer, &l, &idx, err, err_len)))
+		goto out;
+	src = l->src[idx];
 	for (uint64_t i = 0; i < n; i++) {
 		if (vm->slot[pages[i]] != ARENA_NO_SLOT) {
 			snprintf(err, err_len, "page %llu of VM %s is already held here; restore "
 				 "loads into pages not held (nothing registered)",
 				 (unsigned long long)pages[i], vm->name);
 			ret = -EEXIST;
-			goto fail;
+			goto out;
+		}
+		if (!src->peer[0] && !dcres_presence_test(&src->files.present, pages[i])) {
+			snprintf(err, err_len, "%s does not hold page %llu", src->files.mem_path,
+				 (unsigned long long)pages[i]);
+			ret = -ENOENT;
+			goto out;
 		}
 	}
-	if (!(l = lazy_get(vm))) {
-		ret = -ENOMEM;
-		goto fail;
-	}
-	if (!source_adopt(l, src, &idx)) {
-		snprintf(err, err_len, "VM %s: more than %u sources in one lazy restore", vm->name,
-			 LAZY_MAX_SOURCES);
-		ret = -E2BIG;
-		goto fail;
-	}
-	src = NULL; /* l's now */
 	if ((ret = arena_alloc(s->arena, n, slots))) {
 		snprintf(err, err_len, "capacity: registering %llu pages, %llu pages are free "
 			 "(nothing registered)", (unsigned long long)n,
 			 (unsigned long long)arena_free_count(s->arena));
-		goto fail;
+		goto out;
 	}
 	if ((ret = queue_append(l, pages, n))) {
 		arena_free(s->arena, slots, n);
-		goto fail;
+		goto out;
 	}
 	for (uint64_t i = 0; i < n; i++) {
 		vm->slot[pages[i]] = slots[i];
@@ -268,14 +293,10 @@ int srv_lazy_add(struct vmstore *s, struct vm *vm, int base_fd, const struct dcr
 	l->npending += n;
 	vm->held += n;
 	vm->has_base = false; /* restored pages: no increment on any checkpoint */
-	pthread_mutex_unlock(&vm->lock);
-	free(slots);
 	pr_debug("VM %s: %llu pages registered from %s", vm->name, (unsigned long long)n,
-		 l->src[idx]->display);
-	return 0;
-fail:
+		 src->display);
+out:
 	pthread_mutex_unlock(&vm->lock);
-	source_free(src);
 	free(slots);
 	return ret;
 }
