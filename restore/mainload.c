@@ -377,7 +377,7 @@ static uint64_t without_zero_pages(const struct dcres_mainload *m, uint64_t *pag
 	return kept;
 }
 
-int dcres_mainload_start(struct dcres_mainload *m, struct dcres_pager *p, bool lazy,
+int dcres_mainload_start(struct dcres_mainload *m, struct dcres_pager *p, bool wait,
 			 char *err, size_t err_len)
 {
 	uint64_t *pages, n;
@@ -389,7 +389,7 @@ int dcres_mainload_start(struct dcres_mainload *m, struct dcres_pager *p, bool l
 		return -EBUSY;
 	}
 	m->started = true;
-	ret = dcres_plan_pages(&m->plan, DCRES_PLAN_MAIN, lazy, &pages, &n);
+	ret = dcres_plan_pages(&m->plan, DCRES_PLAN_MAIN, 1, &pages, &n);
 	if (ret) {
 		snprintf(err, err_len, "listing the main host's pages: %s", strerror(-ret));
 		return ret;
@@ -404,9 +404,9 @@ int dcres_mainload_start(struct dcres_mainload *m, struct dcres_pager *p, bool l
 	}
 	ret = dcres_pager_fill_start(p, pages, n, fetch, m);
 	free(pages);
-	if (!ret && !lazy)
+	if (!ret && wait)
 		ret = dcres_pager_fill_go(p);
-	if (!ret && !lazy)
+	if (!ret && wait)
 		ret = dcres_pager_fill_wait(p);
 	if (ret)
 		snprintf(err, err_len, "loading the main host's %llu pages from %s failed: %s "

@@ -104,7 +104,7 @@ static void restore(const char *dir, bool lazy)
 	CHECK_MSG(dcres_mainload_place(m, p, err, sizeof(err)) == 0, "place: %s", err);
 	uint64_t planned = dcres_mainload_pending(m, p);
 	CHECK_MSG(planned > 0, "%llu pages pending before start", (unsigned long long)planned);
-	CHECK_MSG(dcres_mainload_start(m, p, lazy, err, sizeof(err)) == 0, "start: %s", err);
+	CHECK_MSG(dcres_mainload_start(m, p, !lazy, err, sizeof(err)) == 0, "start: %s", err);
 	if (lazy) {
 		uint64_t hot = 0;
 		while (test_ckpt_owner(hot) == DCRES_LOC_ZERO || test_ckpt_zero_page(hot))
@@ -120,7 +120,7 @@ static void restore(const char *dir, bool lazy)
 	dcres_pager_get_stats(p, &st);
 	CHECK(st.fill_pending == 0 && st.fill_error == 0 && dcres_mainload_pending(m, p) == 0);
 	check_region(region, lazy ? "lazy" : "eager");
-	CHECK_MSG(dcres_mainload_start(m, p, lazy, err, sizeof(err)) == -EBUSY &&
+	CHECK_MSG(dcres_mainload_start(m, p, !lazy, err, sizeof(err)) == -EBUSY &&
 		  strstr(err, "restored already"), "a second start: \"%s\"", err);
 	printf("mainload: %s restore, %llu pages loaded\n", lazy ? "lazy" : "eager",
 	       (unsigned long long)st.fill_loaded);
@@ -186,7 +186,7 @@ static void expect_bad_load(const char *dir, const char *logged)
 	CHECK_MSG(dcres_mainload_open(plan, RAM, 0, &m, err, sizeof(err)) == 0, "open: %s", err);
 	CHECK(dcres_mainload_place(m, p, err, sizeof(err)) == 0);
 	test_capture_start();
-	CHECK_MSG(dcres_mainload_start(m, p, false, err, sizeof(err)) == -EBADMSG,
+	CHECK_MSG(dcres_mainload_start(m, p, true, err, sizeof(err)) == -EBADMSG,
 		  "a bad page was loaded (want: %s)", logged);
 	CHECK_MSG(test_logged(logged), "the log does not say: %s", logged);
 	dcres_log_set_sink(NULL);
@@ -295,7 +295,7 @@ int main(void)
 	CHECK_MSG(dcres_mainload_open(plan, RAM, 0, &m, err, sizeof(err)) == 0, "open: %s", err);
 	CHECK(dcres_mainload_place(m, p, err, sizeof(err)) == 0);
 	test_capture_start();
-	CHECK_MSG(dcres_mainload_start(m, p, false, err, sizeof(err)) == -EBADMSG,
+	CHECK_MSG(dcres_mainload_start(m, p, true, err, sizeof(err)) == -EBADMSG,
 	      "a corrupted page was loaded");
 	CHECK_MSG(test_logged("host-1.mem: page 22 is corrupted"),
 	      "the log does not name host-1.mem page 22");

@@ -45,12 +45,12 @@ int dcres_mainload_check_block(const struct dcres_mainload *m, const char *file,
 int dcres_mainload_place(struct dcres_mainload *m, struct dcres_pager *p, char *err,
 			 size_t err_len);
 
-/* Loads the main host's pages (once: -EBUSY, err saying so, after the
- * first call): returns once all are in (eager), or at
- * once, pages loading when touched and, after dcres_pager_fill_go, in
- * the background, hottest first (lazy; m must stay open until the pager
- * stops). */
-int dcres_mainload_start(struct dcres_mainload *m, struct dcres_pager *p, bool lazy,
+/* Starts loading the main host's pages (once: -EBUSY, err saying so,
+ * after the first call): they load when touched and, after
+ * dcres_pager_fill_go, in the background, hottest first (m must stay open
+ * until the pager stops). With wait, it goes and returns once all are in
+ * (-EBADMSG when some failed their check); without, at once. */
+int dcres_mainload_start(struct dcres_mainload *m, struct dcres_pager *p, bool wait,
 			 char *err, size_t err_len);
 
 /* Pages the plan puts on the main host that are not loaded yet into p:
