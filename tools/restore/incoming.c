@@ -137,12 +137,59 @@ static int wait_migration(struct rst_run *r)
 	}
 }
 
+/* Whether every host has loaded its pages, polling the main host (QMP)
+ * and each lazy sub (its server) once; records when each got there. A
+ * host left with only pages that failed their check is -EBADMSG. */
+static int all_loaded(struct rst_run *r, int64_t resumed_ms, bool *done)
+{
+	uint64_t loaded, pending, bad;
+	bool main_ok;
+	int e;
+
+	*done = true;
+	if (!query_counts(r, &loaded, &pending)) {
+		progress_end();
+		pr_warn("QEMU does not report restore-pending: not waiting for the main "
+			"host's pages to be loaded");
+		pending = 0;
+	}
+	progress_main(r, "running", true, loaded, pending);
+	main_ok = pending == 0;
+	if (main_ok && !r->hosts[0].has_load_ms) {
+		r->hosts[0].has_load_ms = true;
+		r->hosts[0].load_ms = rst_now_ms() - resumed_ms;
+	}
+	*done = main_ok;
+	for (unsigned k = 1; k < r->nhosts; k++) {
+		struct rst_host *h = &r->hosts[k];
+
+		if (!h->lazy_pages || h->has_load_ms)
+			continue;
+		if ((e = servers_pending(r, k, &pending, &bad)))
+			return e;
+		if (pending && pending == bad) {
+			progress_end();
+			pr_err("memory server %s: %llu restored pages failed their check and are "
+			       "never given to the guest (its log names the file and page)",
+			       h->name, (unsigned long long)bad);
+			return -EBADMSG;
+		}
+		if (pending) {
+			*done = false;
+			continue;
+		}
+		h->has_load_ms = true;
+		h->load_ms = rst_now_ms() - resumed_ms;
+	}
+	return 0;
+}
+
 /* After cont with --lazy --wait-loaded: waits until no page planned for
- * the main host is pending. */
-static int wait_loaded(struct rst_run *r, int64_t incoming_ms)
+ * any host is pending. */
+static int wait_loaded(struct rst_run *r, int64_t resumed_ms)
 {
 	int64_t deadline = rst_now_ms() + (int64_t)r->opts.timeout_s * 1000;
-	uint64_t loaded, pending;
+	bool done;
 	int e;
 
 	for (;;) {
@@ -150,19 +197,14 @@ static int wait_loaded(struct rst_run *r, int64_t incoming_ms)
 			return e;
 		if (!qemu_alive(r))
 			return -ECHILD;
-		if (!query_counts(r, &loaded, &pending)) {
-			progress_end();
-			pr_warn("QEMU does not report restore-pending: not waiting for the main "
-				"host's pages to be loaded");
-			return 0;
-		}
-		progress_main(r, "running", true, loaded, pending);
-		if (!pending)
+		if ((e = all_loaded(r, resumed_ms, &done)))
+			return e;
+		if (done)
 			break;
 		if (rst_now_ms() >= deadline) {
 			progress_end();
-			pr_err("%llu pages of the main host still pending after %u s (--timeout)",
-			       (unsigned long long)pending, r->opts.timeout_s);
+			pr_err("restored pages still pending after %u s (--timeout)",
+			       r->opts.timeout_s);
 			return -ETIMEDOUT;
 		}
 		rst_nap(RST_POLL_MS);
@@ -170,8 +212,6 @@ static int wait_loaded(struct rst_run *r, int64_t incoming_ms)
 	progress_end();
 	r->has_loaded_ms = true;
 	r->loaded_ms = rst_now_ms() - r->started_ms;
-	r->hosts[0].has_load_ms = true;
-	r->hosts[0].load_ms = rst_now_ms() - incoming_ms;
 	return 0;
 }
 
@@ -195,10 +235,19 @@ int incoming_run(struct rst_run *r)
 		r->hosts[0].load_ms = r->main_load_ms;
 	}
 	r->has_pending = query_counts(r, &loaded, &r->pending_at_resume);
+	r->hosts[0].has_pending = r->has_pending;
+	r->hosts[0].pending_at_resume = r->pending_at_resume;
 	if ((e = qmp_cmd(r, "cont", NULL, NULL)))
 		return e;
-	r->time_to_run_ms = rst_now_ms() - r->started_ms;
-	if (r->opts.lazy && r->opts.wait_loaded)
+	t0 = rst_now_ms();
+	r->time_to_run_ms = t0 - r->started_ms;
+	if (!r->opts.lazy)
+		return 0;
+	/* The VM runs: a server that cannot start loading serves its pages
+	 * when the guest asks for them all the same. */
+	if (servers_start_loading(r))
+		pr_warn("the memory servers' pages load as the guest touches them");
+	if (r->opts.wait_loaded)
 		return wait_loaded(r, t0);
 	return 0;
 }

@@ -14,6 +14,7 @@
 #include "restore.h"
 
 #define PAGE_OUT_BATCH 256 /* pages read from main.mem and sent at once */
+#define LAZY_CHUNK 4096    /* pages registered at once per source (lazy) */
 
 /* One sub-host's loader thread. */
 struct loader {
@@ -73,7 +74,8 @@ static int from_server(struct rst_run *r, unsigned k, unsigned src, const uint64
 
 /* Reads pages[0..n) (sorted, n <= PAGE_OUT_BATCH) from main.mem into buf,
  * one read per run of consecutive pages; pages whose bitmap bit is clear
- * (QEMU found them zero) read as zeros. */
+ * (QEMU found them zero) read as zeros; with main.present, each other page
+ * is checked against its CRC (-EBADMSG, logged, naming it). */
 static int read_main(struct rst_run *r, const uint64_t *pages, uint64_t n, uint8_t *buf)
 {
 	for (uint64_t i = 0, run; i < n; i += run) {
@@ -86,9 +88,18 @@ static int read_main(struct rst_run *r, const uint64_t *pages, uint64_t n, uint8
 		if (ret)
 			return ret;
 	}
-	for (uint64_t i = 0; i < n; i++)
-		if (!dcres_mrfile_test(&r->cd.main, pages[i]))
-			memset(buf + i * RST_PAGE_SIZE, 0, RST_PAGE_SIZE);
+	for (uint64_t i = 0; i < n; i++) {
+		uint8_t *page = buf + i * RST_PAGE_SIZE;
+
+		if (!dcres_mrfile_test(&r->cd.main, pages[i])) {
+			memset(page, 0, RST_PAGE_SIZE);
+		} else if (r->cd.main_pres_ok &&
+			   dcres_presence_check_page(&r->cd.main_pres, pages[i], page)) {
+			pr_err("%s: page %llu is corrupted (checksum mismatch)", r->cd.main_path,
+			       (unsigned long long)pages[i]);
+			return -EBADMSG;
+		}
+	}
 	return 0;
 }
 
@@ -123,6 +134,67 @@ static int from_main(struct rst_run *r, struct rst_host *h, const uint64_t *page
 	return ret;
 }
 
+/* Lazy: registers pages[0..n) (hottest first) with sub-host k, each from
+ * its source's copy (the server reads it when asked or when its loader
+ * gets there), in pieces of LAZY_CHUNK pages per source so that the
+ * server loads them about hottest first across sources; pages from
+ * main.mem are sent to the server now. */
+static int register_lazy(struct rst_run *r, unsigned k, const uint64_t *pages, uint64_t n)
+{
+	struct rst_host *h = &r->hosts[k];
+	uint64_t *buf[256] = { NULL }, len[256] = { 0 };
+	int ret = 0;
+
+	for (uint64_t i = 0; i <= n && !ret && !should_stop(); i++) {
+		unsigned src = i < n ? r->plan.source[pages[i]] : 0;
+		bool flush_all = i == n;
+
+		if (!flush_all) {
+			if (!buf[src] && !(buf[src] = malloc(LAZY_CHUNK * sizeof(uint64_t)))) {
+				ret = -ENOMEM;
+				break;
+			}
+			buf[src][len[src]++] = pages[i];
+		}
+		for (unsigned s = 0; s < 256 && !ret; s++) {
+			const struct rst_source *holder;
+			bool own;
+
+			if (!len[s] || (!flush_all && (s != src || len[s] < LAZY_CHUNK)))
+				continue;
+			if (s == DCRES_PLAN_MAIN) {
+				ret = from_main(r, h, buf[s], len[s]);
+				len[s] = 0;
+				continue;
+			}
+			holder = locate_holder(r, k, s);
+			if (!holder) {
+				pr_err("memory server %s: no server holds host %u's part to load it "
+				       "from", h->name, s);
+				ret = -ENOENT;
+				break;
+			}
+			own = holder->host == k;
+			ret = dcres_memclient_restore_lazy(h->c, r->rel_dir, s, buf[s], len[s],
+							   own ? NULL : holder->name);
+			if (ret) {
+				const char *msg = dcres_memclient_error(h->c);
+
+				pr_err("memory server %s: registering pages of checkpoint host %u "
+				       "%s%s: %s", h->name, s, own ? "" : "from ",
+				       own ? "" : holder->name, *msg ? msg : strerror(-ret));
+			} else {
+				atomic_fetch_add(&h->loaded, len[s]);
+				h->lazy_pages += len[s];
+			}
+			len[s] = 0;
+		}
+	}
+	for (unsigned s = 0; s < 256; s++)
+		free(buf[s]);
+	return ret;
+}
+
 /* Sorts the pages planned for a host by their source host (page order
  * kept within one), counting each source's pages in count[]. */
 static int by_source(const struct dcres_plan *p, const uint64_t *pages, uint64_t n,
@@ -144,27 +216,37 @@ static int by_source(const struct dcres_plan *p, const uint64_t *pages, uint64_t
 	return 0;
 }
 
-/* Loads one sub-host's planned pages, source host by source host. */
-static int load_host(struct rst_run *r, unsigned k)
+/* Loads pages[0..n) planned for sub-host k, source host by source host. */
+static int load_eager(struct rst_run *r, unsigned k, const uint64_t *pages, uint64_t n)
 {
 	struct rst_host *h = &r->hosts[k];
-	uint64_t *pages = NULL, *sorted = NULL, n = 0, count[256], off = 0;
-	int ret;
+	uint64_t *sorted = NULL, count[256], off = 0;
+	int ret = by_source(&r->plan, pages, n, &sorted, count);
 
-	ret = dcres_plan_pages(&r->plan, (uint8_t)k, 0, &pages, &n);
-	if (!ret)
-		ret = by_source(&r->plan, pages, n, &sorted, count);
 	for (unsigned s = 0; !ret && s < DCRES_PLAN_ZERO; off += count[s], s++) {
 		if (!count[s])
 			continue;
 		ret = s == DCRES_PLAN_MAIN ? from_main(r, h, sorted + off, count[s])
 					   : from_server(r, k, s, sorted + off, count[s]);
 	}
+	free(sorted);
+	return ret;
+}
+
+/* Loads (or, lazy, registers) one sub-host's planned pages. */
+static int load_host(struct rst_run *r, unsigned k)
+{
+	struct rst_host *h = &r->hosts[k];
+	uint64_t *pages = NULL, n = 0;
+	int ret;
+
+	ret = dcres_plan_pages(&r->plan, (uint8_t)k, r->opts.lazy, &pages, &n);
+	if (!ret)
+		ret = r->opts.lazy ? register_lazy(r, k, pages, n) : load_eager(r, k, pages, n);
 	if (!ret && should_stop())
 		ret = -ECANCELED;
 	if (ret == -ENOMEM)
 		pr_err("memory server %s: out of memory listing its pages", h->name);
-	free(sorted);
 	free(pages);
 	return ret;
 }

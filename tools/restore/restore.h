@@ -58,9 +58,13 @@ struct rst_host {
 	bool dirty;                /* subs: this run may have stored pages there */
 	uint64_t pages;            /* pages the plan puts there */
 	uint64_t moved_in;         /* of those, pages coming from another host */
-	atomic_uint_least64_t loaded; /* pages loaded so far (subs: load.c) */
+	atomic_uint_least64_t loaded; /* pages loaded (lazy: registered) so far
+				    * (subs: load.c) */
+	uint64_t lazy_pages;       /* subs, lazy: pages registered, loaded later */
+	bool has_pending;          /* pending_at_resume known */
+	uint64_t pending_at_resume;/* pages still to load when the VM resumed */
 	bool has_load_ms;
-	int64_t load_ms;
+	int64_t load_ms;           /* lazy: from the resume until all were in */
 };
 
 /* A memory server asked for copies of the checkpoint's parts (locate.c):
@@ -147,7 +151,9 @@ int hosts_parse_capacity(struct rst_run *r, const char *arg);
 /* verify.c: the checkpoint, before anything else happens. */
 /* Opens DIR (its manifest required) and main.loc, checks they agree,
  * verifies the checksums of the main host's files the manifest lists and
- * opens main.mem. The memory servers' files are not read here: their
+ * opens main.mem and main.present (if listed). With --lazy and a
+ * main.present, main.mem's size only is checked (its pages are checked as
+ * they load). The memory servers' files are not read here: their
  * servers check them (locate.c). An incremental DIR only has its manifest
  * read (r->increment set): chain_flatten opens the rest. */
 int verify_checkpoint(struct rst_run *r);
@@ -192,9 +198,10 @@ int setup_run_dir(struct rst_run *r);
  * each listed once; 0, or -EINVAL after a message on stderr. */
 int locate_parse(struct rst_run *r, const char *replica_hosts);
 /* When DIR has no manifest, fetches the main host's files (manifest,
- * main.loc, main.mem) from the first source holding a copy that checks out
- * against the manifest fetched with it; a damaged copy is named and the
- * next one tried. Nothing when DIR has its manifest. */
+ * main.loc, main.mem, main.present when it lists one) from the first
+ * source holding a copy that checks out against the manifest fetched with
+ * it; a damaged copy is named and the next one tried. Nothing when DIR
+ * has its manifest. */
 int locate_main_files(struct rst_run *r);
 /* Asks every source, in parallel, which copies of the servers' parts it
  * holds (the server reads and checks them); the servers the manifest
@@ -207,7 +214,8 @@ int locate_parts(struct rst_run *r);
 /* The source to take host src's part from for sub-host k: k itself when
  * it holds a copy, otherwise a holder (spread over them by k). */
 const struct rst_source *locate_holder(const struct rst_run *r, unsigned k, unsigned src);
-/* Writes r->stage_dir: links to main.mem and main.loc, and for every
+/* Writes r->stage_dir: links to main.mem, main.loc and main.present (when
+ * the checkpoint has one; none left otherwise), and for every
  * server part the plan takes pages from for this host, a memory and
  * presence file holding only those pages, served by a holder. */
 int locate_stage_main(struct rst_run *r);
@@ -226,6 +234,13 @@ int servers_drop_old(struct rst_run *r);
 void servers_release(struct rst_run *r);
 /* Closes every connection (a later servers_release reconnects). */
 void servers_close(struct rst_run *r);
+/* Lazy, once the VM runs: reconnects to every sub with registered pages,
+ * records how many it has still to load (pending_at_resume) and has it
+ * load them in the background. */
+int servers_start_loading(struct rst_run *r);
+/* Fills *pending and *bad with the pages sub k has still to load and, of
+ * those, the ones that failed their check. */
+int servers_pending(struct rst_run *r, unsigned k, uint64_t *pending, uint64_t *bad);
 
 /* planning.c: the plan. */
 /* Sets the main host's capacity and every sub's same_as, makes the plan
@@ -236,8 +251,10 @@ int planning_make(struct rst_run *r);
 /* load.c: the sub-hosts' share. */
 /* Loads every sub's planned pages, one thread per sub: from its own copy
  * of a part by the server itself, from another server's copy server to
- * server, from main.mem through this tool. Shows progress; on failure
- * every thread stops early. */
+ * server, from main.mem through this tool. With --lazy, only the pages
+ * from main.mem are sent now: the others are registered, hottest first,
+ * for the server to read when asked and load once servers_start_loading
+ * says so. Shows progress; on failure every thread stops early. */
 int load_servers(struct rst_run *r);
 
 /* qemu.c: the QEMU process. */

@@ -136,3 +136,43 @@ void servers_close(struct rst_run *r)
 		r->hosts[k].c = NULL;
 	}
 }
+
+int servers_start_loading(struct rst_run *r)
+{
+	for (unsigned k = 1; k < r->nhosts; k++) {
+		struct rst_host *h = &r->hosts[k];
+		uint64_t bad;
+		int ret;
+
+		if (!h->lazy_pages)
+			continue;
+		if ((!h->c && (ret = connect_attach(r, h))) ||
+		    (ret = servers_pending(r, k, &h->pending_at_resume, &bad)))
+			return ret;
+		h->has_pending = true;
+		ret = dcres_memclient_load(h->c);
+		if (ret) {
+			server_error(h, "cannot start loading the restored pages", ret);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+int servers_pending(struct rst_run *r, unsigned k, uint64_t *pending, uint64_t *bad)
+{
+	struct rst_host *h = &r->hosts[k];
+	struct dcres_memstats st;
+	int ret;
+
+	if (!h->c && (ret = connect_attach(r, h)))
+		return ret;
+	ret = dcres_memclient_stats(h->c, &st);
+	if (ret) {
+		server_error(h, "cannot read its statistics", ret);
+		return ret;
+	}
+	*pending = st.restore_pending;
+	*bad = st.restore_bad;
+	return 0;
+}

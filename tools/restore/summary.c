@@ -38,6 +38,9 @@ static void print_json(const struct rst_run *r)
 		json_object_object_add(j, "pages", json_object_new_uint64(h->pages));
 		json_object_object_add(j, "pages_moved_in", json_object_new_uint64(h->moved_in));
 		json_object_object_add(j, "load_ms", opt_int(h->has_load_ms, h->load_ms));
+		json_object_object_add(j, "pending_at_resume",
+				       h->has_pending ? json_object_new_uint64(h->pending_at_resume)
+						      : NULL);
 		json_object_array_add(hosts, j);
 	}
 	json_object_object_add(o, "hosts", hosts);
@@ -90,8 +93,11 @@ static void print_text(const struct rst_run *r)
 		else
 			printf("  main host %s: ", h->name);
 		printf("%" PRIu64 " pages, %" PRIu64 " moved in", h->pages, h->moved_in);
+		if (h->has_pending)
+			printf(", %" PRIu64 " still to load at resume", h->pending_at_resume);
 		if (h->has_load_ms)
-			printf(", loaded in %" PRId64 " ms", h->load_ms);
+			printf(", loaded in %" PRId64 " ms%s", h->load_ms,
+			       r->opts.lazy ? " after the resume" : "");
 		printf("\n");
 	}
 	printf("  pages: %" PRIu64 " in all, %" PRIu64 " moved, %" PRIu64 " never written\n",

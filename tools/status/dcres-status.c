@@ -49,13 +49,20 @@ static void print_status(struct json_object *a)
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *s = json_object_array_get_idx(servers, i);
 
-		printf("  server %zu %s: %" PRIu64 " pages, %s\n", i + 1, str(s, "address"),
+		printf("  server %zu %s: %" PRIu64 " pages, %s", i + 1, str(s, "address"),
 		       u64(s, "pages"), dcres_qmp_get_bool(s, "connected") ? "connected" : "LOST");
+		if (dcres_qmp_get_u64(s, "restore-pending", &v) && v)
+			printf(", %" PRIu64 " restored pages to load (%" PRIu64 " failed their "
+			       "check)", v, u64(s, "restore-bad"));
+		printf("\n");
 	}
 	if (dcres_qmp_get_u64(a, "restore-pending", &v))
 		printf("  restore: %" PRIu64 " pages loaded (%" PRIu64 " on access), %" PRIu64
 		       " to load%s%s\n", u64(a, "restore-loaded"), u64(a, "restore-fault-loads"),
 		       v, *str(a, "restore-error") ? ": " : "", str(a, "restore-error"));
+	if (dcres_qmp_get_u64(a, "restore-bad", &v) && v)
+		printf("  restore: %" PRIu64 " pages failed their check (never given to the "
+		       "guest; QEMU's log names the file)\n", v);
 	if (*str(a, "checkpoint-dir"))
 		printf("  checkpoint %s: %s%s%s\n", str(a, "checkpoint-dir"),
 		       str(a, "checkpoint-state"), *str(a, "checkpoint-error") ? ": " : "",
