@@ -4,7 +4,7 @@
  *
  *   offset size field
  *        0    8 magic "DCRESLOC"
- *        8    4 version (4)
+ *        8    4 version (5)
  *       12    4 page size
  *       16    8 page count N (at most LOC_MAX_PAGES)
  *       24  256 main.mem geometry: RAM block id, NUL-padded (at least one NUL)
@@ -20,10 +20,12 @@
  *                A address bytes
  *       .   16 the checkpoint's id
  *       .    1 1 if it is incremental, else 0; then 16 bytes: its parent's id
+ *       .  17P per part, in order: 1 if its server reported an id, else 0;
+ *                then 16 bytes: that id
  *       .    4 CRC-32C of all the bytes before it
  *
- * Version 3 ends after the parts (CRC follows): read with a zero id and
- * no parent. Version 2 ends after the history bytes: read with no parts
+ * Version 4 ends after the ids (CRC follows): read with no server ids.
+ * Version 3 ends after the parts: read with a zero id and no parent. Version 2 ends after the history bytes: read with no parts
  * either. Version 1 (no geometry, host bytes at 24) is refused: only early
  * tests wrote it. Published with dcres_publish_file. */
 #include "dcres/loctable.h"
@@ -40,8 +42,9 @@
 #include "ondisk.h"
 
 #define LOC_MAGIC "DCRESLOC"
-#define LOC_VERSION 4u
+#define LOC_VERSION 5u
 #define LOC_IDS_LEN 33u /* version 4: id, incremental flag, parent id */
+#define LOC_SERVER_ID_LEN 17u /* version 5, per part: flag, server id */
 #define LOC_PART_FIXED 38u /* a part's bytes before its address */
 #define LOC_GEO_OFF 24u
 #define LOC_HDR_SIZE (LOC_GEO_OFF + DCRES_MAPPED_RAM_GEO_LEN)
@@ -107,7 +110,7 @@ static size_t tail_len(const struct dcres_loctable *t)
 	size_t len = 2 + strlen(t->server_dir) + 4 + LOC_IDS_LEN;
 
 	for (unsigned i = 0; i < t->nparts; i++)
-		len += LOC_PART_FIXED + strlen(t->parts[i].address);
+		len += LOC_PART_FIXED + strlen(t->parts[i].address) + LOC_SERVER_ID_LEN;
 	return len;
 }
 
@@ -138,27 +141,20 @@ static void encode_tail(const struct dcres_loctable *t, uint8_t *q)
 	memcpy(q, t->ckpt_id, 16);
 	q[16] = t->has_parent;
 	memcpy(q + 17, t->parent_id, 16);
+	q += LOC_IDS_LEN;
+	for (unsigned i = 0; i < t->nparts; i++, q += LOC_SERVER_ID_LEN) {
+		q[0] = t->parts[i].has_server_id;
+		memcpy(q + 1, t->parts[i].server_id, 16);
+	}
 }
 
-/* Decodes the parts section at q (len bytes, exactly; with the ids after
- * it in a version 4 file) into t; -EINVAL naming path when it does not
- * parse. */
+/* Decodes the parts section at q (len bytes, exactly: the ids after it in
+ * a version 4 file, and the servers' ids in a version 5 one) into t;
+ * -EINVAL naming path when it does not parse. */
 static int decode_tail(const char *path, const uint8_t *q, size_t len, uint32_t version,
 		       struct dcres_loctable *t)
 {
 	const uint8_t *end = q + len;
-
-	if (version == 4) {
-		if (len < LOC_IDS_LEN)
-			goto bad;
-		end -= LOC_IDS_LEN;
-		if (end[16] > 1)
-			goto bad;
-		memcpy(t->ckpt_id, end, 16);
-		t->has_parent = end[16];
-		memcpy(t->parent_id, end + 17, 16);
-		len -= LOC_IDS_LEN;
-	}
 	uint32_t n;
 	size_t d;
 
@@ -189,6 +185,20 @@ static int decode_tail(const char *path, const uint8_t *q, size_t len, uint32_t 
 		q += LOC_PART_FIXED + a;
 		if (dcres_loctable_add_part(t, &p))
 			goto bad;
+	}
+	if (version >= 4) {
+		if ((size_t)(end - q) < LOC_IDS_LEN || q[16] > 1)
+			goto bad;
+		memcpy(t->ckpt_id, q, 16);
+		t->has_parent = q[16];
+		memcpy(t->parent_id, q + 17, 16);
+		q += LOC_IDS_LEN;
+	}
+	for (uint32_t i = 0; version >= 5 && i < n; i++, q += LOC_SERVER_ID_LEN) {
+		if ((size_t)(end - q) < LOC_SERVER_ID_LEN || q[0] > 1)
+			goto bad;
+		t->parts[i].has_server_id = q[0];
+		memcpy(t->parts[i].server_id, q + 1, 16);
 	}
 	if (q == end)
 		return 0;

@@ -468,6 +468,10 @@ int dcres_memclient_ckpt_commit(struct dcres_memclient *c, struct dcres_ckpt_par
 		if (r->stats) {
 			out->bytes_written = r->stats->ckpt_bytes_written;
 			out->pages = r->stats->ckpt_pages_saved;
+			out->has_server_id = r->stats->has_server_id &&
+					     r->stats->server_id.len == 16;
+			if (out->has_server_id)
+				memcpy(out->server_id, r->stats->server_id.data, 16);
 		}
 		if (r->n_files != 2 || !r->files[0]->name || !r->files[1]->name) {
 			pr_err("%s: CKPT_COMMIT answer does not name its two files", c->peer);

@@ -179,7 +179,8 @@ static int handle_commit(struct conn *c, uint64_t seq, char *err, size_t elen)
 	if (ret)
 		return ret;
 	r = dcres_reply_header(seq, 0);
-	st.has_ckpt_bytes_written = st.has_ckpt_pages_saved = 1;
+	st.has_ckpt_bytes_written = st.has_ckpt_pages_saved = st.has_server_id = 1;
+	st.server_id = (ProtobufCBinaryData){ sizeof(c->srv->id), c->srv->id };
 	st.ckpt_bytes_written = res.bytes_written;
 	st.ckpt_pages_saved = res.pages;
 	mem.name = res.mem_name;

@@ -1,6 +1,7 @@
-/* Unit test of loctable.c (version 4): round trip with the main.mem
- * geometry, detection of any flipped byte, truncation and trailing bytes,
- * refusal of version 1 and of an unterminated block id. */
+/* Unit test of loctable.c (version 5): round trip with the main.mem
+ * geometry and the servers' ids, a version 4 file read without them,
+ * detection of any flipped byte, truncation and trailing bytes, refusal
+ * of version 1 and of an unterminated block id. */
 #include "testutil.h"
 
 #include <errno.h>
@@ -10,6 +11,17 @@
 
 #define NPAGES 3000u
 #define HDR 304u /* bytes before the host bytes in version 2 */
+
+/* Ends the first len - 4 bytes of b with their big-endian CRC-32C. */
+static void put_crc(unsigned char *b, size_t len)
+{
+	uint32_t crc = dcres_crc32c(0, b, len - 4);
+
+	b[len - 4] = (unsigned char)(crc >> 24);
+	b[len - 3] = (unsigned char)(crc >> 16);
+	b[len - 2] = (unsigned char)(crc >> 8);
+	b[len - 1] = (unsigned char)crc;
+}
 
 /* Writes a version-1 table (the old layout: 24-byte header, no geometry)
  * of n pages at path. */
@@ -69,7 +81,8 @@ int main(void)
 	snprintf(t.server_dir, sizeof(t.server_dir), "var/ckpt/one");
 	struct dcres_loc_part parts[2] = {
 		{ .host = 1, .address = "10.0.0.1:7700", .pages = 77, .mem_size = 1 << 20,
-		  .mem_crc = 0xdeadbeef, .present_size = 99, .present_crc = 0x01020304 },
+		  .mem_crc = 0xdeadbeef, .present_size = 99, .present_crc = 0x01020304,
+		  .has_server_id = true, .server_id = { 0x5e, 0x71, [15] = 0x0d } },
 		{ .host = 2, .address = "[fd00::2]:7700", .pages = 5, .mem_size = 3 << 20,
 		  .mem_crc = 0xfeedf00d, .present_size = 40, .present_crc = 0x0a0b0c0d },
 	};
@@ -83,7 +96,7 @@ int main(void)
 	CHECK(stat(path, &sb) == 0);
 	CHECK_EQ(sb.st_mode & 07777, 0600);
 	len = sb.st_size;
-	CHECK_EQ(len, HDR + 2 * NPAGES + (2 + 12 + 4) + (38 + 13) + (38 + 14) + 33 + 4);
+	CHECK_EQ(len, HDR + 2 * NPAGES + (2 + 12 + 4) + (38 + 13) + (38 + 14) + 33 + 2 * 17 + 4);
 	CHECK_EQ(dcres_loctable_read(path, &u), 0);
 	CHECK_EQ(u.npages, NPAGES);
 	CHECK_EQ(u.page_size, 4096);
@@ -103,10 +116,36 @@ int main(void)
 		CHECK_EQ(u.parts[i].mem_crc, parts[i].mem_crc);
 		CHECK_EQ(u.parts[i].present_size, parts[i].present_size);
 		CHECK_EQ(u.parts[i].present_crc, parts[i].present_crc);
+		CHECK_EQ(u.parts[i].has_server_id, parts[i].has_server_id);
+		CHECK(memcmp(u.parts[i].server_id, parts[i].server_id, 16) == 0);
 	}
 	CHECK(memcmp(u.ckpt_id, t.ckpt_id, 16) == 0 && u.has_parent &&
 	      memcmp(u.parent_id, t.parent_id, 16) == 0);
 	dcres_loctable_free(&u);
+
+	/* The same table as version 4 wrote it (no servers' ids) reads
+	 * without them. */
+	{
+		unsigned char *b = malloc(len);
+		FILE *f = fopen(path, "rb");
+		size_t v4 = (size_t)len - 2 * 17;
+		char v4path[512];
+
+		CHECK(b && f && fread(b, 1, (size_t)len, f) == (size_t)len);
+		fclose(f);
+		b[11] = 4;
+		put_crc(b, v4);
+		snprintf(v4path, sizeof(v4path), "%s.v4", path);
+		f = fopen(v4path, "wb");
+		CHECK(f && fwrite(b, 1, v4, f) == v4);
+		fclose(f);
+		CHECK_EQ(dcres_loctable_read(v4path, &u), 0);
+		CHECK(u.nparts == 2 && !u.parts[0].has_server_id && !u.parts[1].has_server_id &&
+		      u.has_parent && memcmp(u.ckpt_id, t.ckpt_id, 16) == 0);
+		dcres_loctable_free(&u);
+		unlink(v4path);
+		free(b);
+	}
 
 	/* Any flipped byte is detected, naming the file. */
 	for (off_t off = 0; off < len; off++) {

@@ -304,8 +304,10 @@ static int write_loctable(struct dcres_mainckpt *c, char *err, size_t err_len)
 			.host = s->k, .pages = s->part.pages,
 			.mem_size = s->part.mem.size, .mem_crc = s->part.mem.crc32c,
 			.present_size = s->part.present.size, .present_crc = s->part.present.crc32c,
+			.has_server_id = s->part.has_server_id,
 		};
 
+		memcpy(part.server_id, s->part.server_id, sizeof(part.server_id));
 		snprintf(part.address, sizeof(part.address), "%s", s->addr);
 		ret = dcres_loctable_add_part(&c->table, &part);
 	}

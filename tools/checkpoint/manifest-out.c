@@ -166,6 +166,12 @@ int manifest_out(struct ckpt_run *r)
 			 p->host);
 		add_host(r, &m, b, p->host, p->address, b->mem_names[i], b->present_names[i],
 			 p->pages);
+		if (p->has_server_id) {
+			Dcres__HostPart *h = &b->hosts[m.n_hosts - 1];
+
+			h->has_server_id = true;
+			h->server_id = (ProtobufCBinaryData){ 16, (uint8_t *)p->server_id };
+		}
 		add_sum(&m, b, b->mem_names[i], p->mem_size, p->mem_crc);
 		add_sum(&m, b, b->present_names[i], p->present_size, p->present_crc);
 	}

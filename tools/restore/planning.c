@@ -9,18 +9,26 @@
 
 #define PLAN_ERR_MAX 4096
 
-/* The checkpoint's memory server that sub k is: the one whose address (in
- * the manifest) is its name, when it still holds its part; 0 when none
- * is. */
+/* Whether the checkpoint's host part h was saved by sub k: by the id the
+ * server reported then and now, or (a checkpoint or server without ids)
+ * by its address. */
+static bool saved_by(const Dcres__HostPart *h, const struct rst_host *sub)
+{
+	if (h->has_server_id && h->server_id.len == 16 && sub->has_id)
+		return !memcmp(h->server_id.data, sub->id, 16);
+	return h->address && !strcmp(h->address, sub->name);
+}
+
+/* The checkpoint's memory server that sub k is (saved_by), when it still
+ * holds its part; 0 when none is. */
 static unsigned same_as(const struct rst_run *r, unsigned k)
 {
 	const Dcres__Manifest *m = r->cd.manifest;
-	const char *name = r->hosts[k].name;
 
 	for (size_t i = 0; i < m->n_hosts; i++) {
 		unsigned id = m->hosts[i]->id;
 
-		if (id > 0 && m->hosts[i]->address && !strcmp(m->hosts[i]->address, name)) {
+		if (id > 0 && saved_by(m->hosts[i], &r->hosts[k])) {
 			const struct rst_source *s = locate_holder(r, k, id);
 
 			return s && s->host == k ? id : 0;

@@ -55,6 +55,8 @@ struct rst_host {
 	uint64_t capacity;         /* pages it may hold (the plan's) */
 	unsigned same_as;          /* subs: the checkpoint's server it is, or 0 */
 	struct dcres_memclient *c; /* subs: attached to the VM (servers.c) */
+	bool has_id;               /* subs: the server reported its id */
+	uint8_t id[16];
 	bool dirty;                /* subs: this run may have stored pages there */
 	uint64_t pages;            /* pages the plan puts there */
 	uint64_t moved_in;         /* of those, pages coming from another host */
@@ -221,8 +223,8 @@ const struct rst_source *locate_holder(const struct rst_run *r, unsigned k, unsi
 int locate_stage_main(struct rst_run *r);
 
 /* servers.c: the memory servers (sub-hosts). */
-/* Connects to every sub, attaches to the VM (not exclusively) and sets
- * each sub's capacity from its free pages and the VM's old ones there,
+/* Connects to every sub, attaches to the VM (not exclusively), learns its
+ * id and sets each sub's capacity from its free pages and the VM's old ones there,
  * which servers_drop_old will release (lowered by --capacity). Nothing is
  * released yet: an infeasible plan leaves every server as it was. */
 int servers_prepare(struct rst_run *r);

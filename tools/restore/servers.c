@@ -55,6 +55,8 @@ static int prepare_one(const struct rst_run *r, struct rst_host *h)
 		server_error(h, "cannot read its statistics", ret);
 		return ret;
 	}
+	h->has_id = st.has_server_id;
+	memcpy(h->id, st.server_id, sizeof(h->id));
 	free_pages = st.capacity_pages > st.used_pages ? st.capacity_pages - st.used_pages : 0;
 	free_pages += st.vm_pages;
 	if (!h->has_capacity || h->capacity > free_pages)

@@ -38,6 +38,8 @@ struct dcres_loc_part {
 	uint64_t pages;                 /* pages in its files */
 	uint64_t mem_size, present_size;/* host-K.mem, host-K.present */
 	uint32_t mem_crc, present_crc;
+	bool has_server_id;             /* the server reported its id */
+	uint8_t server_id[16];
 };
 
 struct dcres_loctable {
@@ -67,7 +69,8 @@ int dcres_loctable_add_part(struct dcres_loctable *t, const struct dcres_loc_par
 
 /* Reads and validates path into t (initialised by this call). A version 2
  * file (before parts were recorded) reads with none, a version 2 or 3 one
- * (before ids) with a zero id and no parent. */
+ * (before ids) with a zero id and no parent, a version 4 one without the
+ * servers' ids. */
 int dcres_loctable_read(const char *path, struct dcres_loctable *t);
 
 #endif

@@ -73,6 +73,8 @@ struct dcres_ckpt_part {
 	uint64_t pages;         /* pages in its files */
 	struct dcres_file_sum mem, present; /* host-K.mem, host-K.present */
 	char mem_name[32], present_name[32]; /* what their names point to */
+	bool has_server_id;     /* the server said who it is */
+	uint8_t server_id[16];
 };
 
 /* Connects to "HOST:PORT" and authenticates with psk. */
