@@ -23,7 +23,7 @@
 
 #define QMP_READ_CHUNK 65536
 #define QMP_JSON_DEPTH 64
-#define QMP_CONNECT_RETRY_MS 50
+#define QMP_CONNECT_RETRY_MS 10
 
 struct qmp_event {
 	struct json_object *obj;

@@ -100,7 +100,7 @@ static int wait_migration(struct rst_run *r)
 	struct json_object *ret;
 	uint64_t loaded = 0, pending = 0;
 	char status[32];
-	int e;
+	int nap = 2, e;
 
 	for (;;) {
 		const char *s;
@@ -133,7 +133,9 @@ static int wait_migration(struct rst_run *r)
 			       r->cd.main_path, r->opts.timeout_s, status);
 			return -ETIMEDOUT;
 		}
-		rst_nap(RST_POLL_MS);
+		/* Often at first: a lazy restore's device state loads in a blink. */
+		rst_nap(nap);
+		nap = nap * 2 < RST_POLL_MS ? nap * 2 : RST_POLL_MS;
 	}
 }
 
