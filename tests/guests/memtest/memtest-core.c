@@ -77,6 +77,7 @@ void mt_parse_cmdline(struct mt_config *cfg, const char *s, const char *prefix)
 	cfg->hot_pct = 100;
 	cfg->hot_at_pct = 0;
 	cfg->rest_s = 0;
+	cfg->tick_ms = 0;
 	while (*s) {
 		while (*s == ' ')
 			s++;
@@ -93,6 +94,8 @@ void mt_parse_cmdline(struct mt_config *cfg, const char *s, const char *prefix)
 				cfg->hot_at_pct = h > 99 ? 99 : (unsigned)h;
 			} else if (starts_with(t, "rest=")) {
 				cfg->rest_s = parse_u64(t + 5);
+			} else if (starts_with(t, "tick=")) {
+				cfg->tick_ms = parse_u64(t + 5);
 			} else if (starts_with(t, "hot=")) {
 				uint64_t h = parse_u64(t + 4);
 				cfg->hot_pct = h < 1 ? 1 : h > 100 ? 100 : (unsigned)h;
@@ -178,6 +181,20 @@ static void report_error(struct mt_state *st, uint64_t idx, uint64_t page_no,
 	line_emit(st->plat, &l);
 }
 
+/* With tick=MS, prints the pages verified so far once MS have passed. */
+static void tick_due(struct mt_state *st)
+{
+	struct mt_line l = { .len = 0 };
+	uint64_t now;
+
+	if (!st->cfg.tick_ms || (now = st->plat->now_us()) < st->next_tick_us)
+		return;
+	st->next_tick_us = now + st->cfg.tick_ms * 1000u;
+	line_str(&l, "MEMTEST tick");
+	line_kv(&l, "verified", st->verified);
+	line_emit(st->plat, &l);
+}
+
 /* Verifies every page once, interleaving the rewrites due; returns errors. */
 static uint64_t verify_pass(struct mt_state *st)
 {
@@ -192,8 +209,11 @@ static uint64_t verify_pass(struct mt_state *st)
 					      st->gens[idx], &word);
 			if (res != MT_OK && errors++ < MT_MAX_ERROR_LINES)
 				report_error(st, idx, rg->first_page + i, res, word);
-			if (i % MT_VERIFY_CHUNK == MT_VERIFY_CHUNK - 1)
+			st->verified++;
+			if (i % MT_VERIFY_CHUNK == MT_VERIFY_CHUNK - 1) {
 				rewrite_due(st);
+				tick_due(st);
+			}
 		}
 	}
 	return errors;

@@ -34,6 +34,7 @@ struct mt_config {
 	unsigned hot_pct;   /* rewrites go to hot_pct% of the pages, */
 	unsigned hot_at_pct;/* starting hot_at_pct% into them */
 	uint64_t rest_s;    /* seconds of rewrites only after each pass */
+	uint64_t tick_ms;   /* print the pages verified so far this often; 0 never */
 };
 
 struct mt_state {
@@ -45,12 +46,15 @@ struct mt_state {
 	uint32_t *gens;     /* npages entries, one per tested page */
 	uint64_t hot_first, hot_pages;
 	uint64_t pass, writes, rng, last_us, credit_us;
+	uint64_t verified, next_tick_us; /* pages verified in all; for tick= */
 };
 
-/* Parses "hot=PCT", "hotat=PCT", "rate=N|max" and "rest=SEC" tokens
- * (optionally with PREFIX, e.g. "memtest.") out of a space-separated
+/* Parses "hot=PCT", "hotat=PCT", "rate=N|max", "rest=SEC" and "tick=MS"
+ * tokens (optionally with PREFIX, e.g. "memtest.") out of a space-separated
  * command line into cfg; unknown tokens are ignored. Defaults: hot=100,
- * hotat=0, rate=1000, rest=0. */
+ * hotat=0, rate=1000, rest=0, tick=0 (with tick=MS, a line
+ * "MEMTEST tick verified=N" every MS milliseconds gives the pages verified
+ * so far: the verifier's throughput). */
 void mt_parse_cmdline(struct mt_config *cfg, const char *cmdline,
 		      const char *prefix);
 
