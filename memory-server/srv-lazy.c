@@ -346,16 +346,16 @@ static void mark_bad(struct srv_lazy *l, uint64_t page, const char *why)
  * held on entry and return; let go while reading). Returns 0, or the
  * error that is not a page's (a source out of reach). */
 static int read_one_by_one(struct vmstore *s, struct vm *vm, struct srv_lazy *l, unsigned idx,
-			   const uint64_t *pages, uint64_t n, uint8_t *buf, uint64_t *done)
+			   const uint64_t *pages, uint64_t n, uint8_t *buf, uint64_t *done,
+			   char *err, size_t err_len)
 {
 	struct lazy_source *src = l->src[idx];
-	char err[512];
 
 	for (uint64_t i = 0; i < n && vm->lazy == l; i++) {
 		int ret;
 
 		pthread_mutex_unlock(&vm->lock);
-		ret = source_read(src, vm, &pages[i], 1, buf, err, sizeof(err));
+		ret = source_read(src, vm, &pages[i], 1, buf, err, err_len);
 		pthread_mutex_lock(&vm->lock);
 		if (ret == -EBADMSG)
 			mark_bad(l, pages[i], err);
@@ -387,6 +387,16 @@ static uint64_t next_batch(struct srv_lazy *l, uint64_t *pages, unsigned *idx)
 	return n;
 }
 
+/* Counts a loader thread of s in (delta 1) or out (-1). Not under a VM's
+ * lock: the store's lock comes first. */
+static void count_loader(struct vmstore *s, int delta)
+{
+	pthread_mutex_lock(&s->lock);
+	s->nloaders += (unsigned)delta;
+	pthread_cond_broadcast(&s->loaders_done);
+	pthread_mutex_unlock(&s->lock);
+}
+
 /* The loader thread: loads the queue's pending pages in order. */
 static void *loader_main(void *arg)
 {
@@ -414,7 +424,8 @@ static void *loader_main(void *arg)
 		if (vm->lazy != l)
 			break;
 		if (ret == -EBADMSG)
-			ret = read_one_by_one(a.s, vm, l, idx, pages, n, buf, &l->loaded);
+			ret = read_one_by_one(a.s, vm, l, idx, pages, n, buf, &l->loaded, err,
+					      sizeof(err));
 		else if (!ret)
 			l->loaded += install(a.s, vm, l, idx, pages, n, buf);
 		if (ret) {
@@ -440,10 +451,7 @@ static void *loader_main(void *arg)
 	lazy_unref(l);
 	pthread_mutex_unlock(&vm->lock);
 	free(buf);
-	pthread_mutex_lock(&a.s->lock);
-	a.s->nloaders--;
-	pthread_cond_broadcast(&a.s->loaders_done);
-	pthread_mutex_unlock(&a.s->lock);
+	count_loader(a.s, -1);
 	return NULL;
 }
 
@@ -452,14 +460,16 @@ int srv_lazy_load(struct vmstore *s, struct vm *vm, char *err, size_t err_len)
 	struct loader_arg *a = malloc(sizeof(*a));
 	struct srv_lazy *l;
 	pthread_t t;
-	int ret;
+	int ret = 0;
 
 	if (!a)
 		return -ENOMEM;
+	count_loader(s, 1); /* before the thread can end */
 	pthread_mutex_lock(&vm->lock);
 	l = vm->lazy;
 	if (!l || l->loading || !l->npending) {
 		pthread_mutex_unlock(&vm->lock);
+		count_loader(s, -1);
 		free(a);
 		return 0;
 	}
@@ -467,22 +477,19 @@ int srv_lazy_load(struct vmstore *s, struct vm *vm, char *err, size_t err_len)
 	l->loading = true;
 	l->refs++;
 	l->load_started_ms = dcres_wire_now_ms();
-	pthread_mutex_lock(&s->lock);
-	s->nloaders++;
-	pthread_mutex_unlock(&s->lock);
 	ret = -pthread_create(&t, NULL, loader_main, a);
 	if (ret) {
 		l->loading = false;
 		l->refs--;
-		pthread_mutex_lock(&s->lock);
-		s->nloaders--;
-		pthread_mutex_unlock(&s->lock);
-		free(a);
 		snprintf(err, err_len, "cannot start a loader thread: %s", strerror(-ret));
 	} else {
 		pthread_detach(t);
 	}
 	pthread_mutex_unlock(&vm->lock);
+	if (ret) {
+		count_loader(s, -1);
+		free(a);
+	}
 	return ret;
 }
 

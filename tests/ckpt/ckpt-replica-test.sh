@@ -13,8 +13,10 @@
 # each verified by the guest itself (errors=0, passes counting on):
 #  (a) onto hosts 0, 1 and a spare 3 with a flipped byte in host 1's copy
 #      of host 2's part: the damaged copy is named and host 2's own used;
-#  (b) host 2 destroyed (server killed, its disk wiped): onto 0, 1 and 3;
-#      and the increment too, its chain read through host 1's copies;
+#  (b) host 2 destroyed (server killed, its disk wiped): onto 0, 1 and 3,
+#      lazily (host 3 serves host 2's pages from host 1's copy before it
+#      has loaded them, and every host loads its pages); and the
+#      increment too, its chain read through host 1's copies;
 #  (c) the old main host's directory gone too: restored by host 4, which
 #      fetches the main host's files from a copy and runs QEMU itself;
 #  (d) both copies of host 2's part gone: refused naming the part and the
@@ -135,11 +137,16 @@ ckpt_verified a "$before" 300
 kill "$(guest_pid a)"; sleep 1
 flip "$(disk 1)/$rel/host-2.mem"
 
-# (b) Host 2 destroyed: its server killed, its disk wiped.
+# (b) Host 2 destroyed: its server killed, its disk wiped. Lazily: host
+# 3 serves host 2's pages at once, reading them from host 1's copy until
+# it has loaded them.
 kill -9 "$(split_server_pid 2)"
 rm -rf "$(disk 2)/$rel"
-restore_guest b "$ckpt" "main,$(s 1),$(s 3)" -- "${memtest[@]}" \
+restore_guest b "$ckpt" "main,$(s 1),$(s 3)" --lazy --wait-loaded -- "${memtest[@]}" \
   || fail "restore (b) after losing host 2 failed: $(cat "$TEST_TMP/b.log")"
+[ "$(ckpt_json "$TEST_TMP/b.json" 'j["hosts"][2]["pending_at_resume"]')" -gt 0 ] \
+  && [ "$(ckpt_json "$TEST_TMP/b.json" '[h["load_ms"] for h in j["hosts"]].count(None)')" -eq 0 ] \
+  || fail "restore (b): host 3 had nothing to load at resume, or a host never loaded: $(cat "$TEST_TMP/b.json")"
 ckpt_verified b "$before" 300
 note "restore (b): $(grep -c "part from" "$TEST_TMP/b.log" || true) loads from another server's copy"
 kill "$(guest_pid b)"; sleep 1

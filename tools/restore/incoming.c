@@ -100,7 +100,7 @@ static int wait_migration(struct rst_run *r)
 	struct json_object *ret;
 	uint64_t loaded = 0, pending = 0;
 	char status[32];
-	int nap = 2, e;
+	int nap = 5, polls = 0, e;
 
 	for (;;) {
 		const char *s;
@@ -133,9 +133,11 @@ static int wait_migration(struct rst_run *r)
 			       r->cd.main_path, r->opts.timeout_s, status);
 			return -ETIMEDOUT;
 		}
-		/* Often at first: a lazy restore's device state loads in a blink. */
+		/* Often for the first second or so: a lazy restore's device
+		 * state loads in a few milliseconds. */
 		rst_nap(nap);
-		nap = nap * 2 < RST_POLL_MS ? nap * 2 : RST_POLL_MS;
+		if (++polls > 200)
+			nap = RST_POLL_MS;
 	}
 }
 
@@ -225,6 +227,7 @@ int incoming_run(struct rst_run *r)
 
 	if ((e = connect_qmp(r)))
 		return e;
+	r->qemu_start_ms = rst_now_ms() - r->qemu_started_at;
 	/* Loading a large main.mem may keep QEMU from answering for a while. */
 	dcres_qmp_set_reply_timeout(r->qmp, (int)r->opts.timeout_s * 1000);
 	t0 = rst_now_ms();
@@ -239,8 +242,10 @@ int incoming_run(struct rst_run *r)
 	r->has_pending = query_counts(r, &loaded, &r->pending_at_resume);
 	r->hosts[0].has_pending = r->has_pending;
 	r->hosts[0].pending_at_resume = r->pending_at_resume;
+	t0 = rst_now_ms();
 	if ((e = qmp_cmd(r, "cont", NULL, NULL)))
 		return e;
+	r->resume_ms = rst_now_ms() - t0;
 	t0 = rst_now_ms();
 	r->time_to_run_ms = t0 - r->started_ms;
 	if (!r->opts.lazy)

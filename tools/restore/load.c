@@ -14,7 +14,7 @@
 #include "restore.h"
 
 #define PAGE_OUT_BATCH 256 /* pages read from main.mem and sent at once */
-#define LAZY_CHUNK 4096    /* pages registered at once per source (lazy) */
+#define LAZY_CHUNK DCRES_WIRE_MAX_PAGES /* pages registered at once per source (lazy) */
 
 /* One sub-host's loader thread. */
 struct loader {
@@ -72,8 +72,8 @@ static int from_server(struct rst_run *r, unsigned k, unsigned src, const uint64
 	return 0;
 }
 
-/* Reads pages[0..n) (sorted, n <= PAGE_OUT_BATCH) from main.mem into buf,
- * one read per run of consecutive pages; pages whose bitmap bit is clear
+/* Reads pages[0..n) (n <= PAGE_OUT_BATCH) from main.mem into buf, one
+ * read per run of consecutive pages; pages whose bitmap bit is clear
  * (QEMU found them zero) read as zeros; with main.present, each other page
  * is checked against its CRC (-EBADMSG, logged, naming it). */
 static int read_main(struct rst_run *r, const uint64_t *pages, uint64_t n, uint8_t *buf)
@@ -134,64 +134,66 @@ static int from_main(struct rst_run *r, struct rst_host *h, const uint64_t *page
 	return ret;
 }
 
-/* Lazy: registers pages[0..n) (hottest first) with sub-host k, each from
- * its source's copy (the server reads it when asked or when its loader
- * gets there), in pieces of LAZY_CHUNK pages per source so that the
- * server loads them about hottest first across sources; pages from
- * main.mem are sent to the server now. */
-static int register_lazy(struct rst_run *r, unsigned k, const uint64_t *pages, uint64_t n)
+/* Lazy: registers pages[0..n) of checkpoint host src with sub-host k,
+ * from its own copy or a holder's (pages from main.mem are sent now). */
+static int register_chunk(struct rst_run *r, unsigned k, unsigned src, const uint64_t *pages,
+			  uint64_t n)
 {
 	struct rst_host *h = &r->hosts[k];
+	const struct rst_source *holder;
+	bool own;
+	int ret;
+
+	if (src == DCRES_PLAN_MAIN)
+		return from_main(r, h, pages, n);
+	holder = locate_holder(r, k, src);
+	if (!holder) {
+		pr_err("memory server %s: no server holds host %u's part to load it from",
+		       h->name, src);
+		return -ENOENT;
+	}
+	own = holder->host == k;
+	ret = dcres_memclient_restore_lazy(h->c, r->rel_dir, src, pages, n,
+					   own ? NULL : holder->name);
+	if (ret) {
+		const char *msg = dcres_memclient_error(h->c);
+
+		pr_err("memory server %s: registering pages of checkpoint host %u %s%s: %s",
+		       h->name, src, own ? "" : "from ", own ? "" : holder->name,
+		       *msg ? msg : strerror(-ret));
+		return ret;
+	}
+	atomic_fetch_add(&h->loaded, n);
+	h->lazy_pages += n;
+	return 0;
+}
+
+/* Lazy: registers pages[0..n) (hottest first) with sub-host k, in pieces
+ * of LAZY_CHUNK pages per source, so that the server loads them about
+ * hottest first across sources. */
+static int register_lazy(struct rst_run *r, unsigned k, const uint64_t *pages, uint64_t n)
+{
 	uint64_t *buf[256] = { NULL }, len[256] = { 0 };
 	int ret = 0;
 
-	for (uint64_t i = 0; i <= n && !ret && !should_stop(); i++) {
-		unsigned src = i < n ? r->plan.source[pages[i]] : 0;
-		bool flush_all = i == n;
+	for (uint64_t i = 0; i < n && !ret && !should_stop(); i++) {
+		unsigned src = r->plan.source[pages[i]];
 
-		if (!flush_all) {
-			if (!buf[src] && !(buf[src] = malloc(LAZY_CHUNK * sizeof(uint64_t)))) {
-				ret = -ENOMEM;
-				break;
-			}
-			buf[src][len[src]++] = pages[i];
+		if (!buf[src] && !(buf[src] = malloc(LAZY_CHUNK * sizeof(uint64_t)))) {
+			ret = -ENOMEM;
+			break;
 		}
-		for (unsigned s = 0; s < 256 && !ret; s++) {
-			const struct rst_source *holder;
-			bool own;
-
-			if (!len[s] || (!flush_all && (s != src || len[s] < LAZY_CHUNK)))
-				continue;
-			if (s == DCRES_PLAN_MAIN) {
-				ret = from_main(r, h, buf[s], len[s]);
-				len[s] = 0;
-				continue;
-			}
-			holder = locate_holder(r, k, s);
-			if (!holder) {
-				pr_err("memory server %s: no server holds host %u's part to load it "
-				       "from", h->name, s);
-				ret = -ENOENT;
-				break;
-			}
-			own = holder->host == k;
-			ret = dcres_memclient_restore_lazy(h->c, r->rel_dir, s, buf[s], len[s],
-							   own ? NULL : holder->name);
-			if (ret) {
-				const char *msg = dcres_memclient_error(h->c);
-
-				pr_err("memory server %s: registering pages of checkpoint host %u "
-				       "%s%s: %s", h->name, s, own ? "" : "from ",
-				       own ? "" : holder->name, *msg ? msg : strerror(-ret));
-			} else {
-				atomic_fetch_add(&h->loaded, len[s]);
-				h->lazy_pages += len[s];
-			}
-			len[s] = 0;
+		buf[src][len[src]++] = pages[i];
+		if (len[src] == LAZY_CHUNK) {
+			ret = register_chunk(r, k, src, buf[src], len[src]);
+			len[src] = 0;
 		}
 	}
-	for (unsigned s = 0; s < 256; s++)
+	for (unsigned s = 0; s < 256; s++) {
+		if (!ret && len[s] && !should_stop())
+			ret = register_chunk(r, k, s, buf[s], len[s]);
 		free(buf[s]);
+	}
 	return ret;
 }
 
@@ -298,9 +300,12 @@ int load_servers(struct rst_run *r)
 		started++;
 	}
 	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
-	while (atomic_load(&loaders_done) < started) {
-		progress_servers(r);
-		usleep(RST_POLL_MS * 1000); /* also after an interrupt: no busy wait */
+	/* Looks every 5 ms (a lazy restore's loaders are done in a few), shows
+	 * progress every RST_POLL_MS; naps also after an interrupt. */
+	for (unsigned naps = 0; atomic_load(&loaders_done) < started; naps++) {
+		if (naps % (RST_POLL_MS / 5) == 0)
+			progress_servers(r);
+		usleep(5000);
 	}
 	for (unsigned k = 1; k < r->nhosts; k++) {
 		if (!loaders[k].started)

@@ -220,6 +220,7 @@ int qemu_start(struct rst_run *r)
 		goto out;
 	}
 	r->qemu_pid = pid;
+	r->qemu_started_at = rst_now_ms();
 	pr_debug("QEMU started, pid %d, log %s", (int)pid, r->log_path);
 out:
 	if (log_fd >= 0)

@@ -120,11 +120,14 @@ struct rst_run {
 
 	/* QEMU (qemu.c, incoming.c). */
 	pid_t qemu_pid;            /* 0: none running */
+	int64_t qemu_started_at;   /* when it was started */
 	struct dcres_qmp *qmp;
 
 	/* Results; times are CLOCK_MONOTONIC milliseconds. */
 	int64_t started_ms;
 	int64_t verify_ms, flatten_ms, plan_ms, servers_load_ms, main_load_ms;
+	int64_t qemu_start_ms;     /* from starting QEMU until its QMP answered */
+	int64_t resume_ms;         /* what cont took */
 	int64_t time_to_run_ms;
 	bool has_loaded_ms;
 	int64_t loaded_ms;         /* from the start until nothing was pending */

@@ -54,7 +54,9 @@ static void print_json(const struct rst_run *r)
 			       json_object_new_string(r->flat_dir) : NULL);
 	json_object_object_add(o, "plan_ms", json_object_new_int64(r->plan_ms));
 	json_object_object_add(o, "servers_load_ms", json_object_new_int64(r->servers_load_ms));
+	json_object_object_add(o, "qemu_start_ms", json_object_new_int64(r->qemu_start_ms));
 	json_object_object_add(o, "main_load_ms", json_object_new_int64(r->main_load_ms));
+	json_object_object_add(o, "resume_ms", json_object_new_int64(r->resume_ms));
 	json_object_object_add(o, "time_to_run_ms", json_object_new_int64(r->time_to_run_ms));
 	json_object_object_add(o, "loaded_ms", opt_int(r->has_loaded_ms, r->loaded_ms));
 	json_object_object_add(o, "pending_at_resume",
@@ -78,8 +80,9 @@ static void print_text(const struct rst_run *r)
 	       r->verify_ms);
 	if (r->increment)
 		printf("flatten a chain of %u %" PRId64 " ms, ", r->chain_layers, r->flatten_ms);
-	printf("plan %" PRId64 " ms, memory servers %" PRId64 " ms, main host %" PRId64 " ms\n",
-	       r->plan_ms, r->servers_load_ms, r->main_load_ms);
+	printf("plan %" PRId64 " ms, memory servers %" PRId64 " ms, QEMU start %" PRId64
+	       " ms, main host %" PRId64 " ms, resume %" PRId64 " ms\n", r->plan_ms,
+	       r->servers_load_ms, r->qemu_start_ms, r->main_load_ms, r->resume_ms);
 	if (r->has_loaded_ms)
 		printf("  every page loaded after %.3f s\n", (double)r->loaded_ms / 1000);
 	else if (r->has_pending && r->pending_at_resume)
