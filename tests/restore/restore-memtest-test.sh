@@ -104,8 +104,8 @@ restore_all() {
     done
     [ "$(ckpt_json "$TEST_TMP/${mode}_a.json" '[h["load_ms"] for h in j["hosts"]].count(None)')" -eq 0 ] \
       || fail "--wait-loaded returned before every host had loaded: $(cat "$TEST_TMP/${mode}_a.json")"
-    [ "$(servers_pending "${mode}_a")" = "0 0" ] \
-      || fail "after --wait-loaded the servers still have pages to load: $(split_dcres "${mode}_a")"
+    # query-dcres learns it within a second or so.
+    servers_loaded "${mode}_a"
   fi
   ckpt_verified "${mode}_a" "$before" 300
   if [ "$mode" = lazy ]; then

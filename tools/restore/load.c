@@ -263,8 +263,12 @@ static void *loader_main(void *arg)
 	l->ret = load_host(l->r, l->k);
 	if (l->ret)
 		atomic_store(&load_failed, true);
-	h->load_ms = rst_now_ms() - t0;
-	h->has_load_ms = !l->ret;
+	h->loader_ms = rst_now_ms() - t0;
+	/* Lazy: registered only; loaded once the server says so (incoming.c). */
+	if (!l->r->opts.lazy) {
+		h->load_ms = h->loader_ms;
+		h->has_load_ms = !l->ret;
+	}
 	atomic_fetch_add(&loaders_done, 1);
 	return NULL;
 }

@@ -256,8 +256,8 @@ static int run_steps(struct rst_run *r)
 		return e;
 	/* The loaders start together: the slowest one's time is theirs. */
 	for (unsigned k = 1; k < r->nhosts; k++)
-		if (r->hosts[k].load_ms > r->servers_load_ms)
-			r->servers_load_ms = r->hosts[k].load_ms;
+		if (r->hosts[k].loader_ms > r->servers_load_ms)
+			r->servers_load_ms = r->hosts[k].loader_ms;
 	/* QEMU attaches to the servers itself; a release after a failure
 	 * reconnects. */
 	servers_close(r);

@@ -65,8 +65,11 @@ struct rst_host {
 	uint64_t lazy_pages;       /* subs, lazy: pages registered, loaded later */
 	bool has_pending;          /* pending_at_resume known */
 	uint64_t pending_at_resume;/* pages still to load when the VM resumed */
+	int64_t loader_ms;         /* subs: what its loader thread took (lazy:
+				    * registering the pages) */
 	bool has_load_ms;
-	int64_t load_ms;           /* lazy: from the resume until all were in */
+	int64_t load_ms;           /* until its pages were in; lazy: from the
+				    * resume on */
 };
 
 /* A memory server asked for copies of the checkpoint's parts (locate.c):
