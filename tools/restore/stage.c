@@ -115,7 +115,7 @@ static int stage_part(const struct rst_run *r, const struct rst_source *s, unsig
 
 int locate_stage_main(struct rst_run *r)
 {
-	uint64_t *pages = NULL, *sel = NULL, n = 0;
+	uint64_t *pages = NULL, *sel = NULL, n = 0, count[256] = { 0 };
 	int ret;
 
 	if (mkdir(r->stage_dir, 0700) < 0 && errno != EEXIST) {
@@ -134,16 +134,19 @@ int locate_stage_main(struct rst_run *r)
 	ret = dcres_plan_pages(&r->plan, DCRES_PLAN_MAIN, 0, &pages, &n);
 	if (!ret && !(sel = malloc((n ? n : 1) * sizeof(*sel))))
 		ret = -ENOMEM;
+	for (uint64_t i = 0; !ret && i < n; i++)
+		count[r->plan.source[pages[i]]]++;
+	/* Only the servers this host takes pages from: one pass each. */
 	for (unsigned src = 1; !ret && src < DCRES_PLAN_ZERO; src++) {
 		const struct rst_source *s;
 		uint64_t k = 0;
 		char name[32];
 
+		if (!count[src])
+			continue;
 		for (uint64_t i = 0; i < n; i++)
 			if (r->plan.source[pages[i]] == src)
 				sel[k++] = pages[i];
-		if (!k)
-			continue;
 		if (r->local[src]) {
 			snprintf(name, sizeof(name), "host-%u.mem", src);
 			ret = link_file(r, name);
