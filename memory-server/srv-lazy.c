@@ -195,7 +195,7 @@ static int source_get(struct vm *vm, int base_fd, const struct dcres_psk *psk,
 		      const char *rel, uint32_t host_id, const char *peer,
 		      struct srv_lazy **lp, unsigned *idx, char *err, size_t err_len)
 {
-	struct lazy_source *src;
+	struct lazy_source *src = NULL;
 	struct srv_lazy *l = lazy_get(vm);
 	int ret;
 

@@ -1971,6 +1971,9 @@ static void test_lazy_restore(const char *binary)
 	      "a checkpoint with pages still loading: %s", dcres_memclient_error(a));
 	CHECK(dcres_memclient_restore_lazy(a, "lz/c", 1, &(uint64_t){ 20 }, 1, NULL) == -EEXIST,
 	      "a page registered twice: %s", dcres_memclient_error(a));
+	CHECK(dcres_memclient_restore_lazy(a, "lz/none", 1, &(uint64_t){ 1000 }, 1, NULL) ==
+	      -ENOENT && strstr(dcres_memclient_error(a), "lz/none"),
+	      "a lazy restore from a directory not there: %s", dcres_memclient_error(a));
 	CHECK(dcres_memclient_load(a) == 0, "load: %s", dcres_memclient_error(a));
 	st = wait_pending(a, 0);
 	CHECK(st.restore_pending == 0 && st.vm_pages == 2 * N - 3,
