@@ -9,9 +9,9 @@
  * pending and is never served (every page-in of it is refused, naming the
  * file and page).
  *
- * The functions taking vm->lock expect it held, as vmstore.c's callers
- * do; the others take it. Functions return 0 or a negative errno with err
- * naming the file, page or peer. */
+ * Those marked "vm->lock held" are called with it held (from vmstore.c
+ * and srv-ckpt.c); the others take it themselves. Functions return 0 or a
+ * negative errno with err naming the file, page or peer. */
 #ifndef DCRES_MEMSERVER_SRV_LAZY_H
 #define DCRES_MEMSERVER_SRV_LAZY_H
 
