@@ -54,6 +54,19 @@ static void server_source_close(struct server_source *s)
 	free(s);
 }
 
+/* Checks that presence file pr (at path) covers plan p's pages: -EINVAL
+ * with err naming the file and both geometries otherwise. */
+static int presence_check(const struct dcres_presence *pr, const char *path,
+			  const struct dcres_plan *p, char *err, size_t err_len)
+{
+	if (pr->npages == p->npages)
+		return 0;
+	snprintf(err, err_len, "%s: %llu pages of %u bytes in its header; the plan is for "
+		 "%llu pages of %u bytes", path, (unsigned long long)pr->npages, pr->page_size,
+		 (unsigned long long)p->npages, p->page_size);
+	return -EINVAL;
+}
+
 /* Checks that server source s (its presence file at present) covers plan
  * p's pages: the same page count in both files (their page size the
  * readers hold to the plan's). -EINVAL with err naming the file and its
@@ -70,14 +83,7 @@ static int server_source_check(const struct server_source *s, const char *presen
 			 (unsigned long long)p->npages, p->page_size);
 		return -EINVAL;
 	}
-	if (s->present.npages != p->npages) {
-		snprintf(err, err_len, "%s: %llu pages of %u bytes in its header; the plan is "
-			 "for %llu pages of %u bytes", present,
-			 (unsigned long long)s->present.npages, s->present.page_size,
-			 (unsigned long long)p->npages, p->page_size);
-		return -EINVAL;
-	}
-	return 0;
+	return presence_check(&s->present, present, p, err, err_len);
 }
 
 /* Opens DIR/host-K.mem and .present of plan p's checkpoint and checks
@@ -131,14 +137,7 @@ static int open_main_present(struct dcres_mainload *m, char *err, size_t err_len
 		return ret;
 	}
 	m->has_main_present = true;
-	if (m->main_present.npages != p->npages) {
-		snprintf(err, err_len, "%s: %llu pages of %u bytes in its header; the plan is "
-			 "for %llu pages of %u bytes", path,
-			 (unsigned long long)m->main_present.npages, m->main_present.page_size,
-			 (unsigned long long)p->npages, p->page_size);
-		return -EINVAL;
-	}
-	return 0;
+	return presence_check(&m->main_present, path, p, err, err_len);
 }
 
 /* Opens the files the main host's pages come from and checks each page
