@@ -75,9 +75,12 @@ static int start_incoming(struct rst_run *r)
 	return qmp_cmd(r, "migrate-incoming", args, NULL);
 }
 
-/* The main host's restore counters from query-dcres: false when QEMU does
- * not report them (an older QEMU) or the query failed. */
-static bool query_counts(struct rst_run *r, uint64_t *loaded, uint64_t *pending)
+/* The main host's restore counters from query-dcres, and (bad not NULL)
+ * its pending pages that failed their check (0 when QEMU does not say):
+ * false when QEMU does not report them (an older QEMU) or the query
+ * failed. */
+static bool query_counts(struct rst_run *r, uint64_t *loaded, uint64_t *pending,
+			 uint64_t *bad)
 {
 	char err[DCRES_QMP_ERR_MAX];
 	struct json_object *ret;
@@ -87,6 +90,8 @@ static bool query_counts(struct rst_run *r, uint64_t *loaded, uint64_t *pending)
 		return false;
 	ok = dcres_qmp_get_u64(ret, "restore-loaded", loaded) &&
 	     dcres_qmp_get_u64(ret, "restore-pending", pending);
+	if (bad && !dcres_qmp_get_u64(ret, "restore-bad", bad))
+		*bad = 0;
 	json_object_put(ret);
 	return ok;
 }
@@ -124,7 +129,7 @@ static int wait_migration(struct rst_run *r)
 		}
 		json_object_put(ret);
 		progress_main(r, status[0] ? status : "starting",
-			      query_counts(r, &loaded, &pending), loaded, pending);
+			      query_counts(r, &loaded, &pending, NULL), loaded, pending);
 		if (!strcmp(status, "completed"))
 			return 0;
 		if (rst_now_ms() >= deadline) {
@@ -151,13 +156,20 @@ static int all_loaded(struct rst_run *r, int64_t resumed_ms, bool *done)
 	int e;
 
 	*done = true;
-	if (!query_counts(r, &loaded, &pending)) {
+	if (!query_counts(r, &loaded, &pending, &bad)) {
 		progress_end();
 		pr_warn("QEMU does not report restore-pending: not waiting for the main "
 			"host's pages to be loaded");
 		pending = 0;
 	}
 	progress_main(r, "running", true, loaded, pending);
+	if (pending && pending == bad) {
+		progress_end();
+		pr_err("the main host: %llu restored pages failed their check and are never "
+		       "given to the guest (QEMU's log %s names the file and page)",
+		       (unsigned long long)bad, r->log_path);
+		return -EBADMSG;
+	}
 	main_ok = pending == 0;
 	if (main_ok && !r->hosts[0].has_load_ms) {
 		r->hosts[0].has_load_ms = true;
@@ -239,7 +251,7 @@ int incoming_run(struct rst_run *r)
 		r->hosts[0].has_load_ms = true;
 		r->hosts[0].load_ms = r->main_load_ms;
 	}
-	r->has_pending = query_counts(r, &loaded, &r->pending_at_resume);
+	r->has_pending = query_counts(r, &loaded, &r->pending_at_resume, NULL);
 	r->hosts[0].has_pending = r->has_pending;
 	r->hosts[0].pending_at_resume = r->pending_at_resume;
 	t0 = rst_now_ms();
